@@ -1,0 +1,413 @@
+/*
+ * listener.c: serve SendLog on the UNIX socket with the gRPC C core.
+ *
+ * One thread (main's) drives the completion queue. Calls that are ready
+ * together form a group: each is checked and appended to the spool, the
+ * spool is synced once, and then every call of the group is answered.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <jansson.h>
+
+#include "echopost.h"
+#include "listener.h"
+#include "log.h"
+#include "request.h"
+#include "spool.h"
+
+/* Calls the server may hand us at once; more wait in gRPC's own queue. */
+#define CALL_SLOTS		128
+/* At most this many calls share one sync, so answers are not held long. */
+#define GROUP_MAX		256
+/* After this, calls that still have not finished at close are cancelled. */
+#define CLOSE_GRACE_MS		5000
+
+enum call_state {
+	CALL_WAITING,		/* requested from the server, not arrived */
+	CALL_STORING,		/* arrived, in the current group */
+	CALL_ANSWERING		/* answer sent, waiting for the close */
+};
+
+struct call {
+	struct listener		*listener;
+	enum call_state		 state;
+	grpc_call		*call;
+	gpr_timespec		 deadline;
+	grpc_metadata_array	 metadata;
+	grpc_byte_buffer	*request;
+	grpc_byte_buffer	*response;
+	int			 cancelled;
+	bool			 stored;
+	char			 reason[REASON_SIZE];
+	struct call		*next_in_group;
+};
+
+struct listener {
+	grpc_server		*server;
+	grpc_completion_queue	*queue;
+	void			*method;
+	struct spool		*spool;
+	char			*socket_path;
+	bool			 closing;
+	bool			 closed;
+	int			 shutdown_tag;
+	struct call		 slots[CALL_SLOTS];
+	struct call		*group;
+	unsigned int		 group_size;
+	struct listener_counts	 counts;
+};
+
+static void
+grpc_log(gpr_log_func_args *args)
+{
+	log_event(args->severity == GPR_LOG_SEVERITY_ERROR ? LEVEL_WARN :
+	    LEVEL_DEBUG, "grpc", "{s:s, s:s, s:i}", "message", args->message,
+	    "file", args->file, "line", args->line);
+}
+
+static int
+request_call(struct listener *l, struct call *c)
+{
+	grpc_call_error	error;
+
+	c->state = CALL_WAITING;
+	c->call = NULL;
+	c->request = NULL;
+	c->response = NULL;
+	c->cancelled = 0;
+	c->stored = false;
+	c->reason[0] = '\0';
+	grpc_metadata_array_init(&c->metadata);
+	error = grpc_server_request_registered_call(l->server, l->method,
+	    &c->call, &c->deadline, &c->metadata, &c->request, l->queue,
+	    l->queue, c);
+	if (error != GRPC_CALL_OK) {
+		log_event(LEVEL_ERROR, "grpc_error", "{s:s, s:i}", "call",
+		    "request_registered_call", "code", (int)error);
+		grpc_metadata_array_destroy(&c->metadata);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+release_call(struct call *c)
+{
+	if (c->call != NULL)
+		grpc_call_unref(c->call);
+	if (c->request != NULL)
+		grpc_byte_buffer_destroy(c->request);
+	if (c->response != NULL)
+		grpc_byte_buffer_destroy(c->response);
+	grpc_metadata_array_destroy(&c->metadata);
+	c->call = NULL;
+	c->request = NULL;
+	c->response = NULL;
+}
+
+static void
+store_call(struct listener *l, struct call *c)
+{
+	grpc_byte_buffer_reader	 reader;
+	grpc_slice		 slice;
+	void			*encoded;
+	size_t			 size;
+	uint64_t		 seq;
+
+	if (c->request == NULL) {
+		strlcpy(c->reason, "no request message", sizeof c->reason);
+		return;
+	}
+	if (!grpc_byte_buffer_reader_init(&reader, c->request)) {
+		strlcpy(c->reason, "unreadable request", sizeof c->reason);
+		return;
+	}
+	slice = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	if (request_to_record(GRPC_SLICE_START_PTR(slice),
+	    GRPC_SLICE_LENGTH(slice), clock_realtime_us(), &encoded, &size,
+	    c->reason) == 0) {
+		if (spool_append(l->spool, encoded, size, &seq) == 0) {
+			c->stored = true;
+			log_event(LEVEL_DEBUG, "log_stored", "{s:I}", "seq",
+			    (json_int_t)seq);
+		} else
+			snprintf(c->reason, sizeof c->reason,
+			    "storage failed: %s", spool_error(l->spool));
+		free(encoded);
+	}
+	grpc_slice_unref(slice);
+}
+
+static int
+answer_call(struct call *c)
+{
+	grpc_op		 ops[4];
+	grpc_slice	 slice;
+	void		*data;
+	size_t		 len;
+
+	data = response_pack(c->stored, c->stored ? "stored" : c->reason,
+	    &len);
+	if (data == NULL)
+		return (-1);
+	slice = grpc_slice_from_copied_buffer(data, len);
+	free(data);
+	c->response = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = c->response;
+	ops[2].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[2].data.send_status_from_server.status = GRPC_STATUS_OK;
+	ops[3].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[3].data.recv_close_on_server.cancelled = &c->cancelled;
+	c->state = CALL_ANSWERING;
+	if (grpc_call_start_batch(c->call, ops, 4, c, NULL) != GRPC_CALL_OK)
+		return (-1);
+	return (0);
+}
+
+/*
+ * The group's records are in the spool: make them durable with one sync,
+ * then answer each call.
+ */
+static void
+commit_group(struct listener *l)
+{
+	struct call	*c, *next;
+	bool		 synced = true;
+
+	if (l->group == NULL)
+		return;
+	for (c = l->group; c != NULL; c = c->next_in_group)
+		if (c->stored)
+			break;
+	if (c != NULL && spool_sync(l->spool) == -1) {
+		synced = false;
+		log_event(LEVEL_ERROR, "spool_error", "{s:s}", "error",
+		    spool_error(l->spool));
+	}
+	for (c = l->group; c != NULL; c = next) {
+		next = c->next_in_group;
+		if (c->stored && !synced) {
+			c->stored = false;
+			snprintf(c->reason, sizeof c->reason,
+			    "storage failed: %s", spool_error(l->spool));
+		}
+		if (c->stored)
+			l->counts.stored++;
+		else {
+			l->counts.refused++;
+			log_event(LEVEL_WARN, "log_refused", "{s:s}", "reason",
+			    c->reason);
+		}
+		if (answer_call(c) == -1) {
+			log_event(LEVEL_ERROR, "grpc_error", "{s:s}", "call",
+			    "start_batch");
+			release_call(c);
+			if (!l->closing)
+				request_call(l, c);
+		}
+	}
+	l->group = NULL;
+	l->group_size = 0;
+}
+
+static void
+handle_event(struct listener *l, grpc_event *event)
+{
+	struct call	*c = event->tag;
+
+	if (event->tag == &l->shutdown_tag) {
+		l->closed = true;
+		return;
+	}
+	if (c->state == CALL_WAITING) {
+		if (!event->success) {
+			/* The server is shutting down: no call came. */
+			release_call(c);
+			return;
+		}
+		c->state = CALL_STORING;
+		store_call(l, c);
+		c->next_in_group = l->group;
+		l->group = c;
+		l->group_size++;
+		return;
+	}
+	release_call(c);
+	if (!l->closing)
+		request_call(l, c);
+}
+
+static gpr_timespec
+after_ms(int64_t ms)
+{
+	return (gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis(ms, GPR_TIMESPAN)));
+}
+
+/*
+ * Wait up to timeout_ms for calls, then take every event already queued
+ * as one group. Answers go out in arrival order within the group only as
+ * far as the SDK can tell: each call has its own connection.
+ */
+int
+listener_poll(struct listener *l, int64_t timeout_ms)
+{
+	grpc_event	event;
+
+	event = grpc_completion_queue_next(l->queue, after_ms(timeout_ms),
+	    NULL);
+	while (event.type == GRPC_OP_COMPLETE) {
+		handle_event(l, &event);
+		if (l->group_size >= GROUP_MAX)
+			commit_group(l);
+		event = grpc_completion_queue_next(l->queue,
+		    gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+	}
+	commit_group(l);
+	return (event.type == GRPC_QUEUE_SHUTDOWN ? -1 : 0);
+}
+
+static int
+bind_socket(struct listener *l, const struct listener_config *config)
+{
+	grpc_server_credentials	*credentials;
+	char			*address;
+	int			 port;
+
+	if (unlink(config->staging_path) == -1 && errno != ENOENT)
+		return (-1);
+	if (asprintf(&address, "unix:%s", config->staging_path) == -1)
+		return (-1);
+	credentials = grpc_insecure_server_credentials_create();
+	port = grpc_server_add_http2_port(l->server, address, credentials);
+	grpc_server_credentials_release(credentials);
+	free(address);
+	if (port == 0) {
+		errno = EADDRNOTAVAIL;
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * The socket is bound under a staging name and renamed into place once the
+ * server is started, so the SDK never sees a socket that is not served, and
+ * a stale socket of a dead run is replaced in one step.
+ */
+static int
+start_server(struct listener *l, const struct listener_config *config)
+{
+	grpc_arg		arg;
+	grpc_channel_args	args;
+	int			i;
+
+	arg.type = GRPC_ARG_INTEGER;
+	arg.key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	arg.value.integer = (int)config->max_message_size;
+	args.num_args = 1;
+	args.args = &arg;
+	if ((l->queue = grpc_completion_queue_create_for_next(NULL)) == NULL ||
+	    (l->server = grpc_server_create(&args, NULL)) == NULL)
+		return (-1);
+	l->method = grpc_server_register_method(l->server, SENDLOG_METHOD,
+	    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	if (l->method == NULL)
+		return (-1);
+	grpc_server_register_completion_queue(l->server, l->queue, NULL);
+	if (bind_socket(l, config) == -1)
+		return (-1);
+	if (chmod(config->staging_path, config->socket_mode) == -1)
+		return (-1);
+	grpc_server_start(l->server);
+	for (i = 0; i < CALL_SLOTS; i++) {
+		l->slots[i].listener = l;
+		if (request_call(l, &l->slots[i]) == -1)
+			return (-1);
+	}
+	return (rename(config->staging_path, config->socket_path));
+}
+
+int
+listener_start(struct listener **lp, const struct listener_config *config,
+    struct spool *spool)
+{
+	struct listener	*l;
+
+	*lp = NULL;
+	if ((l = calloc(1, sizeof *l)) == NULL)
+		return (-1);
+	gpr_set_log_function(grpc_log);
+	grpc_init();
+	l->spool = spool;
+	if ((l->socket_path = strdup(config->socket_path)) == NULL ||
+	    start_server(l, config) == -1) {
+		*lp = l;
+		return (-1);
+	}
+	*lp = l;
+	return (0);
+}
+
+/*
+ * Stop listening: the socket goes first so that no new caller finds it,
+ * then the calls in flight are stored and answered before the server goes.
+ */
+void
+listener_close(struct listener *l, struct listener_counts *counts)
+{
+	int64_t	deadline;
+	bool	cancelled = false;
+
+	if (l == NULL)
+		return;
+	if (l->socket_path != NULL && unlink(l->socket_path) == -1 &&
+	    errno != ENOENT)
+		log_event(LEVEL_WARN, "socket_error", "{s:s, s:s}", "path",
+		    l->socket_path, "error", strerror(errno));
+	if (l->server != NULL) {
+		l->closing = true;
+		grpc_server_shutdown_and_notify(l->server, l->queue,
+		    &l->shutdown_tag);
+		deadline = clock_monotonic_ms() + CLOSE_GRACE_MS;
+		while (!l->closed) {
+			listener_poll(l, 100);
+			if (!cancelled && clock_monotonic_ms() > deadline) {
+				grpc_server_cancel_all_calls(l->server);
+				cancelled = true;
+			}
+		}
+		grpc_server_destroy(l->server);
+	}
+	if (l->queue != NULL) {
+		grpc_completion_queue_shutdown(l->queue);
+		while (grpc_completion_queue_next(l->queue,
+		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+		    GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(l->queue);
+	}
+	grpc_shutdown();
+	if (counts != NULL)
+		*counts = l->counts;
+	free(l->socket_path);
+	free(l);
+}

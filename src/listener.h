@@ -1,0 +1,35 @@
+/*
+ * listener.h: the gRPC server on DIR/data-nadhi-agent.sock.
+ *
+ * It takes SendLog calls, turns each into a record, appends the records of
+ * the calls that arrived together to the spool, syncs once (group commit)
+ * and only then answers them. success: true means "on disk".
+ */
+#ifndef LISTENER_H
+#define LISTENER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct spool;
+
+struct listener_config {
+	const char	*socket_path;
+	const char	*staging_path;	/* bound first, renamed when served */
+	mode_t		 socket_mode;
+	int64_t		 max_message_size;
+};
+
+struct listener_counts {
+	uint64_t	stored;
+	uint64_t	refused;
+};
+
+struct listener;
+
+int	 listener_start(struct listener **, const struct listener_config *,
+	    struct spool *);
+int	 listener_poll(struct listener *, int64_t);
+void	 listener_close(struct listener *, struct listener_counts *);
+
+#endif

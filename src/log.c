@@ -1,0 +1,180 @@
+/*
+ * log.c: the JSON event log, one object per line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+static const char *level_names[] = { "error", "warn", "info", "debug" };
+
+static pthread_mutex_t	 log_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum log_level	 log_level = LEVEL_INFO;
+static int		 log_file = -1;
+
+int
+log_level_parse(const char *name, enum log_level *level)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*level = (enum log_level)i;
+			return (0);
+		}
+	}
+	return (-1);
+}
+
+void
+log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+bool
+log_enabled(enum log_level level)
+{
+	return (level <= log_level);
+}
+
+int
+log_open_file(const char *path)
+{
+	int	fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1)
+		return (-1);
+	pthread_mutex_lock(&log_lock);
+	log_file = fd;
+	pthread_mutex_unlock(&log_lock);
+	return (0);
+}
+
+void
+log_close_file(void)
+{
+	pthread_mutex_lock(&log_lock);
+	if (log_file != -1)
+		close(log_file);
+	log_file = -1;
+	pthread_mutex_unlock(&log_lock);
+}
+
+/*
+ * A failed write of the event log has nowhere left to be reported, so it is
+ * dropped; the line is the report.
+ */
+static void
+write_line(int fd, const char *line, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		n = write(fd, line, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		line += n;
+		len -= (size_t)n;
+	}
+}
+
+void
+log_event(enum log_level level, const char *event, const char *fmt, ...)
+{
+	json_t		*line, *fields;
+	json_error_t	 error;
+	va_list		 ap;
+	char		 now[TIME_BUFSIZE], *text;
+	size_t		 len;
+	size_t		 n;
+
+	if (!log_enabled(level))
+		return;
+	format_time(clock_realtime_us(), now);
+	line = json_pack("{s:s, s:s, s:s}", "time", now, "event", event,
+	    "level", level_names[level]);
+	if (line == NULL)
+		return;
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		fields = json_vpack_ex(&error, 0, fmt, ap);
+		va_end(ap);
+		if (fields != NULL)
+			json_object_update(line, fields);
+		else
+			json_object_set_new(line, "log_error",
+			    json_string(error.text));
+		json_decref(fields);
+	}
+	len = json_dumpb(line, NULL, 0, JSON_COMPACT);
+	text = malloc(len + 1);
+	if (text == NULL) {
+		json_decref(line);
+		return;
+	}
+	n = json_dumpb(line, text, len, JSON_COMPACT);
+	json_decref(line);
+	if (len == 0 || n != len) {
+		free(text);
+		return;
+	}
+	text[len] = '\n';
+
+	pthread_mutex_lock(&log_lock);
+	write_line(STDOUT_FILENO, text, len + 1);
+	if (log_file != -1)
+		write_line(log_file, text, len + 1);
+	pthread_mutex_unlock(&log_lock);
+	free(text);
+}
+
+int64_t
+clock_realtime_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+int64_t
+clock_monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+void
+format_time(int64_t us, char buf[TIME_BUFSIZE])
+{
+	struct tm	tm;
+	time_t		seconds;
+	size_t		n;
+
+	seconds = (time_t)(us / 1000000);
+	if (gmtime_r(&seconds, &tm) == NULL) {
+		strcpy(buf, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	n = strftime(buf, TIME_BUFSIZE, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, TIME_BUFSIZE - n, ".%03dZ",
+	    (int)((us % 1000000) / 1000));
+}

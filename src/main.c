@@ -1,0 +1,337 @@
+/*
+ * main.c: the life cycle of one echopost run.
+ *
+ *	lock DIR -> open the spool -> listen -> forward
+ *	spool empty and server healthy -> stop listening -> deliver the rest
+ *	-> remove socket, status lock and spool -> exit 0
+ *	SIGINT, SIGTERM -> stop listening -> keep the spool -> exit 0
+ *
+ * Signals are blocked in every thread and taken with sigtimedwait(2) here,
+ * between polls of the listener: no handler, nothing async-signal-unsafe.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libutil.h>
+
+#include "echopost.h"
+#include "forwarder.h"
+#include "listener.h"
+#include "log.h"
+#include "options.h"
+#include "session.h"
+#include "spool.h"
+
+#define POLL_MS	100
+
+struct paths {
+	char	dir[PATH_MAX];
+	char	socket[PATH_MAX];
+	char	staging[PATH_MAX];
+	char	pid_file[PATH_MAX];
+	char	spool[PATH_MAX];
+};
+
+/* The signals that stop a run: blocked everywhere, taken by main. */
+static sigset_t	stop_signals;
+
+struct run {
+	const struct options	*options;
+	struct paths		 paths;
+	struct pidfh		*pid_file;
+	struct session		*session;
+	struct spool		*spool;
+	struct listener		*listener;
+	struct forwarder	*forwarder;
+	struct listener_counts	 counts;
+};
+
+/* A fatal error before the run is under way: stderr and the event log. */
+static int
+fatal(int status, const char *what, const char *path, const char *error)
+{
+	fprintf(stderr, "%s: %s %s: %s\n", PACKAGE, what, path, error);
+	log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:s, s:i}", "what", what,
+	    "path", path, "error", error, "exit", status);
+	return (status);
+}
+
+static int
+make_dirs(const char *dir)
+{
+	char	 path[PATH_MAX], *p;
+
+	if (strlcpy(path, dir, sizeof path) >= sizeof path) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	for (p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
+			return (-1);
+		*p = '/';
+	}
+	if (mkdir(path, 0750) == -1 && errno != EEXIST)
+		return (-1);
+	return (0);
+}
+
+static int
+join_path(char buf[PATH_MAX], const char *dir, const char *name)
+{
+	return (snprintf(buf, PATH_MAX, "%s/%s", dir, name) < PATH_MAX ?
+	    0 : -1);
+}
+
+static int
+prepare_paths(struct run *run)
+{
+	struct paths	*p = &run->paths;
+	const char	*dir = run->options->dir;
+
+	if (make_dirs(dir) == -1)
+		return (fatal(EXIT_CANTCREATE, "cannot create", dir,
+		    strerror(errno)));
+	if (realpath(dir, p->dir) == NULL)
+		return (fatal(EXIT_CANTCREATE, "cannot resolve", dir,
+		    strerror(errno)));
+	if (access(p->dir, W_OK | X_OK) == -1)
+		return (fatal(EXIT_CANTCREATE, "cannot write to", p->dir,
+		    strerror(errno)));
+	if (join_path(p->socket, p->dir, SOCKET_NAME) == -1 ||
+	    join_path(p->staging, p->dir, SOCKET_STAGING_NAME) == -1 ||
+	    join_path(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
+	    join_path(p->spool, p->dir, SPOOL_NAME) == -1 ||
+	    strlen(p->socket) > SOCKET_PATH_MAX) {
+		fprintf(stderr, "%s: the socket path %s is %zu bytes long; "
+		    "a UNIX socket path may have at most %d: choose a "
+		    "shorter -datanadhi directory\n", PACKAGE, p->socket,
+		    strlen(p->socket), SOCKET_PATH_MAX);
+		log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:i}", "what",
+		    "socket path too long", "path", p->socket, "exit",
+		    EXIT_USAGE);
+		return (EXIT_USAGE);
+	}
+	return (0);
+}
+
+/* 0 when this run holds DIR; 1 when another one does. */
+static int
+lock_dir(struct run *run)
+{
+	pid_t	other = -1;
+
+	run->pid_file = pidfile_open(run->paths.pid_file, 0600, &other);
+	if (run->pid_file == NULL) {
+		if (errno == EEXIST) {
+			log_event(LEVEL_INFO, "already_running",
+			    "{s:s, s:i}", "dir", run->paths.dir, "pid",
+			    (int)other);
+			return (1);
+		}
+		return (fatal(EXIT_CANTCREATE, "cannot lock",
+		    run->paths.pid_file, strerror(errno)));
+	}
+	if (pidfile_write(run->pid_file) == -1)
+		return (fatal(EXIT_IOERROR, "cannot write",
+		    run->paths.pid_file, strerror(errno)));
+	return (0);
+}
+
+static int
+open_everything(struct run *run)
+{
+	const struct options	*o = run->options;
+	struct listener_config	 listen;
+
+	if (session_open(&run->session, run->paths.dir) == -1)
+		return (fatal(EXIT_CANTCREATE, "cannot open session in",
+		    run->paths.dir, strerror(errno)));
+	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s}",
+	    "version", PACKAGE_VERSION, "pid", (int)getpid(),
+	    "dir", run->paths.dir, "health_url", o->health_url,
+	    "session", session_path(run->session));
+	if (spool_open(&run->spool, run->paths.spool) == -1)
+		return (fatal(EXIT_IOERROR, "cannot open spool",
+		    run->paths.spool, run->spool != NULL ?
+		    spool_error(run->spool) : strerror(errno)));
+	if (session_set_server_down(run->session, true) == -1)
+		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
+		    strerror(errno));
+	listen.socket_path = run->paths.socket;
+	listen.staging_path = run->paths.staging;
+	listen.socket_mode = o->socket_mode;
+	listen.max_message_size = o->max_message_size;
+	if (listener_start(&run->listener, &listen, run->spool) == -1)
+		return (fatal(EXIT_IOERROR, "cannot listen on",
+		    run->paths.socket, strerror(errno)));
+	log_event(LEVEL_INFO, "listening", "{s:s, s:I}", "socket",
+	    run->paths.socket, "spooled",
+	    (json_int_t)spool_count(run->spool));
+	return (0);
+}
+
+static int
+start_forwarder(struct run *run)
+{
+	struct forwarder_config	config;
+
+	config.health_url = run->options->health_url;
+	config.api_key = run->options->api_key;
+	config.timeout_ms = run->options->timeout_ms;
+	config.health_interval_ms = run->options->health_interval_ms;
+	if (forwarder_start(&run->forwarder, &config, run->spool,
+	    run->session) == -1)
+		return (fatal(EXIT_SOFTWARE, "cannot start", "forwarder",
+		    strerror(errno)));
+	return (0);
+}
+
+static int
+take_signal(int64_t wait_ms)
+{
+	struct timespec	wait;
+	int		signo;
+
+	wait.tv_sec = wait_ms / 1000;
+	wait.tv_nsec = (wait_ms % 1000) * 1000000;
+	signo = sigtimedwait(&stop_signals, NULL, &wait);
+	if (signo > 0)
+		log_event(LEVEL_INFO, "signal", "{s:s}", "signal",
+		    strsignal(signo));
+	return (signo > 0 ? signo : 0);
+}
+
+/* Serve until a signal, or until the forwarder has drained the spool. */
+static bool
+serve(struct run *run)
+{
+	for (;;) {
+		if (listener_poll(run->listener, POLL_MS) == -1)
+			return (false);
+		if (take_signal(0) != 0)
+			return (false);
+		if (forwarder_wants_drain(run->forwarder))
+			return (true);
+	}
+}
+
+static int
+run_agent(struct run *run)
+{
+	enum forwarder_result	result;
+	bool			drained;
+
+	drained = serve(run);
+	if (!drained)
+		forwarder_stop(run->forwarder);
+	log_event(LEVEL_INFO, "stop_listening", "{s:s}", "reason",
+	    drained ? "spool drained" : "signal");
+	listener_close(run->listener, &run->counts);
+	run->listener = NULL;
+	forwarder_listener_closed(run->forwarder);
+	while (!forwarder_done(run->forwarder))
+		if (take_signal(POLL_MS) != 0)
+			forwarder_stop(run->forwarder);
+	result = forwarder_join(run->forwarder);
+	run->forwarder = NULL;
+	return (result == FORWARDER_FAILED ? EXIT_SOFTWARE : 0);
+}
+
+/* Returns the exit status: a spool that could not be closed is an error. */
+static int
+close_everything(struct run *run, int status)
+{
+	uint64_t	left = 0;
+
+	if (run->forwarder != NULL) {
+		forwarder_stop(run->forwarder);
+		forwarder_join(run->forwarder);
+	}
+	listener_close(run->listener, NULL);
+	if (run->spool != NULL) {
+		left = spool_count(run->spool);
+		if (spool_close(run->spool, 1) == -1 && status == 0)
+			status = EXIT_IOERROR;
+	}
+	if (run->session != NULL)
+		log_event(LEVEL_INFO, "exit", "{s:i, s:I, s:I, s:I}",
+		    "status", status, "stored", (json_int_t)run->counts.stored,
+		    "refused", (json_int_t)run->counts.refused,
+		    "spooled", (json_int_t)left);
+	session_close(run->session);
+	if (run->pid_file != NULL)
+		pidfile_remove(run->pid_file);
+	return (status);
+}
+
+static int
+run(const struct options *o)
+{
+	struct run	run;
+	int		status;
+
+	memset(&run, 0, sizeof run);
+	run.options = o;
+	if ((status = prepare_paths(&run)) != 0)
+		return (status);
+	if ((status = lock_dir(&run)) != 0)
+		return (status == 1 ? 0 : status);
+	umask(077);
+	if ((status = open_everything(&run)) == 0 &&
+	    (status = start_forwarder(&run)) == 0)
+		status = run_agent(&run);
+	return (close_everything(&run, status));
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options	options;
+	int		status;
+
+	setproctitle_init(argc, argv, environ);
+	switch (options_parse(&options, argc, argv, stdout, stderr)) {
+	case OPTIONS_RUN:
+		break;
+	case OPTIONS_DONE:
+		options_free(&options);
+		return (fflush(stdout) == 0 ? 0 : EXIT_IOERROR);
+	case OPTIONS_BAD:
+		options_free(&options);
+		return (EXIT_USAGE);
+	}
+	log_set_level(options.log_level);
+	/* The key was on the command line: take it out of ps(1). */
+	setproctitle("-%s -datanadhi %s", PACKAGE, options.dir);
+
+	/* Before any thread exists, so that every thread inherits it. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "%s: cannot initialise\n", PACKAGE);
+		options_free(&options);
+		return (EXIT_SOFTWARE);
+	}
+	status = run(&options);
+	curl_global_cleanup();
+	options_free(&options);
+	return (status);
+}

@@ -1,0 +1,331 @@
+/*
+ * options.c: parse and check the command line.
+ *
+ * getopt_long_only(3) gives the Go-flag forms the SDK uses (-datanadhi DIR)
+ * and the GNU forms (--datanadhi=DIR) from one table.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "options.h"
+
+enum {
+	OPT_DIR = 256,
+	OPT_API_KEY,
+	OPT_HEALTH_URL,
+	OPT_SOCKET_MODE,
+	OPT_HEALTH_INTERVAL,
+	OPT_TIMEOUT,
+	OPT_MAX_MESSAGE_SIZE,
+	OPT_LOG_LEVEL
+};
+
+static const struct option long_options[] = {
+	{ "datanadhi",		required_argument, NULL, OPT_DIR },
+	{ "api-key",		required_argument, NULL, OPT_API_KEY },
+	{ "health-url",		required_argument, NULL, OPT_HEALTH_URL },
+	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
+	{ "health-interval",	required_argument, NULL, OPT_HEALTH_INTERVAL },
+	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
+	{ "max-message-size",	required_argument, NULL, OPT_MAX_MESSAGE_SIZE },
+	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help",		no_argument,	   NULL, 'h' },
+	{ "version",		no_argument,	   NULL, 'V' },
+	{ NULL,			0,		   NULL, 0 }
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+"Usage: %s [OPTION]...\n"
+"Store the Data Nadhi SDK's logs while its server is down, then deliver them.\n"
+"\n"
+"Options take one or two dashes; a value follows as the next word or after '='.\n"
+"  -datanadhi DIR          state directory (default %s)\n"
+"  -api-key KEY            API key for the server (default $%s, else empty)\n"
+"  -health-url URL         server base URL (default %s)\n"
+"      --socket-mode MODE  permissions of the socket, octal (default %04o)\n"
+"      --health-interval DURATION\n"
+"                          first health re-check delay; backs off to ten times\n"
+"                          this (default %dms)\n"
+"      --timeout DURATION  limit for one HTTP request (default %ds)\n"
+"      --max-message-size BYTES\n"
+"                          largest SendLog request accepted (default 1M)\n"
+"      --log-level LEVEL   error, warn, info or debug (default info)\n"
+"  -h, --help              display this help and exit\n"
+"  -V, --version           output version information and exit\n"
+"\n"
+"DURATION is a number with ms, s or m (seconds if none); BYTES takes k, M or G.\n"
+"Events are JSON lines on standard output and in DIR/session-*/agent.log.\n"
+"\n"
+"Report bugs to: <%s>\n",
+	    PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
+	    DEFAULT_SOCKET_MODE, DEFAULT_HEALTH_MS, DEFAULT_TIMEOUT_MS / 1000,
+	    PACKAGE_BUGREPORT);
+}
+
+static void
+version(FILE *out)
+{
+	fprintf(out,
+"%s %s\n"
+"Copyright (C) 2026 The EchoPost developers.\n"
+"License AGPLv3: GNU AGPL version 3 <https://gnu.org/licenses/agpl.html>.\n"
+"This is free software: you are free to change and redistribute it.\n"
+"There is NO WARRANTY, to the extent permitted by law.\n",
+	    PACKAGE, PACKAGE_VERSION);
+}
+
+/* A number with an optional unit; "1.5s", "250ms", "2m", "3" (seconds). */
+int
+parse_duration_ms(const char *text, int64_t *ms)
+{
+	char	*end;
+	double	 value, scale;
+
+	errno = 0;
+	value = strtod(text, &end);
+	if (end == text || errno != 0 || value < 0)
+		return (-1);
+	if (strcmp(end, "ms") == 0)
+		scale = 1;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		scale = 1000;
+	else if (strcmp(end, "m") == 0)
+		scale = 60 * 1000;
+	else
+		return (-1);
+	value *= scale;
+	if (value > 24.0 * 3600 * 1000)
+		return (-1);
+	*ms = (int64_t)value;
+	return (0);
+}
+
+/* A byte count with an optional k, M or G (powers of 1024). */
+int
+parse_size(const char *text, int64_t *bytes)
+{
+	char		*end;
+	long long	 value;
+	int		 shift;
+
+	if (!isdigit((unsigned char)*text))
+		return (-1);
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno != 0)
+		return (-1);
+	switch (*end) {
+	case '\0':
+		shift = 0;
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return (-1);
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return (-1);
+	if (value > (INT64_MAX >> shift))
+		return (-1);
+	*bytes = (int64_t)value << shift;
+	return (0);
+}
+
+static int
+check_url(const char *url)
+{
+	CURLU	*handle;
+	char	*scheme = NULL;
+	int	 status = -1;
+
+	handle = curl_url();
+	if (handle == NULL)
+		return (-1);
+	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0))
+		status = 0;
+	curl_free(scheme);
+	curl_url_cleanup(handle);
+	return (status);
+}
+
+static int
+replace(char **slot, const char *value)
+{
+	char	*copy;
+
+	copy = strdup(value);
+	if (copy == NULL)
+		return (-1);
+	free(*slot);
+	*slot = copy;
+	return (0);
+}
+
+static enum options_result
+bad_value(FILE *err, const char *option, const char *value, const char *why)
+{
+	fprintf(err, "%s: invalid value '%s' for -%s: %s\n", PACKAGE, value,
+	    option, why);
+	fprintf(err, "Try '%s --help' for more information.\n", PACKAGE);
+	return (OPTIONS_BAD);
+}
+
+static enum options_result
+set_option(struct options *o, int code, const char *value, FILE *err)
+{
+	char		*end;
+	long		 mode;
+	int64_t		 number;
+	enum log_level	 level;
+
+	switch (code) {
+	case OPT_DIR:
+		if (*value == '\0')
+			return (bad_value(err, "datanadhi", value,
+			    "must not be empty"));
+		return (replace(&o->dir, value) == 0 ? OPTIONS_RUN :
+		    OPTIONS_BAD);
+	case OPT_API_KEY:
+		return (replace(&o->api_key, value) == 0 ? OPTIONS_RUN :
+		    OPTIONS_BAD);
+	case OPT_HEALTH_URL:
+		if (check_url(value) == -1)
+			return (bad_value(err, "health-url", value,
+			    "not an http:// or https:// URL"));
+		return (replace(&o->health_url, value) == 0 ? OPTIONS_RUN :
+		    OPTIONS_BAD);
+	case OPT_SOCKET_MODE:
+		errno = 0;
+		mode = strtol(value, &end, 8);
+		if (*value == '\0' || *end != '\0' || errno != 0 ||
+		    mode < 0 || mode > 0777)
+			return (bad_value(err, "socket-mode", value,
+			    "not an octal mode from 0 to 0777"));
+		o->socket_mode = (mode_t)mode;
+		return (OPTIONS_RUN);
+	case OPT_HEALTH_INTERVAL:
+		if (parse_duration_ms(value, &number) == -1 || number < 10)
+			return (bad_value(err, "health-interval", value,
+			    "not a duration of 10ms or more"));
+		o->health_interval_ms = number;
+		return (OPTIONS_RUN);
+	case OPT_TIMEOUT:
+		if (parse_duration_ms(value, &number) == -1 || number < 1)
+			return (bad_value(err, "timeout", value,
+			    "not a duration of 1ms or more"));
+		o->timeout_ms = number;
+		return (OPTIONS_RUN);
+	case OPT_MAX_MESSAGE_SIZE:
+		if (parse_size(value, &number) == -1 || number < 1024 ||
+		    number > INT32_MAX)
+			return (bad_value(err, "max-message-size", value,
+			    "not a size from 1k to 2G"));
+		o->max_message_size = number;
+		return (OPTIONS_RUN);
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(value, &level) == -1)
+			return (bad_value(err, "log-level", value,
+			    "not one of error, warn, info, debug"));
+		o->log_level = level;
+		return (OPTIONS_RUN);
+	}
+	return (OPTIONS_BAD);
+}
+
+static enum options_result
+set_defaults(struct options *o)
+{
+	const char	*key;
+
+	memset(o, 0, sizeof *o);
+	key = getenv(API_KEY_ENV);
+	if (replace(&o->dir, DEFAULT_DIR) == -1 ||
+	    replace(&o->health_url, DEFAULT_HEALTH_URL) == -1 ||
+	    replace(&o->api_key, key != NULL ? key : "") == -1)
+		return (OPTIONS_BAD);
+	o->socket_mode = DEFAULT_SOCKET_MODE;
+	o->health_interval_ms = DEFAULT_HEALTH_MS;
+	o->timeout_ms = DEFAULT_TIMEOUT_MS;
+	o->max_message_size = DEFAULT_MESSAGE_SIZE;
+	o->log_level = LEVEL_INFO;
+	return (OPTIONS_RUN);
+}
+
+/*
+ * Values are copied out of argv: main() overwrites argv with
+ * setproctitle(3) so that the API key does not show in ps(1).
+ */
+enum options_result
+options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
+{
+	enum options_result	 result;
+	int			 code;
+
+	if (set_defaults(o) != OPTIONS_RUN) {
+		fprintf(err, "%s: out of memory\n", PACKAGE);
+		return (OPTIONS_BAD);
+	}
+	optind = 0;
+	opterr = 0;
+	while ((code = getopt_long_only(argc, argv, ":hV", long_options,
+	    NULL)) != -1) {
+		switch (code) {
+		case 'h':
+			usage(out);
+			return (OPTIONS_DONE);
+		case 'V':
+			version(out);
+			return (OPTIONS_DONE);
+		case ':':
+			fprintf(err, "%s: option '%s' needs a value\n",
+			    PACKAGE, argv[optind - 1]);
+			goto bad;
+		case '?':
+			fprintf(err, "%s: unknown option '%s'\n", PACKAGE,
+			    argv[optind - 1]);
+			goto bad;
+		default:
+			result = set_option(o, code, optarg, err);
+			if (result != OPTIONS_RUN)
+				return (result);
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "%s: unexpected argument '%s'\n", PACKAGE,
+		    argv[optind]);
+		goto bad;
+	}
+	return (OPTIONS_RUN);
+bad:
+	fprintf(err, "Try '%s --help' for more information.\n", PACKAGE);
+	return (OPTIONS_BAD);
+}
+
+void
+options_free(struct options *o)
+{
+	free(o->dir);
+	free(o->api_key);
+	free(o->health_url);
+	memset(o, 0, sizeof *o);
+}

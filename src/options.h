@@ -1,0 +1,47 @@
+/*
+ * options.h: the command line.
+ *
+ * Go-flag syntax as the SDK uses it (-name value), and GNU forms
+ * (--name value, --name=value, -name=value).
+ */
+#ifndef OPTIONS_H
+#define OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+#define DEFAULT_DIR		"./.datanadhi"
+#define DEFAULT_HEALTH_URL	"http://data-nadhi-server:5000"
+#define DEFAULT_SOCKET_MODE	0660
+#define DEFAULT_HEALTH_MS	500
+#define DEFAULT_TIMEOUT_MS	5000
+#define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
+#define API_KEY_ENV		"DATANADHI_API_KEY"
+
+struct options {
+	char		*dir;
+	char		*api_key;
+	char		*health_url;
+	mode_t		 socket_mode;
+	int64_t		 health_interval_ms;
+	int64_t		 timeout_ms;
+	int64_t		 max_message_size;
+	enum log_level	 log_level;
+};
+
+enum options_result {
+	OPTIONS_RUN,		/* go on with the options filled in */
+	OPTIONS_DONE,		/* --help or --version was printed: exit 0 */
+	OPTIONS_BAD		/* a message is on err: exit EXIT_USAGE */
+};
+
+enum options_result	 options_parse(struct options *, int, char *[],
+			    FILE *, FILE *);
+void			 options_free(struct options *);
+int			 parse_duration_ms(const char *, int64_t *);
+int			 parse_size(const char *, int64_t *);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * session.c: the run's files under DIR.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "echopost.h"
+#include "log.h"
+#include "session.h"
+
+struct session {
+	char	 dir[PATH_MAX];		/* DIR */
+	char	 path[PATH_MAX];	/* DIR/session-... */
+	int	 success_log;
+	int	 failure_log;
+	bool	 server_down;
+};
+
+static int
+open_log(const char *dir, const char *name)
+{
+	char	path[PATH_MAX];
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >=
+	    (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+	    O_CLOEXEC, 0600));
+}
+
+static int
+write_all(int fd, const char *text, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		n = write(fd, text, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return (-1);
+		text += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+/* Two runs may start within one second; they share the directory. */
+static int
+make_session_dir(struct session *s)
+{
+	struct tm	tm;
+	time_t		now;
+	char		name[64];
+
+	now = time(NULL);
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(name, sizeof name, SESSION_PREFIX "%Y-%m-%dT%H-%M-%SZ",
+	    &tm) == 0)
+		return (-1);
+	if (snprintf(s->path, sizeof s->path, "%s/%s", s->dir, name) >=
+	    (int)sizeof s->path) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if (mkdir(s->path, 0700) == -1 && errno != EEXIST)
+		return (-1);
+	return (0);
+}
+
+/* Returns 0, or -1 with errno set; *sp is always freed by session_close. */
+int
+session_open(struct session **sp, const char *dir)
+{
+	struct session	*s;
+	char		 path[PATH_MAX];
+
+	if ((*sp = s = calloc(1, sizeof *s)) == NULL)
+		return (-1);
+	s->success_log = s->failure_log = -1;
+	strlcpy(s->dir, dir, sizeof s->dir);
+	if (make_session_dir(s) == -1)
+		return (-1);
+	if (snprintf(path, sizeof path, "%s/%s", s->path, EVENT_LOG_NAME) >=
+	    (int)sizeof path || log_open_file(path) == -1)
+		return (-1);
+	s->success_log = open_log(s->path, SUCCESS_LOG_NAME);
+	s->failure_log = open_log(s->path, FAILURE_LOG_NAME);
+	if (s->success_log == -1 || s->failure_log == -1)
+		return (-1);
+	return (0);
+}
+
+const char *
+session_path(const struct session *s)
+{
+	return (s->path);
+}
+
+static int
+append_record(int fd, const struct record *r, json_t *context)
+{
+	char	*text, *line;
+	int	 status = -1;
+
+	if (context == NULL)
+		return (-1);
+	text = json_dumps(context, JSON_COMPACT);
+	json_decref(context);
+	if (text == NULL)
+		return (-1);
+	if ((line = record_log_line(r, text)) != NULL) {
+		status = write_all(fd, line, strlen(line));
+		free(line);
+	}
+	free(text);
+	return (status);
+}
+
+int
+session_delivered(struct session *s, const struct record *r, long code)
+{
+	return (append_record(s->success_log, r,
+	    json_pack("{s:i}", "responseCode", (int)code)));
+}
+
+int
+session_rejected(struct session *s, const struct record *r, long code,
+    const char *body, size_t len)
+{
+	json_t	*response;
+
+	response = json_stringn(body, len);
+	if (response == NULL)
+		response = json_sprintf("(%zu bytes, not UTF-8)", len);
+	return (append_record(s->failure_log, r,
+	    json_pack("{s:o, s:i}", "response", response,
+	    "responseCode", (int)code)));
+}
+
+/*
+ * A record that cannot be decoded is kept, as hex, for a person to look at:
+ * it is never dropped silently.
+ */
+int
+session_quarantine(struct session *s, uint64_t seq, const void *data,
+    size_t size, const char *reason)
+{
+	static const char	 digits[] = "0123456789abcdef";
+	const unsigned char	*p = data;
+	char			 now[TIME_BUFSIZE], *hex, *text;
+	json_t			*line;
+	size_t			 i;
+	int			 fd, status = -1;
+
+	if ((hex = malloc(size * 2 + 1)) == NULL)
+		return (-1);
+	for (i = 0; i < size; i++) {
+		hex[2 * i] = digits[p[i] >> 4];
+		hex[2 * i + 1] = digits[p[i] & 15];
+	}
+	hex[2 * size] = '\0';
+	format_time(clock_realtime_us(), now);
+	line = json_pack("{s:s, s:I, s:s, s:s}", "time", now,
+	    "seq", (json_int_t)seq, "reason", reason, "record_hex", hex);
+	free(hex);
+	text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
+	json_decref(line);
+	if (text != NULL && (fd = open_log(s->dir, QUARANTINE_NAME)) != -1) {
+		if (write_all(fd, text, strlen(text)) == 0 &&
+		    write_all(fd, "\n", 1) == 0 && fsync(fd) == 0)
+			status = 0;
+		close(fd);
+	}
+	free(text);
+	return (status);
+}
+
+/* The status lock is there exactly while the server is considered down. */
+int
+session_set_server_down(struct session *s, bool down)
+{
+	char	path[PATH_MAX];
+	int	fd;
+
+	if (down == s->server_down)
+		return (0);
+	if (snprintf(path, sizeof path, "%s/%s", s->dir, STATUS_LOCK_NAME) >=
+	    (int)sizeof path)
+		return (-1);
+	if (down) {
+		fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+		if (fd == -1)
+			return (-1);
+		close(fd);
+	} else if (unlink(path) == -1 && errno != ENOENT)
+		return (-1);
+	s->server_down = down;
+	return (0);
+}
+
+void
+session_close(struct session *s)
+{
+	if (s == NULL)
+		return;
+	if (session_set_server_down(s, false) == -1)
+		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
+		    strerror(errno));
+	if (s->success_log != -1)
+		close(s->success_log);
+	if (s->failure_log != -1)
+		close(s->failure_log);
+	log_close_file();
+	free(s);
+}

@@ -1,0 +1,31 @@
+/*
+ * session.h: the files of one run under DIR.
+ *
+ * A run writes its story in DIR/session-YYYY-MM-DDTHH-MM-SSZ/: the event
+ * log (agent.log), the delivered records (agent-success.log) and the ones
+ * the server refused for good (agent-failure.log). DIR/agent-status.lock
+ * tells the SDK's peers that the server is considered down; records that
+ * cannot be decoded go to DIR/echopost-quarantine.jsonl.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+struct session;
+
+int	 session_open(struct session **, const char *);
+const char *session_path(const struct session *);
+int	 session_delivered(struct session *, const struct record *, long);
+int	 session_rejected(struct session *, const struct record *, long,
+	    const char *, size_t);
+int	 session_quarantine(struct session *, uint64_t, const void *, size_t,
+	    const char *);
+int	 session_set_server_down(struct session *, bool);
+void	 session_close(struct session *);
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * spool.c: the GDBM spool.
+ *
+ * Besides the records (8-byte big-endian keys) the file holds three
+ * bookkeeping keys of other lengths: "head" and "next", written at every
+ * sync so that a restart finds both ends at once instead of reading every
+ * record, and "clean", present only after a clean close. GDBM is not
+ * crash-atomic: a file closed uncleanly can lose synced keys without an
+ * error, so it is recovered before it is trusted.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gdbm.h>
+#include <jansson.h>
+
+#include "log.h"
+#include "spool.h"
+
+#define KEY_SIZE	8
+
+struct spool {
+	pthread_mutex_t	 lock;
+	GDBM_FILE	 db;
+	char		*path;
+	uint64_t	 head;		/* oldest record, if head < next */
+	uint64_t	 next;		/* key of the next append */
+	char		 error[256];
+};
+
+static datum
+sequence_key(uint64_t seq, unsigned char buf[KEY_SIZE])
+{
+	datum	key;
+	int	i;
+
+	for (i = KEY_SIZE - 1; i >= 0; i--, seq >>= 8)
+		buf[i] = (unsigned char)seq;
+	key.dptr = (char *)buf;
+	key.dsize = KEY_SIZE;
+	return (key);
+}
+
+static uint64_t
+key_sequence(datum key)
+{
+	uint64_t	seq = 0;
+	int		i;
+
+	for (i = 0; i < KEY_SIZE; i++)
+		seq = seq << 8 | (unsigned char)key.dptr[i];
+	return (seq);
+}
+
+static datum
+name_key(const char *name)
+{
+	datum	key;
+
+	key.dptr = (char *)name;
+	key.dsize = (int)strlen(name);
+	return (key);
+}
+
+static int
+fail(struct spool *s, const char *what)
+{
+	snprintf(s->error, sizeof s->error, "%s: %s", what,
+	    gdbm_db_strerror(s->db));
+	return (-1);
+}
+
+static int
+meta_get(struct spool *s, const char *name, uint64_t *value)
+{
+	datum	data;
+
+	data = gdbm_fetch(s->db, name_key(name));
+	if (data.dptr == NULL)
+		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : -1);
+	if (data.dsize == KEY_SIZE)
+		*value = key_sequence(data);
+	free(data.dptr);
+	return (data.dsize == KEY_SIZE ? 1 : 0);
+}
+
+static int
+meta_put(struct spool *s, const char *name, uint64_t value)
+{
+	unsigned char	buf[KEY_SIZE];
+
+	return (gdbm_store(s->db, name_key(name), sequence_key(value, buf),
+	    GDBM_REPLACE));
+}
+
+static int
+record_exists(struct spool *s, uint64_t seq)
+{
+	unsigned char	buf[KEY_SIZE];
+
+	return (gdbm_exists(s->db, sequence_key(seq, buf)));
+}
+
+/* The bookkeeping keys were lost: find both ends from the records. */
+static int
+scan_ends(struct spool *s)
+{
+	datum		key, next;
+	uint64_t	seq, low = UINT64_MAX, high = 0;
+
+	key = gdbm_firstkey(s->db);
+	while (key.dptr != NULL) {
+		if (key.dsize == KEY_SIZE) {
+			seq = key_sequence(key);
+			if (seq < low)
+				low = seq;
+			if (seq >= high)
+				high = seq + 1;
+		}
+		next = gdbm_nextkey(s->db, key);
+		free(key.dptr);
+		key = next;
+	}
+	if (gdbm_errno != GDBM_ITEM_NOT_FOUND)
+		return (fail(s, "scan"));
+	s->head = low == UINT64_MAX ? 0 : low;
+	s->next = high;
+	return (0);
+}
+
+/*
+ * "head" and "next" may be behind: appends and removals after the last sync
+ * are not in them. Walk both forward over what is really there.
+ */
+static int
+find_ends(struct spool *s)
+{
+	int	have_head, have_next;
+
+	have_head = meta_get(s, "head", &s->head);
+	have_next = meta_get(s, "next", &s->next);
+	if (have_head == -1 || have_next == -1)
+		return (fail(s, "read bookkeeping"));
+	if (!have_head || !have_next || s->head > s->next)
+		return (scan_ends(s));
+	while (record_exists(s, s->next))
+		s->next++;
+	while (s->head < s->next && !record_exists(s, s->head))
+		s->head++;
+	return (0);
+}
+
+static int
+recover(struct spool *s)
+{
+	gdbm_recovery	rcvr;
+
+	memset(&rcvr, 0, sizeof rcvr);
+	if (gdbm_recover(s->db, &rcvr, GDBM_RCVR_FORCE) != 0)
+		return (fail(s, "recover"));
+	log_event(LEVEL_WARN, "spool_recovered",
+	    "{s:s, s:s, s:I, s:I, s:I}", "path", s->path,
+	    "reason", "not closed cleanly",
+	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
+	    "failed_keys", (json_int_t)rcvr.failed_keys,
+	    "failed_buckets", (json_int_t)rcvr.failed_buckets);
+	return (0);
+}
+
+static int
+open_database(struct spool *s)
+{
+	struct stat	sb;
+	uint64_t	clean = 0;
+	int		existed;
+
+	existed = stat(s->path, &sb) == 0 && sb.st_size > 0;
+	s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
+	if (s->db == NULL) {
+		snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
+		    gdbm_strerror(gdbm_errno));
+		return (-1);
+	}
+	if (meta_get(s, "clean", &clean) == -1 ||
+	    (existed && clean != 1 && recover(s) == -1))
+		return (fail(s, "check"));
+	if (find_ends(s) == -1)
+		return (-1);
+	if (gdbm_delete(s->db, name_key("clean")) != 0 &&
+	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
+		return (fail(s, "mark open"));
+	if (gdbm_sync(s->db) != 0)
+		return (fail(s, "sync"));
+	return (0);
+}
+
+/*
+ * Open or create the spool at path. On failure *sp holds a spool whose
+ * spool_error() says why; spool_close() frees it.
+ */
+int
+spool_open(struct spool **sp, const char *path)
+{
+	struct spool	*s;
+
+	if ((s = calloc(1, sizeof *s)) == NULL ||
+	    (s->path = strdup(path)) == NULL) {
+		free(s);
+		*sp = NULL;
+		return (-1);
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	*sp = s;
+	return (open_database(s));
+}
+
+int
+spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		data;
+	int		status = 0;
+
+	data.dptr = (char *)value;
+	data.dsize = (int)size;
+	pthread_mutex_lock(&s->lock);
+	if (gdbm_store(s->db, sequence_key(s->next, buf), data,
+	    GDBM_REPLACE) != 0)
+		status = fail(s, "store");
+	else
+		*seq = s->next++;
+	pthread_mutex_unlock(&s->lock);
+	return (status);
+}
+
+/* Everything appended or removed so far is on disk when this returns 0. */
+int
+spool_sync(struct spool *s)
+{
+	int	status = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (meta_put(s, "head", s->head) != 0 ||
+	    meta_put(s, "next", s->next) != 0)
+		status = fail(s, "store bookkeeping");
+	else if (gdbm_sync(s->db) != 0)
+		status = fail(s, "sync");
+	pthread_mutex_unlock(&s->lock);
+	return (status);
+}
+
+/*
+ * The oldest record: 1 and a malloc'd copy in *value, 0 if the spool is
+ * empty, -1 on error.
+ */
+int
+spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		data;
+	int		status = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->head < s->next) {
+		data = gdbm_fetch(s->db, sequence_key(s->head, buf));
+		if (data.dptr != NULL) {
+			*seq = s->head;
+			*value = data.dptr;
+			*size = (size_t)data.dsize;
+			status = 1;
+			break;
+		}
+		if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
+			status = fail(s, "fetch");
+			break;
+		}
+		s->head++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return (status);
+}
+
+int
+spool_remove(struct spool *s, uint64_t seq)
+{
+	unsigned char	buf[KEY_SIZE];
+	int		status = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (gdbm_delete(s->db, sequence_key(seq, buf)) != 0 &&
+	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
+		status = fail(s, "delete");
+	else if (seq == s->head)
+		s->head++;
+	pthread_mutex_unlock(&s->lock);
+	return (status);
+}
+
+uint64_t
+spool_count(struct spool *s)
+{
+	uint64_t	count;
+
+	pthread_mutex_lock(&s->lock);
+	count = s->next - s->head;
+	pthread_mutex_unlock(&s->lock);
+	return (count);
+}
+
+const char *
+spool_error(struct spool *s)
+{
+	return (s->error);
+}
+
+/*
+ * Close the spool, marking it clean. An empty spool is deleted instead when
+ * remove_if_empty is set: nothing in it is left to keep.
+ */
+int
+spool_close(struct spool *s, int remove_if_empty)
+{
+	int	status = 0;
+
+	if (s == NULL)
+		return (0);
+	if (s->db != NULL) {
+		if (remove_if_empty && s->head == s->next) {
+			gdbm_close(s->db);
+			if (unlink(s->path) == -1) {
+				snprintf(s->error, sizeof s->error,
+				    "unlink %s: %s", s->path, strerror(errno));
+				status = -1;
+			}
+		} else {
+			if (meta_put(s, "head", s->head) != 0 ||
+			    meta_put(s, "next", s->next) != 0 ||
+			    meta_put(s, "clean", 1) != 0 ||
+			    gdbm_sync(s->db) != 0)
+				status = fail(s, "close");
+			if (gdbm_close(s->db) != 0 && status == 0)
+				status = fail(s, "close");
+		}
+	}
+	if (status != 0)
+		log_event(LEVEL_ERROR, "spool_error", "{s:s, s:s}", "path",
+		    s->path, "error", s->error);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+	return (status);
+}
