@@ -37,7 +37,8 @@ check_payload(const char *text, char reason[REASON_SIZE])
 	int		 is_object;
 
 	/* Numbers are only checked, never converted: read them as reals. */
-	value = json_loads(text, JSON_DECODE_INT_AS_REAL, &error);
+	value = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+	    &error);
 	if (value == NULL) {
 		snprintf(reason, REASON_SIZE,
 		    "json_data is not valid JSON: %s (at byte %d)", error.text,

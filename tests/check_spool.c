@@ -1,0 +1,221 @@
+/*
+ * check_spool.c: append and read in order, remove, reopen and resume,
+ * recovery after an unclean stop.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gdbm.h>
+
+#include "spool.h"
+#include "unit.h"
+
+static char	*dir;
+static char	 path[4096];
+
+static void
+setup(void)
+{
+	dir = unit_tempdir();
+	ck_assert_ptr_nonnull(dir);
+	snprintf(path, sizeof path, "%s/test.spool", dir);
+}
+
+static void
+teardown(void)
+{
+	unit_rmtree(dir);
+	free(dir);
+}
+
+static struct spool *
+open_spool(void)
+{
+	struct spool	*s;
+
+	ck_assert_msg(spool_open(&s, path) == 0, "open: %s",
+	    s != NULL ? spool_error(s) : "out of memory");
+	return (s);
+}
+
+static void
+append_text(struct spool *s, const char *text, uint64_t *seq)
+{
+	ck_assert_int_eq(spool_append(s, text, strlen(text) + 1, seq), 0);
+}
+
+/* Check the first record is text, then remove it. */
+static void
+expect_first(struct spool *s, const char *text)
+{
+	uint64_t	 seq;
+	size_t		 size;
+	void		*value;
+
+	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 1);
+	ck_assert_str_eq(value, text);
+	free(value);
+	ck_assert_int_eq(spool_remove(s, seq), 0);
+}
+
+START_TEST(order_kept)
+{
+	struct spool	*s = open_spool();
+	uint64_t	 seq, previous = 0;
+	char		 text[32];
+	int		 i;
+	void		*value;
+	size_t		 size;
+
+	for (i = 0; i < 1000; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		append_text(s, text, &seq);
+		if (i > 0)
+			ck_assert_uint_eq(seq, previous + 1);
+		previous = seq;
+	}
+	ck_assert_int_eq(spool_sync(s), 0);
+	ck_assert_uint_eq(spool_count(s), 1000);
+	for (i = 0; i < 1000; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_uint_eq(spool_count(s), 0);
+	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 0);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+}
+END_TEST
+
+/* A clean close and reopen resumes where it was, and numbering goes on. */
+START_TEST(reopen_resumes)
+{
+	struct spool	*s = open_spool();
+	uint64_t	 seq, last;
+
+	append_text(s, "one", &seq);
+	append_text(s, "two", &seq);
+	append_text(s, "three", &last);
+	expect_first(s, "one");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 2);
+	append_text(s, "four", &seq);
+	ck_assert_uint_gt(seq, last);
+	expect_first(s, "two");
+	expect_first(s, "three");
+	expect_first(s, "four");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+/*
+ * A run that died after a sync: the bookkeeping keys are stale, no clean
+ * mark. Reopening finds every synced record and both ends.
+ */
+START_TEST(unclean_stop_resumes)
+{
+	struct spool	*s;
+	pid_t		 child;
+	int		 status, i;
+	uint64_t	 seq;
+	char		 text[32];
+
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		s = open_spool();
+		for (i = 0; i < 50; i++) {
+			snprintf(text, sizeof text, "record %d", i);
+			append_text(s, text, &seq);
+			if (i == 20)
+				spool_sync(s);
+		}
+		spool_sync(s);
+		expect_first(s, "record 0");
+		spool_sync(s);
+		_exit(0);	/* no spool_close: as if killed */
+	}
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_int_eq(status, 0);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 49);
+	for (i = 1; i < 50; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
+/* Lost bookkeeping keys are rebuilt from the records themselves. */
+START_TEST(lost_bookkeeping_rebuilt)
+{
+	struct spool	*s = open_spool();
+	GDBM_FILE	 db;
+	datum		 key;
+	uint64_t	 seq;
+
+	append_text(s, "a", &seq);
+	append_text(s, "b", &seq);
+	expect_first(s, "a");
+	ck_assert_int_eq(spool_close(s, 0), 0);
+
+	db = gdbm_open(path, 0, GDBM_WRITER, 0600, NULL);
+	ck_assert_ptr_nonnull(db);
+	key.dptr = "head";
+	key.dsize = 4;
+	ck_assert_int_eq(gdbm_delete(db, key), 0);
+	key.dptr = "next";
+	ck_assert_int_eq(gdbm_delete(db, key), 0);
+	gdbm_close(db);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 1);
+	append_text(s, "c", &seq);
+	expect_first(s, "b");
+	expect_first(s, "c");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
+START_TEST(unopenable_file_reports)
+{
+	struct spool	*s;
+	FILE		*f;
+
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("this is not a GDBM file, but it is not empty either\n", f);
+	fclose(f);
+	ck_assert_int_eq(spool_open(&s, path), -1);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_ne(spool_error(s), "");
+	spool_close(s, 0);
+}
+END_TEST
+
+Suite *
+spool_suite(void)
+{
+	Suite	*s = suite_create("spool");
+	TCase	*t = tcase_create("gdbm");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, order_kept);
+	tcase_add_test(t, reopen_resumes);
+	tcase_add_test(t, unclean_stop_resumes);
+	tcase_add_test(t, lost_bookkeeping_rebuilt);
+	tcase_add_test(t, unopenable_file_reports);
+	suite_add_tcase(s, t);
+	return (s);
+}
