@@ -29,11 +29,16 @@
 #define REMOVALS_PER_SYNC	1024
 #define PROGRESS_MS		1000
 
+#define BAR_MS			200
+#define BAR_WIDTH		24
+
 struct progress {
 	uint64_t	 sent;
 	uint64_t	 failed;
 	uint64_t	 sent_at_last_line;
 	int64_t		 last_line_ms;
+	int64_t		 started_ms;
+	int64_t		 last_bar_ms;
 };
 
 enum step {
@@ -193,6 +198,38 @@ new_handle(struct forwarder *f, curl_write_callback on_body)
 	return (h);
 }
 
+/* One health check on a handle of its own, for --status. */
+bool
+probe_health(const char *url, int64_t timeout_ms, long *code,
+    char error[CURL_ERROR_SIZE])
+{
+	CURL		*h;
+	CURLcode	 rc;
+
+	*code = 0;
+	strlcpy(error, "out of memory", CURL_ERROR_SIZE);
+	if ((h = curl_easy_init()) == NULL)
+		return (false);
+	error[0] = '\0';
+	rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_URL, url);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(h);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
+	else if (error[0] == '\0')
+		strlcpy(error, curl_easy_strerror(rc), CURL_ERROR_SIZE);
+	curl_easy_cleanup(h);
+	return (health_answer_ok(rc, *code));
+}
+
 static int
 check_health(struct forwarder *f)
 {
@@ -283,6 +320,35 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 	return (classify_answer(rc, *code));
 }
 
+/* For a person at a terminal; stdout keeps its JSON lines. */
+static void
+draw_bar(struct forwarder *f, int64_t now, bool last)
+{
+	struct progress	*p = &f->progress;
+	uint64_t	 done, left, total;
+	double		 rate;
+	char		 bar[BAR_WIDTH + 1];
+	int		 filled, eta;
+
+	if (!last && now - p->last_bar_ms < BAR_MS)
+		return;
+	p->last_bar_ms = now;
+	done = p->sent + p->failed;
+	left = spool_count(f->spool);
+	total = done + left;
+	rate = now > p->started_ms ? done * 1000.0 / (now - p->started_ms) :
+	    0;
+	filled = total > 0 ? (int)(done * BAR_WIDTH / total) : BAR_WIDTH;
+	memset(bar, '#', (size_t)filled);
+	memset(bar + filled, '.', (size_t)(BAR_WIDTH - filled));
+	bar[BAR_WIDTH] = '\0';
+	eta = rate > 0 ? (int)(left / rate) : 0;
+	fprintf(stderr, "\r[%s] %llu sent, %llu failed, %llu left, %.0f/s, "
+	    "ETA %d:%02d:%02d \033[K%s", bar, (unsigned long long)p->sent,
+	    (unsigned long long)p->failed, (unsigned long long)left, rate,
+	    eta / 3600, eta / 60 % 60, eta % 60, last ? "\n" : "");
+}
+
 static void
 report_progress(struct forwarder *f, bool force)
 {
@@ -290,6 +356,8 @@ report_progress(struct forwarder *f, bool force)
 	int64_t		 now, elapsed;
 
 	now = clock_monotonic_ms();
+	if (f->config.progress_bar)
+		draw_bar(f, now, force);
 	elapsed = now - p->last_line_ms;
 	if (!force && elapsed < PROGRESS_MS)
 		return;
@@ -340,10 +408,16 @@ quarantine(struct forwarder *f, uint64_t seq, const void *data, size_t size,
 	return (0);
 }
 
+/* Only while logs are accepted: the lock tells the SDK's peers so. */
 static void
 note_server_down(struct forwarder *f)
 {
-	if (session_set_server_down(f->session, true) == -1)
+	bool	accepting;
+
+	pthread_mutex_lock(&f->lock);
+	accepting = !f->listener_closed;
+	pthread_mutex_unlock(&f->lock);
+	if (accepting && session_set_server_down(f->session, true) == -1)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
 }
@@ -449,6 +523,7 @@ replay(struct forwarder *f)
 			}
 			healthy = true;
 			note_server_up(f);
+			f->progress.started_ms = clock_monotonic_ms();
 			log_event(LEVEL_INFO, "server_healthy", "{s:I}",
 			    "spooled", (json_int_t)spool_count(f->spool));
 		}
@@ -548,6 +623,7 @@ forwarder_start(struct forwarder **fp, const struct forwarder_config *config,
 	f->spool = spool;
 	f->session = session;
 	f->result = FORWARDER_STOPPED;
+	f->listener_closed = config->replay_only;
 	atomic_init(&f->stopping, false);
 	if (setup(f) == -1 || pthread_create(&f->thread, NULL,
 	    forwarder_main, f) != 0) {

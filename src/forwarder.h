@@ -23,6 +23,8 @@ struct forwarder_config {
 	const char	*api_key;
 	int64_t		 timeout_ms;
 	int64_t		 health_interval_ms;
+	bool		 progress_bar;	/* draw one on stderr, a terminal */
+	bool		 replay_only;	/* no listener at all */
 };
 
 enum delivery {
@@ -50,6 +52,8 @@ enum forwarder_result forwarder_join(struct forwarder *);
 
 enum delivery	 classify_answer(CURLcode, long);
 bool		 health_answer_ok(CURLcode, long);
+bool		 probe_health(const char *, int64_t, long *,
+		    char [CURL_ERROR_SIZE]);
 int64_t		 backoff_ms(int64_t, unsigned int);
 char		*log_url(const char *);
 

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <libutil.h>
 
+#include "admin.h"
 #include "echopost.h"
 #include "forwarder.h"
 #include "listener.h"
@@ -161,14 +162,18 @@ open_everything(struct run *run)
 	if (session_open(&run->session, run->paths.dir) == -1)
 		return (fatal(EXIT_CANTCREATE, "cannot open session in",
 		    run->paths.dir, strerror(errno)));
-	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s}",
+	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
 	    "version", PACKAGE_VERSION, "pid", (int)getpid(),
 	    "dir", run->paths.dir, "health_url", o->health_url,
-	    "session", session_path(run->session));
+	    "session", session_path(run->session), "mode",
+	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");
+	session_prune(run->session, o->keep_sessions);
 	if (spool_open(&run->spool, run->paths.spool) == -1)
 		return (fatal(EXIT_IOERROR, "cannot open spool",
 		    run->paths.spool, run->spool != NULL ?
 		    spool_error(run->spool) : strerror(errno)));
+	if (o->mode == MODE_REPLAY_ONLY)
+		return (0);
 	if (session_set_server_down(run->session, true) == -1)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
@@ -194,6 +199,8 @@ start_forwarder(struct run *run)
 	config.api_key = run->options->api_key;
 	config.timeout_ms = run->options->timeout_ms;
 	config.health_interval_ms = run->options->health_interval_ms;
+	config.progress_bar = isatty(STDERR_FILENO);
+	config.replay_only = run->options->mode == MODE_REPLAY_ONLY;
 	if (forwarder_start(&run->forwarder, &config, run->spool,
 	    run->session) == -1)
 		return (fatal(EXIT_SOFTWARE, "cannot start", "forwarder",
@@ -236,13 +243,15 @@ run_agent(struct run *run)
 	enum forwarder_result	result;
 	bool			drained;
 
-	drained = serve(run);
-	if (!drained)
-		forwarder_stop(run->forwarder);
-	log_event(LEVEL_INFO, "stop_listening", "{s:s}", "reason",
-	    drained ? "spool drained" : "signal");
-	listener_close(run->listener, &run->counts);
-	run->listener = NULL;
+	if (run->listener != NULL) {
+		drained = serve(run);
+		if (!drained)
+			forwarder_stop(run->forwarder);
+		log_event(LEVEL_INFO, "stop_listening", "{s:s}", "reason",
+		    drained ? "spool drained" : "signal");
+		listener_close(run->listener, &run->counts);
+		run->listener = NULL;
+	}
 	forwarder_listener_closed(run->forwarder);
 	while (!forwarder_done(run->forwarder))
 		if (take_signal(POLL_MS) != 0)
@@ -316,6 +325,17 @@ main(int argc, char *argv[])
 		return (EXIT_USAGE);
 	}
 	log_set_level(options.log_level);
+	if (options.mode == MODE_STATUS || options.mode == MODE_DUMP) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			status = EXIT_SOFTWARE;
+		else if (options.mode == MODE_STATUS)
+			status = admin_status(&options);
+		else
+			status = admin_dump(&options);
+		curl_global_cleanup();
+		options_free(&options);
+		return (status);
+	}
 	/* The key was on the command line: take it out of ps(1). */
 	setproctitle("-%s -datanadhi %s", PACKAGE, options.dir);
 

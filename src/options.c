@@ -24,7 +24,12 @@ enum {
 	OPT_HEALTH_INTERVAL,
 	OPT_TIMEOUT,
 	OPT_MAX_MESSAGE_SIZE,
-	OPT_LOG_LEVEL
+	OPT_LOG_LEVEL,
+	OPT_KEEP_SESSIONS,
+	OPT_STATUS,
+	OPT_JSON,
+	OPT_DUMP,
+	OPT_REPLAY_ONLY
 };
 
 static const struct option long_options[] = {
@@ -36,6 +41,11 @@ static const struct option long_options[] = {
 	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
 	{ "max-message-size",	required_argument, NULL, OPT_MAX_MESSAGE_SIZE },
 	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
+	{ "keep-sessions",	required_argument, NULL, OPT_KEEP_SESSIONS },
+	{ "status",		no_argument,	   NULL, OPT_STATUS },
+	{ "json",		no_argument,	   NULL, OPT_JSON },
+	{ "dump",		no_argument,	   NULL, OPT_DUMP },
+	{ "replay-only",	no_argument,	   NULL, OPT_REPLAY_ONLY },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ NULL,			0,		   NULL, 0 }
@@ -46,11 +56,12 @@ usage(FILE *out)
 {
 	fprintf(out,
 "Usage: %s [OPTION]...\n"
+"  or:  %s --status [--json] | --dump | --replay-only [OPTION]...\n"
 "Store the Data Nadhi SDK's logs while its server is down, then deliver them.\n"
 "\n"
 "Options take one or two dashes; a value follows as the next word or after '='.\n"
 "  -datanadhi DIR          state directory (default %s)\n"
-"  -api-key KEY            API key for the server (default $%s, else empty)\n"
+"  -api-key KEY            API key for the server (default $%s)\n"
 "  -health-url URL         server base URL (default %s)\n"
 "      --socket-mode MODE  permissions of the socket, octal (default %04o)\n"
 "      --health-interval DURATION\n"
@@ -60,6 +71,15 @@ usage(FILE *out)
 "      --max-message-size BYTES\n"
 "                          largest SendLog request accepted (default 1M)\n"
 "      --log-level LEVEL   error, warn, info or debug (default info)\n"
+"      --keep-sessions N   keep the newest N session directories (default %d)\n"
+"\n"
+"Admin commands, for DIR (they never touch a running instance's socket):\n"
+"      --status            is an instance running, what is spooled, is the\n"
+"                          server healthy; exit 0 if running, 3 if not\n"
+"      --json              with --status: one JSON object\n"
+"      --dump              print the spool, oldest first, as JSON lines\n"
+"      --replay-only       deliver the spool without opening the socket,\n"
+"                          exit when it is empty\n"
 "  -h, --help              display this help and exit\n"
 "  -V, --version           output version information and exit\n"
 "\n"
@@ -67,9 +87,9 @@ usage(FILE *out)
 "Events are JSON lines on standard output and in DIR/session-*/agent.log.\n"
 "\n"
 "Report bugs to: <%s>\n",
-	    PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
+	    PACKAGE, PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
 	    DEFAULT_SOCKET_MODE, DEFAULT_HEALTH_MS, DEFAULT_TIMEOUT_MS / 1000,
-	    PACKAGE_BUGREPORT);
+	    DEFAULT_KEEP_SESSIONS, PACKAGE_BUGREPORT);
 }
 
 static void
@@ -190,6 +210,36 @@ bad_value(FILE *err, const char *option, const char *value, const char *why)
 	return (OPTIONS_BAD);
 }
 
+/* The admin commands exclude each other. */
+static enum options_result
+set_mode(struct options *o, int code, FILE *err)
+{
+	enum mode	mode;
+
+	switch (code) {
+	case OPT_STATUS:
+		mode = MODE_STATUS;
+		break;
+	case OPT_DUMP:
+		mode = MODE_DUMP;
+		break;
+	case OPT_REPLAY_ONLY:
+		mode = MODE_REPLAY_ONLY;
+		break;
+	default:
+		return (OPTIONS_BAD);
+	}
+	if (o->mode != MODE_SERVE && o->mode != mode) {
+		fprintf(err, "%s: --status, --dump and --replay-only exclude "
+		    "each other\n", PACKAGE);
+		fprintf(err, "Try '%s --help' for more information.\n",
+		    PACKAGE);
+		return (OPTIONS_BAD);
+	}
+	o->mode = mode;
+	return (OPTIONS_RUN);
+}
+
 static enum options_result
 set_option(struct options *o, int code, const char *value, FILE *err)
 {
@@ -248,8 +298,20 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 			    "not one of error, warn, info, debug"));
 		o->log_level = level;
 		return (OPTIONS_RUN);
+	case OPT_KEEP_SESSIONS:
+		errno = 0;
+		number = strtoll(value, &end, 10);
+		if (*value == '\0' || *end != '\0' || errno != 0 ||
+		    number < 1 || number > 100000)
+			return (bad_value(err, "keep-sessions", value,
+			    "not a number from 1 to 100000"));
+		o->keep_sessions = (int)number;
+		return (OPTIONS_RUN);
+	case OPT_JSON:
+		o->json = true;
+		return (OPTIONS_RUN);
 	}
-	return (OPTIONS_BAD);
+	return (set_mode(o, code, err));
 }
 
 static enum options_result
@@ -268,6 +330,7 @@ set_defaults(struct options *o)
 	o->timeout_ms = DEFAULT_TIMEOUT_MS;
 	o->max_message_size = DEFAULT_MESSAGE_SIZE;
 	o->log_level = LEVEL_INFO;
+	o->keep_sessions = DEFAULT_KEEP_SESSIONS;
 	return (OPTIONS_RUN);
 }
 
@@ -313,6 +376,10 @@ options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 	if (optind < argc) {
 		fprintf(err, "%s: unexpected argument '%s'\n", PACKAGE,
 		    argv[optind]);
+		goto bad;
+	}
+	if (o->json && o->mode != MODE_STATUS) {
+		fprintf(err, "%s: --json goes with --status\n", PACKAGE);
 		goto bad;
 	}
 	return (OPTIONS_RUN);

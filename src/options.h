@@ -7,6 +7,7 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -19,9 +20,19 @@
 #define DEFAULT_HEALTH_MS	500
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
+#define DEFAULT_KEEP_SESSIONS	20
 #define API_KEY_ENV		"DATANADHI_API_KEY"
 
+enum mode {
+	MODE_SERVE,		/* the SDK's helper: listen, store, replay */
+	MODE_REPLAY_ONLY,	/* replay the spool, no socket */
+	MODE_STATUS,		/* report on DIR and the server */
+	MODE_DUMP		/* print the spool as JSON lines */
+};
+
 struct options {
+	enum mode	 mode;
+	bool		 json;		/* --status as one JSON object */
 	char		*dir;
 	char		*api_key;
 	char		*health_url;
@@ -30,6 +41,7 @@ struct options {
 	int64_t		 timeout_ms;
 	int64_t		 max_message_size;
 	enum log_level	 log_level;
+	int		 keep_sessions;
 };
 
 enum options_result {

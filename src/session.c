@@ -3,7 +3,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -227,4 +229,80 @@ session_close(struct session *s)
 		close(s->failure_log);
 	log_close_file();
 	free(s);
+}
+
+static int
+is_session(const struct dirent *entry)
+{
+	return (strncmp(entry->d_name, SESSION_PREFIX,
+	    sizeof SESSION_PREFIX - 1) == 0);
+}
+
+/*
+ * The session directories of DIR, oldest first: their names are UTC times
+ * that sort as text. Returns the count, or -1.
+ */
+static int
+list_sessions(const char *dir, struct dirent ***names)
+{
+	return (scandir(dir, names, is_session, alphasort));
+}
+
+static void
+free_list(struct dirent **names, int count)
+{
+	int	i;
+
+	for (i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Name of the newest session directory in buf, or "" if none. */
+int
+session_latest(const char *dir, char *buf, size_t size)
+{
+	struct dirent	**names;
+	int		  count;
+
+	buf[0] = '\0';
+	if ((count = list_sessions(dir, &names)) == -1)
+		return (-1);
+	if (count > 0)
+		strlcpy(buf, names[count - 1]->d_name, size);
+	free_list(names, count);
+	return (0);
+}
+
+static int
+remove_entry(const char *path, const struct stat *sb, int type,
+    struct FTW *ftw)
+{
+	return (type == FTW_DP ? rmdir(path) : unlink(path));
+}
+
+/* Remove the oldest session directories beyond keep, never the current. */
+void
+session_prune(struct session *s, int keep)
+{
+	struct dirent	**names;
+	char		  path[PATH_MAX];
+	int		  count, i;
+
+	if ((count = list_sessions(s->dir, &names)) == -1)
+		return;
+	for (i = 0; i < count - keep; i++) {
+		if (snprintf(path, sizeof path, "%s/%s", s->dir,
+		    names[i]->d_name) >= (int)sizeof path ||
+		    strcmp(path, s->path) == 0)
+			continue;
+		if (nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS) == -1)
+			log_event(LEVEL_WARN, "session_prune_error",
+			    "{s:s, s:s}", "path", path, "error",
+			    strerror(errno));
+		else
+			log_event(LEVEL_INFO, "session_removed", "{s:s}",
+			    "path", path);
+	}
+	free_list(names, count);
 }

@@ -27,5 +27,7 @@ int	 session_quarantine(struct session *, uint64_t, const void *, size_t,
 	    const char *);
 int	 session_set_server_down(struct session *, bool);
 void	 session_close(struct session *);
+void	 session_prune(struct session *, int);
+int	 session_latest(const char *, char *, size_t);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct spool {
 	char		*path;
 	uint64_t	 head;		/* oldest record, if head < next */
 	uint64_t	 next;		/* key of the next append */
+	bool		 reader;	/* opened by spool_open_reader */
 	char		 error[256];
 };
 
@@ -202,23 +204,58 @@ open_database(struct spool *s)
 }
 
 /*
+ * A look at the spool while its owner may be writing to it: no lock, no
+ * recovery, no writes. What was synced last is what it sees.
+ */
+static int
+open_reader(struct spool *s)
+{
+	s->db = gdbm_open(s->path, 0, GDBM_READER | GDBM_NOLOCK |
+	    GDBM_CLOEXEC, 0, NULL);
+	if (s->db == NULL) {
+		snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
+		    gdbm_strerror(gdbm_errno));
+		return (-1);
+	}
+	return (find_ends(s));
+}
+
+static struct spool *
+new_spool(const char *path)
+{
+	struct spool	*s;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return (NULL);
+	if ((s->path = strdup(path)) == NULL) {
+		free(s);
+		return (NULL);
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	return (s);
+}
+
+/*
  * Open or create the spool at path. On failure *sp holds a spool whose
- * spool_error() says why; spool_close() frees it.
+ * spool_error() says why, or NULL when out of memory; spool_close() frees
+ * it.
  */
 int
 spool_open(struct spool **sp, const char *path)
 {
-	struct spool	*s;
-
-	if ((s = calloc(1, sizeof *s)) == NULL ||
-	    (s->path = strdup(path)) == NULL) {
-		free(s);
-		*sp = NULL;
+	if ((*sp = new_spool(path)) == NULL)
 		return (-1);
-	}
-	pthread_mutex_init(&s->lock, NULL);
-	*sp = s;
-	return (open_database(s));
+	return (open_database(*sp));
+}
+
+/* Open the spool for reading only, beside a running owner. */
+int
+spool_open_reader(struct spool **sp, const char *path)
+{
+	if ((*sp = new_spool(path)) == NULL)
+		return (-1);
+	(*sp)->reader = true;
+	return (open_reader(*sp));
 }
 
 int
@@ -254,6 +291,37 @@ spool_sync(struct spool *s)
 		status = fail(s, "sync");
 	pthread_mutex_unlock(&s->lock);
 	return (status);
+}
+
+/* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
+int
+spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		data;
+	int		status = 1;
+
+	pthread_mutex_lock(&s->lock);
+	data = gdbm_fetch(s->db, sequence_key(seq, buf));
+	if (data.dptr != NULL) {
+		*value = data.dptr;
+		*size = (size_t)data.dsize;
+	} else if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
+		status = 0;
+	else
+		status = fail(s, "fetch");
+	pthread_mutex_unlock(&s->lock);
+	return (status);
+}
+
+/* The range of keys that may hold records: [*head, *next). */
+void
+spool_range(struct spool *s, uint64_t *head, uint64_t *next)
+{
+	pthread_mutex_lock(&s->lock);
+	*head = s->head;
+	*next = s->next;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /*
@@ -331,7 +399,9 @@ spool_close(struct spool *s, int remove_if_empty)
 
 	if (s == NULL)
 		return (0);
-	if (s->db != NULL) {
+	if (s->db != NULL && s->reader)
+		gdbm_close(s->db);
+	else if (s->db != NULL) {
 		if (remove_if_empty && s->head == s->next) {
 			gdbm_close(s->db);
 			if (unlink(s->path) == -1) {

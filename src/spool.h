@@ -16,6 +16,9 @@
 struct spool;
 
 int		 spool_open(struct spool **, const char *);
+int		 spool_open_reader(struct spool **, const char *);
+int		 spool_get(struct spool *, uint64_t, void **, size_t *);
+void		 spool_range(struct spool *, uint64_t *, uint64_t *);
 int		 spool_append(struct spool *, const void *, size_t, uint64_t *);
 int		 spool_sync(struct spool *);
 int		 spool_first(struct spool *, uint64_t *, void **, size_t *);

@@ -1,0 +1,301 @@
+/*
+ * admin.c: --status and --dump.
+ *
+ * Neither takes DIR's lock or writes anything: they read the pid file and
+ * open the spool as a reader without GDBM's lock, so they can be run while
+ * an instance is serving. They see what the instance last synced.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "admin.h"
+#include "echopost.h"
+#include "forwarder.h"
+#include "log.h"
+#include "record.h"
+#include "session.h"
+#include "spool.h"
+
+struct status {
+	pid_t		 pid;		/* running instance, or 0 */
+	bool		 socket;
+	bool		 spool_readable;
+	char		 spool_error[256];
+	uint64_t	 records;
+	int64_t		 bytes;
+	int64_t		 oldest_us;	/* 0 when the spool is empty */
+	int64_t		 newest_us;
+	char		 session[NAME_MAX + 1];
+	bool		 healthy;
+	long		 code;
+	char		 error[CURL_ERROR_SIZE];
+};
+
+static void
+dir_path(char buf[PATH_MAX], const char *dir, const char *name)
+{
+	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
+}
+
+/* The pid in DIR's pid file, if that process is alive. */
+static pid_t
+running_pid(const char *dir)
+{
+	char	 path[PATH_MAX], text[32];
+	FILE	*f;
+	long	 pid = 0;
+
+	dir_path(path, dir, PID_FILE_NAME);
+	if ((f = fopen(path, "re")) == NULL)
+		return (0);
+	if (fgets(text, sizeof text, f) != NULL)
+		pid = strtol(text, NULL, 10);
+	fclose(f);
+	if (pid <= 0 || pid > INT_MAX)
+		return (0);
+	if (kill((pid_t)pid, 0) == -1 && errno != EPERM)
+		return (0);
+	return ((pid_t)pid);
+}
+
+static int64_t
+record_time(struct spool *spool, uint64_t seq)
+{
+	struct record	 r;
+	void		*data;
+	size_t		 size;
+	int64_t		 when = 0;
+
+	if (spool_get(spool, seq, &data, &size) != 1)
+		return (0);
+	if (record_decode(data, size, &r) == RECORD_OK)
+		when = r.received_at_us;
+	free(data);
+	return (when);
+}
+
+static void
+read_spool(const char *dir, struct status *st)
+{
+	struct spool	*spool;
+	struct stat	 sb;
+	char		 path[PATH_MAX];
+	uint64_t	 head, next;
+
+	dir_path(path, dir, SPOOL_NAME);
+	if (stat(path, &sb) == -1) {
+		st->spool_readable = errno == ENOENT;
+		strlcpy(st->spool_error, strerror(errno),
+		    sizeof st->spool_error);
+		return;
+	}
+	st->bytes = sb.st_size;
+	if (spool_open_reader(&spool, path) == -1) {
+		strlcpy(st->spool_error, spool != NULL ? spool_error(spool) :
+		    strerror(errno), sizeof st->spool_error);
+		spool_close(spool, 0);
+		return;
+	}
+	st->spool_readable = true;
+	spool_range(spool, &head, &next);
+	st->records = next - head;
+	if (st->records > 0) {
+		st->oldest_us = record_time(spool, head);
+		st->newest_us = record_time(spool, next - 1);
+	}
+	spool_close(spool, 0);
+}
+
+static void
+gather(const struct options *o, struct status *st)
+{
+	struct stat	sb;
+	char		path[PATH_MAX];
+
+	memset(st, 0, sizeof *st);
+	st->pid = running_pid(o->dir);
+	dir_path(path, o->dir, SOCKET_NAME);
+	st->socket = lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode);
+	read_spool(o->dir, st);
+	session_latest(o->dir, st->session, sizeof st->session);
+	st->healthy = probe_health(o->health_url, o->timeout_ms, &st->code,
+	    st->error);
+}
+
+static json_t *
+time_or_null(int64_t us)
+{
+	char	when[TIME_BUFSIZE];
+
+	if (us == 0)
+		return (json_null());
+	format_time(us, when);
+	return (json_string(when));
+}
+
+static int
+print_json(const struct options *o, const struct status *st)
+{
+	json_t	*report;
+	int	 status;
+
+	report = json_pack("{s:s, s:b, s:o, s:b, s:{s:b, s:o, s:I, s:I, s:o, "
+	    "s:o}, s:o, s:{s:s, s:b, s:o, s:o}}",
+	    "dir", o->dir,
+	    "running", st->pid != 0,
+	    "pid", st->pid != 0 ? json_integer(st->pid) : json_null(),
+	    "socket", st->socket,
+	    "spool",
+	    "readable", st->spool_readable,
+	    "error", st->spool_readable ? json_null() :
+	    json_string(st->spool_error),
+	    "records", (json_int_t)st->records,
+	    "bytes", (json_int_t)st->bytes,
+	    "oldest", time_or_null(st->oldest_us),
+	    "newest", time_or_null(st->newest_us),
+	    "latest_session", st->session[0] != '\0' ?
+	    json_string(st->session) : json_null(),
+	    "server",
+	    "url", o->health_url,
+	    "healthy", st->healthy,
+	    "code", st->code != 0 ? json_integer(st->code) : json_null(),
+	    "error", st->error[0] != '\0' ? json_string(st->error) :
+	    json_null());
+	if (report == NULL)
+		return (-1);
+	status = json_dumpf(report, stdout, JSON_INDENT(2));
+	json_decref(report);
+	putchar('\n');
+	return (status);
+}
+
+static void
+print_age(const char *label, int64_t us)
+{
+	char	when[TIME_BUFSIZE];
+	int64_t	age;
+
+	if (us == 0)
+		return;
+	format_time(us, when);
+	age = (clock_realtime_us() - us) / 1000000;
+	printf("%-16s%s (%lldh %02lldm %02llds ago)\n", label, when,
+	    (long long)(age / 3600), (long long)(age / 60 % 60),
+	    (long long)(age % 60));
+}
+
+static void
+print_table(const struct options *o, const struct status *st)
+{
+	printf("%-16s%s\n", "directory", o->dir);
+	if (st->pid != 0)
+		printf("%-16srunning, pid %ld\n", "instance", (long)st->pid);
+	else
+		printf("%-16snot running\n", "instance");
+	printf("%-16s%s\n", "socket", st->socket ? "present" : "absent");
+	if (st->spool_readable)
+		printf("%-16s%llu records, %lld bytes on disk\n", "spool",
+		    (unsigned long long)st->records, (long long)st->bytes);
+	else
+		printf("%-16sunreadable: %s\n", "spool", st->spool_error);
+	print_age("oldest record", st->oldest_us);
+	print_age("newest record", st->newest_us);
+	printf("%-16s%s\n", "latest session",
+	    st->session[0] != '\0' ? st->session : "none");
+	if (st->healthy)
+		printf("%-16s%s healthy (%ld)\n", "server", o->health_url,
+		    st->code);
+	else if (st->code != 0)
+		printf("%-16s%s down (answered %ld)\n", "server",
+		    o->health_url, st->code);
+	else
+		printf("%-16s%s down (%s)\n", "server", o->health_url,
+		    st->error);
+}
+
+int
+admin_status(const struct options *o)
+{
+	struct status	st;
+
+	gather(o, &st);
+	if (o->json) {
+		if (print_json(o, &st) == -1)
+			return (EXIT_SOFTWARE);
+	} else
+		print_table(o, &st);
+	if (fflush(stdout) != 0)
+		return (EXIT_IOERROR);
+	return (st.pid != 0 ? 0 : EXIT_NOT_RUNNING);
+}
+
+static int
+dump_one(struct spool *spool, uint64_t seq)
+{
+	struct record	 r;
+	enum record_status status;
+	void		*data;
+	size_t		 size;
+	char		 context[64], *line;
+	int		 found;
+
+	if ((found = spool_get(spool, seq, &data, &size)) != 1)
+		return (found);
+	status = record_decode(data, size, &r);
+	if (status != RECORD_OK) {
+		fprintf(stderr, "%s: record %llu: %s\n", PACKAGE,
+		    (unsigned long long)seq, record_status_string(status));
+		free(data);
+		return (-1);
+	}
+	snprintf(context, sizeof context, "{\"seq\":%llu}",
+	    (unsigned long long)seq);
+	line = record_log_line(&r, context);
+	free(data);
+	if (line == NULL)
+		return (-1);
+	fputs(line, stdout);
+	free(line);
+	return (1);
+}
+
+int
+admin_dump(const struct options *o)
+{
+	struct spool	*spool;
+	char		 path[PATH_MAX];
+	uint64_t	 head, next, seq;
+	int		 bad = 0;
+
+	dir_path(path, o->dir, SPOOL_NAME);
+	if (access(path, F_OK) == -1 && errno == ENOENT)
+		return (0);	/* no spool: nothing is waiting */
+	if (spool_open_reader(&spool, path) == -1) {
+		fprintf(stderr, "%s: cannot read spool %s: %s\n", PACKAGE,
+		    path, spool != NULL ? spool_error(spool) :
+		    strerror(errno));
+		spool_close(spool, 0);
+		return (EXIT_IOERROR);
+	}
+	spool_range(spool, &head, &next);
+	for (seq = head; seq < next && !ferror(stdout); seq++)
+		if (dump_one(spool, seq) == -1)
+			bad++;
+	spool_close(spool, 0);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "%s: write error: %s\n", PACKAGE,
+		    strerror(errno));
+		return (EXIT_IOERROR);
+	}
+	return (bad == 0 ? 0 : EXIT_IOERROR);
+}

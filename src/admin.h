@@ -1,0 +1,16 @@
+/*
+ * admin.h: the admin commands --status and --dump, read-only views of DIR
+ * that are safe beside a running instance.
+ */
+#ifndef ADMIN_H
+#define ADMIN_H
+
+#include "options.h"
+
+/* Exit status of --status when no instance is running (as LSB's). */
+#define EXIT_NOT_RUNNING	3
+
+int	admin_status(const struct options *);
+int	admin_dump(const struct options *);
+
+#endif

@@ -1,0 +1,1064 @@
+#!/usr/bin/python3
+"""End-to-end tests of EchoPost.
+
+Each test runs the real echopost binary against a real HTTP server process
+(fakeserver.py) and talks to it with real gRPC clients over its UNIX socket,
+the way the Data Nadhi SDK does: a new channel for every log, several
+threads at once.
+
+Paths come from the environment (set by "make check"):
+  ECHOPOST        the binary              (default <repo>/src/echopost)
+  ECHOPOST_SEND   the C test client       (default <repo>/tests/echopost-send)
+  ECHOPOST_PROTO  proto/logagent.proto    (default <repo>/proto/logagent.proto)
+
+Run directly with /usr/bin/python3 tests/test_e2e.py, or through
+"make check TESTS=tests/test_e2e.py".
+"""
+
+import calendar
+import concurrent.futures
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from fakeserver import FakeServer  # noqa: E402
+
+import grpc  # noqa: E402
+
+ECHOPOST = os.environ.get("ECHOPOST") or os.path.join(REPO, "src", "echopost")
+ECHOPOST_SEND = (os.environ.get("ECHOPOST_SEND")
+                 or os.path.join(REPO, "tests", "echopost-send"))
+ECHOPOST_PROTO = (os.environ.get("ECHOPOST_PROTO")
+                  or os.path.join(REPO, "proto", "logagent.proto"))
+
+SOCKET_NAME = "data-nadhi-agent.sock"
+STATUS_LOCK = "agent-status.lock"
+PID_FILE = "echopost.pid"
+SPOOL = "echopost.spool"
+SESSION_RE = re.compile(r"^session-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
+RFC3339_UTC_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+SUN_PATH_MAX = 107
+
+# The SDK polls for the socket every 50 ms and gives up after 2 s.
+SOCKET_POLL = 0.05
+SOCKET_WAIT = 2.0
+# Generous bounds: a hung echopost fails a test instead of hanging the suite.
+EXIT_WAIT = 15.0
+RPC_TIMEOUT = 10.0
+
+pb = None       # logagent_pb2, generated in setUpModule
+pb_grpc = None  # logagent_pb2_grpc
+_stub_dir = None
+
+
+def setUpModule():
+    global pb, pb_grpc, _stub_dir
+    _stub_dir = tempfile.mkdtemp(prefix="ep-stubs-", dir="/tmp")
+    proto_dir = os.path.dirname(os.path.abspath(ECHOPOST_PROTO))
+    cmd = ["protoc", "-I" + proto_dir, "--python_out=" + _stub_dir,
+           "--grpc_python_out=" + _stub_dir,
+           "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+           os.path.abspath(ECHOPOST_PROTO)]
+    result = subprocess.run(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError("protoc failed: %s"
+                           % result.stderr.decode("utf-8", "replace"))
+    sys.path.insert(0, _stub_dir)
+    pb = importlib.import_module("logagent_pb2")
+    pb_grpc = importlib.import_module("logagent_pb2_grpc")
+    if not os.access(ECHOPOST, os.X_OK):
+        raise RuntimeError("no echopost binary at %s (run make)" % ECHOPOST)
+
+
+def tearDownModule():
+    if _stub_dir is not None:
+        shutil.rmtree(_stub_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+def send_log(sock, json_data, pipelines=(), api_key="", timeout=RPC_TIMEOUT):
+    """One SendLog over a NEW channel, closed after, as the SDK does.
+    Returns the LogResponse; raises grpc.RpcError on an RPC failure."""
+    channel = grpc.insecure_channel("unix://" + sock)
+    try:
+        stub = pb_grpc.LogAgentStub(channel)
+        return stub.SendLog(pb.LogRequest(json_data=json_data,
+                                          pipelines=list(pipelines),
+                                          api_key=api_key),
+                            timeout=timeout)
+    finally:
+        channel.close()
+
+
+def read_events(path):
+    """The JSON event lines of a file (stdout capture or agent.log)."""
+    events = []
+    if not os.path.exists(path):
+        return events
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                events.append(json.loads(line))
+    return events
+
+
+def read_json_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def files_under(top):
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            yield os.path.join(root, name)
+
+
+def log_text(thread, seq, tag="x"):
+    """A json_data text with odd spacing, key order and a non-ASCII
+    string, so that "as received" can be checked byte for byte."""
+    return ('{"thread": %d,  "seq":%d, "b": 1.50, "a":  "x",'
+            ' "tag":"%s", "msg": "h\u00e9llo \u2713"}' % (thread, seq, tag))
+
+
+class Sent:
+    """One log a test sent and what it knows about it."""
+
+    def __init__(self, thread, seq, text, pipelines, api_key):
+        self.thread = thread
+        self.seq = seq
+        self.text = text
+        self.pipelines = list(pipelines)
+        self.api_key = api_key
+        self.started = None     # monotonic time the call began
+        self.acked = None       # monotonic time success: true came back
+        self.response = None
+        self.error = None
+
+
+class EchoPostTest(unittest.TestCase):
+    """Per-test temp dir, fake server and echopost processes, all cleaned
+    up whatever happens."""
+
+    API_KEY = "KEY-sekrit-123"
+
+    def setUp(self):
+        # Short paths: the socket path must stay within 107 bytes.
+        self.tmp = tempfile.mkdtemp(prefix="ep-", dir="/tmp")
+        self.dir = os.path.join(self.tmp, "dn")
+        self.sock = os.path.join(self.dir, SOCKET_NAME)
+        self.procs = []
+        self.outputs = 0
+        self.server = None
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the fake server ----------------------------------------------------
+
+    def start_server(self, state="down", **config):
+        self.server = FakeServer().start(state=state)
+        if config:
+            self.server.set(**config)
+        return self.server
+
+    def posts(self):
+        return self.server.requests("/log")
+
+    # -- echopost -----------------------------------------------------------
+
+    def start_echopost(self, args=None, sdk=False, env_key=None,
+                       interval="100ms", dir=None, key=API_KEY):
+        """Start echopost. args None: the SDK's own command line
+        (-datanadhi DIR -api-key KEY -health-url URL) plus the health
+        interval. sdk=True: stdio on /dev/null and a new session, like the
+        SDK; otherwise stdout and stderr go to files in the temp dir
+        (proc.out_path, proc.err_path)."""
+        dir = self.dir if dir is None else dir
+        if args is None:
+            args = ["-datanadhi", dir]
+            if key is not None:
+                args += ["-api-key", key]
+            args += ["-health-url", self.server.url]
+            if interval:
+                args += ["--health-interval", interval]
+        env = dict(os.environ)
+        env.pop("DATANADHI_API_KEY", None)
+        if env_key is not None:
+            env["DATANADHI_API_KEY"] = env_key
+        self.outputs += 1
+        out_path = os.path.join(self.tmp, "out-%d.txt" % self.outputs)
+        err_path = os.path.join(self.tmp, "err-%d.txt" % self.outputs)
+        if sdk:
+            proc = subprocess.Popen([ECHOPOST] + args, env=env,
+                                    stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+        else:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                proc = subprocess.Popen([ECHOPOST] + args, env=env,
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=err)
+        proc.out_path = out_path
+        proc.err_path = err_path
+        self.procs.append(proc)
+        return proc
+
+    def wait_socket(self, proc, sock=None, not_inode=None):
+        """Poll like the SDK (every 50 ms) and assert that the socket is
+        there within 2 s. not_inode: wait for a socket other than that one
+        (a stale file already in place)."""
+        sock = self.sock if sock is None else sock
+        deadline = time.monotonic() + SOCKET_WAIT
+        while True:
+            try:
+                st = os.lstat(sock)
+                if stat.S_ISSOCK(st.st_mode) and st.st_ino != not_inode:
+                    return st
+            except FileNotFoundError:
+                pass
+            if proc.poll() is not None:
+                self.fail("echopost exited with %s before its socket "
+                          "appeared; stderr: %s"
+                          % (proc.returncode, self.stderr_of(proc)))
+            if time.monotonic() > deadline:
+                self.fail("socket %s did not appear within %gs"
+                          % (sock, SOCKET_WAIT))
+            time.sleep(SOCKET_POLL)
+
+    def wait_exit(self, proc, timeout=EXIT_WAIT):
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            self.fail("echopost did not exit within %gs" % timeout)
+
+    def stop_echopost(self, proc, sig=signal.SIGTERM, timeout=EXIT_WAIT):
+        proc.send_signal(sig)
+        return self.wait_exit(proc, timeout)
+
+    def stderr_of(self, proc):
+        try:
+            with open(proc.err_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def events_of(self, proc):
+        return read_events(proc.out_path)
+
+    def names_of(self, proc):
+        return [e["event"] for e in self.events_of(proc)]
+
+    def sessions(self, dir=None):
+        dir = self.dir if dir is None else dir
+        return sorted(os.path.join(dir, n) for n in os.listdir(dir)
+                      if n.startswith("session-"))
+
+    def session_file(self, name, dir=None):
+        """Lines of name from every session directory, oldest first."""
+        lines = []
+        for session in self.sessions(dir):
+            path = os.path.join(session, name)
+            if os.path.exists(path):
+                lines += read_json_lines(path)
+        return lines
+
+    # -- clients ------------------------------------------------------------
+
+    def send_threads(self, threads, count, make, sock=None, stop=None):
+        """threads workers, each sending count logs in order, one new
+        channel per log; make(thread, seq) -> Sent. A worker stops at its
+        first log that is not stored. Returns the Sent objects of every
+        attempt."""
+        sock = self.sock if sock is None else sock
+        results = []
+        lock = threading.Lock()
+
+        def worker(t):
+            for i in range(count):
+                if stop is not None and stop.is_set():
+                    return
+                s = make(t, i)
+                s.started = time.monotonic()
+                try:
+                    s.response = send_log(sock, s.text, s.pipelines,
+                                          s.api_key)
+                    if s.response.success:
+                        s.acked = time.monotonic()
+                except grpc.RpcError as e:
+                    s.error = e
+                with lock:
+                    results.append(s)
+                if s.acked is None:
+                    return
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for f in [pool.submit(worker, t) for t in range(threads)]:
+                f.result(timeout=120)
+        return results
+
+    def assert_all_stored(self, sent):
+        bad = [(s.thread, s.seq, s.error or s.response) for s in sent
+               if s.acked is None]
+        self.assertEqual(bad, [], "logs not answered success: true")
+
+    # -- checks on what the server got ---------------------------------------
+
+    def assert_in_ack_order(self, sent, posts):
+        """The server must get the logs in the order they were stored: a
+        log acknowledged before another was even sent must arrive first.
+        Duplicates are allowed (at least once); the first arrival counts."""
+        first = {}
+        for i, p in enumerate(posts):
+            d = json.loads(p["body"])["log_data"]
+            first.setdefault((d.get("run", 0), d["thread"], d["seq"]), i)
+        acked = [s for s in sent if s.acked is not None]
+        for s in acked:
+            self.assertIn((getattr(s, "run", 0), s.thread, s.seq), first,
+                          "acknowledged log never delivered")
+        # Per thread: each thread's seq values increase.
+        for t in sorted({s.thread for s in acked}):
+            order = sorted((first[(getattr(s, "run", 0), s.thread, s.seq)],
+                            getattr(s, "run", 0), s.seq)
+                           for s in acked if s.thread == t)
+            runs_seqs = [(r, q) for _, r, q in order]
+            self.assertEqual(runs_seqs, sorted(runs_seqs),
+                             "thread %d delivered out of order" % t)
+        # Across threads: a log acknowledged before another was sent must
+        # be delivered before it. Walk the logs by start time, keeping the
+        # latest delivery position among those acknowledged so far.
+        def key(s):
+            return (getattr(s, "run", 0), s.thread, s.seq)
+        by_ack = sorted(acked, key=lambda s: s.acked)
+        latest, latest_key, j = -1, None, 0
+        for b in sorted(acked, key=lambda s: s.started):
+            while j < len(by_ack) and by_ack[j].acked < b.started:
+                if first[key(by_ack[j])] > latest:
+                    latest, latest_key = first[key(by_ack[j])], key(by_ack[j])
+                j += 1
+            self.assertGreater(first[key(b)], latest,
+                               "log %r was acknowledged before %r was sent, "
+                               "but delivered after it"
+                               % (latest_key, key(b)))
+
+
+# --------------------------------------------------------------------------
+# 1. The main job
+
+class MainJobTest(EchoPostTest):
+
+    def test_main_job_store_while_down_then_deliver_in_order_and_exit(self):
+        request_key = "REQ-sekrit-456"
+        self.start_server("down")
+        # Like the SDK: remove a leftover socket, start detached, stdio on
+        # /dev/null, then poll for the socket. DIR does not exist yet.
+        if os.path.lexists(self.sock):
+            os.unlink(self.sock)
+        t0 = time.time()
+        proc = self.start_echopost(
+            ["-datanadhi", self.dir, "-api-key", self.API_KEY,
+             "-health-url", self.server.url, "-health-interval", "100ms"],
+            sdk=True)
+        st = self.wait_socket(proc)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)),
+                        "no status lock while the server is down")
+
+        pipelines_of = {0: ["p-a"], 1: ["p-a", "p-b"], 2: [], 3: ["p-c"]}
+
+        def make(t, i):
+            # Threads 0 and 1 send no api_key (echopost's -api-key is
+            # used), threads 2 and 3 their own.
+            return Sent(t, i, log_text(t, i), pipelines_of[t],
+                        request_key if t >= 2 else "")
+
+        sent = self.send_threads(4, 25, make)
+        self.assertEqual(len(sent), 100)
+        self.assert_all_stored(sent)
+        for s in sent:
+            self.assertEqual(s.response.message, "stored")
+
+        # Still down: everything waits, the status lock is there.
+        time.sleep(0.3)
+        self.assertEqual(proc.poll(), None, "echopost exited while down")
+        self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)))
+        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(self.posts(), [])
+
+        self.server.up()
+        up_at = time.monotonic()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertLess(time.monotonic() - up_at, 5.0,
+                        "echopost took too long to deliver and exit")
+        t1 = time.time()
+
+        posts = self.posts()
+        self.assertEqual(len(posts), 100, "expected exactly 100 POSTs")
+        by_key = {}
+        for p in posts:
+            self.assertEqual(p["method"], "POST")
+            self.assertEqual(p["path"], "/log")
+            self.assertEqual(p["headers"].get("content-type"),
+                             "application/json")
+            body = json.loads(p["body"])
+            self.assertEqual(set(body), {"pipelines", "log_data"})
+            d = body["log_data"]
+            k = (d["thread"], d["seq"])
+            self.assertNotIn(k, by_key, "log %r delivered twice" % (k,))
+            by_key[k] = (p, body)
+        sent_by_key = {(s.thread, s.seq): s for s in sent}
+        self.assertEqual(set(by_key), set(sent_by_key))
+        for k, (p, body) in by_key.items():
+            s = sent_by_key[k]
+            self.assertEqual(body["log_data"], json.loads(s.text))
+            self.assertEqual(body["pipelines"], s.pipelines)
+            # log_data is the json_data text as received, byte for byte.
+            self.assertIn(s.text, p["body"])
+            want_key = s.api_key or self.API_KEY
+            self.assertEqual(p["headers"].get("datanadhi-api-key"), want_key,
+                             "wrong API key header for %r" % (k,))
+        # One body checked whole: exactly the documented shape.
+        s = sent_by_key[(0, 0)]
+        self.assertEqual(by_key[(0, 0)][0]["body"],
+                         '{"pipelines":["p-a"],"log_data":%s}' % s.text)
+        self.assert_in_ack_order(sent, posts)
+
+        # Clean exit: nothing of the run is left but the session.
+        for name in (SOCKET_NAME, STATUS_LOCK, SPOOL, PID_FILE):
+            self.assertFalse(os.path.lexists(os.path.join(self.dir, name)),
+                             "%s left behind" % name)
+        sessions = self.sessions()
+        self.assertEqual(len(sessions), 1)
+        self.assertRegex(os.path.basename(sessions[0]), SESSION_RE)
+
+        success = read_json_lines(os.path.join(sessions[0],
+                                               "agent-success.log"))
+        self.assertEqual(len(success), 100)
+        order = [(json.loads(p["body"])["log_data"]["thread"],
+                  json.loads(p["body"])["log_data"]["seq"]) for p in posts]
+        self.assertEqual([(x["log_data"]["payload"]["thread"],
+                           x["log_data"]["payload"]["seq"])
+                          for x in success], order)
+        for line in success:
+            self.assertEqual(set(line), {"log_data", "context"})
+            self.assertEqual(set(line["log_data"]),
+                             {"payload", "pipelines", "received_at"})
+            payload = line["log_data"]["payload"]
+            s = sent_by_key[(payload["thread"], payload["seq"])]
+            self.assertEqual(payload, json.loads(s.text))
+            self.assertEqual(line["log_data"]["pipelines"], s.pipelines)
+            received = line["log_data"]["received_at"]
+            self.assertRegex(received, RFC3339_UTC_RE)
+            when = calendar.timegm(time.strptime(received[:19],
+                                                 "%Y-%m-%dT%H:%M:%S"))
+            self.assertTrue(t0 - 1 <= when <= t1 + 1,
+                            "received_at %s is not the time of the run"
+                            % received)
+            self.assertEqual(line["context"], {"responseCode": 200})
+        failure_path = os.path.join(sessions[0], "agent-failure.log")
+        if os.path.exists(failure_path):
+            self.assertEqual(read_json_lines(failure_path), [])
+
+        events = read_events(os.path.join(sessions[0], "agent.log"))
+        names = [e["event"] for e in events]
+        for e in events:
+            self.assertIn("time", e)
+            self.assertRegex(e["time"], RFC3339_UTC_RE)
+            self.assertIn("level", e)
+        self.assertEqual(names[0], "start")
+        self.assertEqual(names[-1], "exit")
+        for name in ("listening", "server_down", "server_healthy",
+                     "stop_listening"):
+            self.assertIn(name, names)
+        start = events[0]
+        self.assertEqual(start.get("pid"), proc.pid)
+        exit_event = events[-1]
+        self.assertEqual(exit_event.get("status"), 0)
+        self.assertEqual(exit_event.get("stored"), 100)
+        self.assertEqual(exit_event.get("refused"), 0)
+        self.assertEqual(exit_event.get("spooled"), 0)
+
+        # Neither API key is written anywhere under DIR.
+        for path in files_under(self.dir):
+            with open(path, "rb") as f:
+                data = f.read()
+            for key in (self.API_KEY, request_key):
+                self.assertNotIn(key.encode(), data,
+                                 "API key found in %s" % path)
+
+
+# --------------------------------------------------------------------------
+# 2, 3. Answers of the server: permanent and transient
+
+class AnswersTest(EchoPostTest):
+
+    def _store(self, texts, pipelines=("pl",)):
+        """Start echopost with the server down and store texts."""
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        for text in texts:
+            r = send_log(self.sock, text, pipelines)
+            self.assertTrue(r.success, r.message)
+        return proc
+
+    def _permanent(self, status, body):
+        self.start_server("down")
+        texts = ['{"n": %d, "what": "permanent"}' % i for i in range(3)]
+        proc = self._store(texts)
+        self.server.set(log_status=status, body=body)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        posts = self.posts()
+        # Each record is tried once: a permanent answer is not retried.
+        self.assertEqual([json.loads(p["body"])["log_data"] for p in posts],
+                         [json.loads(t) for t in texts])
+        failures = self.session_file("agent-failure.log")
+        self.assertEqual(len(failures), 3)
+        for text, line in zip(texts, failures):
+            self.assertEqual(line["log_data"]["payload"], json.loads(text))
+            self.assertEqual(line["log_data"]["pipelines"], ["pl"])
+            self.assertRegex(line["log_data"]["received_at"], RFC3339_UTC_RE)
+            self.assertEqual(line["context"].get("responseCode"), status)
+            self.assertEqual(line["context"].get("response"), body)
+        self.assertEqual(self.session_file("agent-success.log"), [])
+        # Removed from the spool: it is gone at the clean exit.
+        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertIn("record_rejected", self.names_of(proc))
+
+    def test_permanent_failure_400_goes_to_failure_log_and_leaves_spool(self):
+        self._permanent(400, '{"error":"bad pipeline"}')
+
+    def test_status_500_is_permanent(self):
+        self._permanent(500, "internal trouble")
+
+    def _transient(self, status, retries, retry_after=None):
+        self.start_server("down")
+        text = '{"what":"transient", "status": %d}' % status
+        proc = self._store([text])
+        config = dict(log_status=status, log_status_count=retries)
+        if retry_after is not None:
+            config["retry_after"] = retry_after
+        self.server.set(**config)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        posts = self.posts()
+        self.assertEqual(len(posts), retries + 1,
+                         "expected %d tries" % (retries + 1))
+        self.assertEqual(len({p["body"] for p in posts}), 1,
+                         "the retries carry another body")
+        self.assertEqual([p["status"] for p in posts],
+                         [status] * retries + [200])
+        self.assertEqual(json.loads(posts[0]["body"])["log_data"],
+                         json.loads(text))
+        self.assertEqual(self.session_file("agent-failure.log"), [])
+        self.assertEqual(len(self.session_file("agent-success.log")), 1)
+        self.assertIn("record_retry", self.names_of(proc))
+        return posts
+
+    def test_transient_503_is_retried_until_accepted(self):
+        self._transient(503, 3)
+
+    def test_transient_429_honours_retry_after(self):
+        posts = self._transient(429, 1, retry_after="1")
+        gap = posts[1]["time"] - posts[0]["time"]
+        self.assertGreaterEqual(gap, 0.95,
+                                "Retry-After: 1 not honoured (%.3fs)" % gap)
+
+    def test_transient_408_is_retried(self):
+        self._transient(408, 2)
+
+    def test_transient_501_is_retried(self):
+        self._transient(501, 1)
+
+
+# --------------------------------------------------------------------------
+# 4, 10. Signals and restarts
+
+class RestartTest(EchoPostTest):
+
+    def _send_run(self, run, count, threads=1):
+        def make(t, i):
+            s = Sent(t, i, '{"run": %d, "thread": %d, "seq": %d}'
+                     % (run, t, i), ["pl"], "")
+            s.run = run
+            return s
+        sent = self.send_threads(threads, count, make)
+        self.assert_all_stored(sent)
+        return sent
+
+    def _assert_stopped_keeping_spool(self, proc):
+        for name in (SOCKET_NAME, STATUS_LOCK, PID_FILE):
+            self.assertFalse(os.path.lexists(os.path.join(self.dir, name)),
+                             "%s left after the signal" % name)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)),
+                        "the spool was not kept")
+
+    def test_restart_resumes_in_order(self):
+        self.start_server("down")
+        first = self.start_echopost()
+        self.wait_socket(first)
+        sent1 = self._send_run(1, 20)
+        self.assertEqual(self.stop_echopost(first, signal.SIGTERM), 0)
+        self._assert_stopped_keeping_spool(first)
+        names = self.names_of(first)
+        self.assertIn("signal", names)
+        self.assertIn("stop_listening", names)
+        self.assertEqual(self.events_of(first)[-1]["event"], "exit")
+        self.assertEqual(self.events_of(first)[-1].get("spooled"), 20)
+
+        second = self.start_echopost()
+        self.wait_socket(second)
+        listening = [e for e in self.events_of(second)
+                     if e["event"] == "listening"]
+        self.assertEqual(listening[0].get("spooled"), 20)
+        sent2 = self._send_run(2, 10, threads=2)
+        self.assertEqual(self.posts(), [])
+        self.server.up()
+        self.assertEqual(self.wait_exit(second), 0)
+
+        posts = self.posts()
+        keys = [(d["run"], d["thread"], d["seq"]) for d in
+                (json.loads(p["body"])["log_data"] for p in posts)]
+        self.assertEqual(len(keys), 40)
+        self.assertEqual(len(set(keys)), 40, "a log was delivered twice")
+        self.assertEqual(keys[:20], [(1, 0, i) for i in range(20)])
+        self.assertEqual(sorted(keys[20:]),
+                         sorted((2, s.thread, s.seq) for s in sent2))
+        self.assert_in_ack_order(sent1 + sent2, posts)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+
+    def test_signal_keeps_spool_and_later_run_delivers_it(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(signal=sig.name):
+                if self.server is not None:
+                    self.server.stop()
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.start_server("down")
+                proc = self.start_echopost()
+                self.wait_socket(proc)
+                sent = self._send_run(1, 5)
+                self.assertEqual(self.stop_echopost(proc, sig), 0)
+                self._assert_stopped_keeping_spool(proc)
+                self.assertEqual(self.posts(), [])
+                exit_event = self.events_of(proc)[-1]
+                self.assertEqual(exit_event["event"], "exit")
+                self.assertEqual(exit_event.get("status"), 0)
+                self.assertEqual(exit_event.get("spooled"), 5)
+
+                # A later run, server up from the start: it delivers the
+                # spool and exits on its own.
+                self.server.up()
+                later = self.start_echopost()
+                self.assertEqual(self.wait_exit(later), 0)
+                keys = [json.loads(p["body"])["log_data"]["seq"]
+                        for p in self.posts()]
+                self.assertEqual(keys, [s.seq for s in sent])
+                self.assertFalse(os.path.exists(os.path.join(self.dir,
+                                                             SPOOL)))
+
+    def test_sigterm_with_calls_in_flight_loses_nothing_acknowledged(self):
+        self.start_server("down")
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        stop = threading.Event()
+
+        def make(t, i):
+            return Sent(t, i, '{"thread": %d, "seq": %d}' % (t, i), [], "")
+
+        def signal_later():
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+
+        killer = threading.Thread(target=signal_later)
+        killer.start()
+        try:
+            sent = self.send_threads(4, 100000, make, stop=stop)
+        finally:
+            stop.set()
+            killer.join()
+        self.assertEqual(self.wait_exit(proc), 0)
+        acked = [s for s in sent if s.acked is not None]
+        self.assertGreater(len(acked), 0)
+        self._assert_stopped_keeping_spool(proc)
+        exit_event = self.events_of(proc)[-1]
+        self.assertEqual(exit_event.get("stored"), len(acked))
+        self.assertEqual(exit_event.get("spooled"), len(acked))
+
+        self.server.up()
+        later = self.start_echopost()
+        self.assertEqual(self.wait_exit(later), 0)
+        self.assert_in_ack_order(sent, self.posts())
+
+    def test_sigkill_crash_loses_nothing_acknowledged(self):
+        self.start_server("down")
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        sent = self.send_threads(
+            3, 10, lambda t, i: Sent(t, i, '{"thread": %d, "seq": %d}'
+                                     % (t, i), ["pl"], ""))
+        self.assert_all_stored(sent)
+        proc.kill()
+        proc.wait(5)
+        # The crash leaves the socket, the pid file and the status lock.
+        self.assertTrue(os.path.lexists(self.sock))
+
+        self.server.up()
+        later = self.start_echopost()
+        self.assertEqual(self.wait_exit(later), 0,
+                         self.stderr_of(later))
+        self.assert_in_ack_order(sent, self.posts())
+        self.assertFalse(os.path.lexists(self.sock))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+
+
+# --------------------------------------------------------------------------
+# 5, 7. The directory: a second instance, a stale socket
+
+class DirectoryTest(EchoPostTest):
+
+    def test_second_instance_exits_and_leaves_first_socket_alone(self):
+        self.start_server("down")
+        first = self.start_echopost()
+        st = self.wait_socket(first)
+        r = send_log(self.sock, '{"who": "before"}')
+        self.assertTrue(r.success, r.message)
+
+        started = time.monotonic()
+        second = self.start_echopost()
+        self.assertEqual(self.wait_exit(second, timeout=5), 0)
+        self.assertLess(time.monotonic() - started, 2.0)
+        events = self.events_of(second)
+        already = [e for e in events if e["event"] == "already_running"]
+        self.assertEqual(len(already), 1, events)
+        self.assertEqual(already[0].get("pid"), first.pid)
+
+        self.assertEqual(first.poll(), None, "the first instance died")
+        after = os.lstat(self.sock)
+        self.assertEqual((after.st_ino, after.st_dev), (st.st_ino, st.st_dev),
+                         "the second instance replaced the socket")
+        with open(os.path.join(self.dir, PID_FILE)) as f:
+            self.assertEqual(int(f.read().strip()), first.pid)
+        r = send_log(self.sock, '{"who": "after"}')
+        self.assertTrue(r.success, r.message)
+
+        self.server.up()
+        self.assertEqual(self.wait_exit(first), 0)
+        self.assertEqual([json.loads(p["body"])["log_data"]["who"]
+                          for p in self.posts()], ["before", "after"])
+
+    def test_stale_socket_is_replaced_and_served(self):
+        self.start_server("down")
+        os.makedirs(self.dir)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(self.sock)
+        stale.close()           # the file stays: nobody listens on it
+        stale_ino = os.lstat(self.sock).st_ino
+        with self.assertRaises(ConnectionRefusedError):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.sock)
+            finally:
+                probe.close()
+
+        proc = self.start_echopost()
+        self.wait_socket(proc, not_inode=stale_ino)
+        r = send_log(self.sock, '{"stale": false}')
+        self.assertTrue(r.success, r.message)
+        self.assertFalse(os.path.lexists(os.path.join(self.dir,
+                                                      ".sock-new")))
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual([json.loads(p["body"])["log_data"]
+                          for p in self.posts()], [{"stale": False}])
+        self.assertFalse(os.path.lexists(self.sock))
+
+
+# --------------------------------------------------------------------------
+# 6. What is refused
+
+class InvalidLogTest(EchoPostTest):
+
+    def test_invalid_json_data_is_refused_with_reason_and_not_stored(self):
+        self.start_server("down")
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        r = send_log(self.sock, '{"good": 1}', ["pl"])
+        self.assertTrue(r.success, r.message)
+        for bad in ("not json", "[1,2]", '"str"', "", "{\"a\": 1} trailing",
+                    '{"a": 1'):
+            with self.subTest(json_data=bad):
+                r = send_log(self.sock, bad, ["pl"])
+                self.assertFalse(r.success)
+                self.assertIn("json", r.message.lower(),
+                              "the reason does not say why")
+                if bad == "[1,2]":
+                    self.assertIn("object", r.message.lower())
+        r = send_log(self.sock, '{"good": 2}', ["pl"])
+        self.assertTrue(r.success, r.message)
+
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual([json.loads(p["body"])["log_data"]
+                          for p in self.posts()],
+                         [{"good": 1}, {"good": 2}])
+        events = self.events_of(proc)
+        self.assertEqual(len([e for e in events
+                              if e["event"] == "log_refused"]), 6)
+        self.assertEqual(events[-1].get("stored"), 2)
+        self.assertEqual(events[-1].get("refused"), 6)
+
+
+# --------------------------------------------------------------------------
+# 8, 9. The command line
+
+class OptionsTest(EchoPostTest):
+
+    def run_echopost(self, args, env_key=None, timeout=10):
+        env = dict(os.environ)
+        env.pop("DATANADHI_API_KEY", None)
+        if env_key is not None:
+            env["DATANADHI_API_KEY"] = env_key
+        return subprocess.run([ECHOPOST] + args, env=env,
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+
+    def test_version_and_help(self):
+        for flag in ("--version", "-version", "-V"):
+            with self.subTest(flag=flag):
+                r = self.run_echopost([flag])
+                self.assertEqual(r.returncode, 0)
+                first = r.stdout.decode().splitlines()[0]
+                self.assertRegex(first, r"^echopost \d+\.\d+\.\d+")
+                version_file = os.path.join(REPO, "VERSION")
+                if os.path.exists(version_file):
+                    with open(version_file) as f:
+                        self.assertEqual(first,
+                                         "echopost " + f.read().strip())
+        for flag in ("--help", "-help", "-h"):
+            with self.subTest(flag=flag):
+                r = self.run_echopost([flag])
+                self.assertEqual(r.returncode, 0)
+                self.assertIn("-datanadhi", r.stdout.decode())
+                self.assertIn("-api-key", r.stdout.decode())
+                self.assertIn("-health-url", r.stdout.decode())
+
+    def test_bad_options_exit_64_with_message(self):
+        cases = {
+            "unknown option": ["--bogus"],
+            "bad duration": ["--timeout", "xyz"],
+            "bad health interval": ["--health-interval", "fast"],
+            "bad url": ["-health-url", "ftp://x"],
+            "bad socket mode": ["--socket-mode", "999"],
+            "bad log level": ["--log-level", "loud"],
+            "missing value": ["-api-key"],
+            "stray argument": ["extra"],
+        }
+        for what, args in cases.items():
+            with self.subTest(what):
+                d = os.path.join(self.tmp, "bad")
+                r = self.run_echopost(["-datanadhi", d] + args)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertNotEqual(r.stderr.strip(), b"",
+                                    "no message on stderr")
+                self.assertFalse(os.path.exists(d),
+                                 "DIR made despite a bad option")
+        r = self.run_echopost(["--timeout", "xyz"])
+        self.assertIn(b"timeout", r.stderr)
+        r = self.run_echopost(["-health-url", "ftp://x"])
+        self.assertIn(b"ftp://x", r.stderr)
+
+    def test_equals_forms_start_and_use_their_values(self):
+        self.start_server("down")
+        proc = self.start_echopost(
+            ["-datanadhi=" + self.dir, "--api-key=K-eq",
+             "--health-url=" + self.server.url, "-health-interval=100ms"])
+        self.wait_socket(proc)
+        r = send_log(self.sock, '{"form": "equals"}')
+        self.assertTrue(r.success, r.message)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        posts = self.posts()
+        self.assertEqual(len(posts), 1)
+        self.assertEqual(posts[0]["headers"].get("datanadhi-api-key"), "K-eq")
+
+    def test_socket_path_too_long_is_refused_with_reason(self):
+        self.start_server("down")
+        tail = "/" + SOCKET_NAME
+        base = os.path.join(self.tmp, "")
+        # DIR whose socket path is 108 bytes: one too many.
+        too_long = base + "a" * (SUN_PATH_MAX + 1 - len(tail) - len(base))
+        self.assertEqual(len(too_long + tail), SUN_PATH_MAX + 1)
+        proc = self.start_echopost(dir=too_long)
+        status = self.wait_exit(proc, timeout=5)
+        self.assertNotEqual(status, 0)
+        err = self.stderr_of(proc)
+        self.assertIn(str(SUN_PATH_MAX), err, err)
+        self.assertFalse(os.path.lexists(too_long + tail))
+
+        # Exactly 107 bytes fits.
+        just = base + "b" * (SUN_PATH_MAX - len(tail) - len(base))
+        self.assertEqual(len(just + tail), SUN_PATH_MAX)
+        proc = self.start_echopost(dir=just)
+        self.wait_socket(proc, sock=just + tail)
+        r = send_log(just + tail, '{"fits": true}')
+        self.assertTrue(r.success, r.message)
+        self.assertEqual(self.stop_echopost(proc), 0)
+
+    def test_api_key_from_environment(self):
+        self.start_server("down")
+        proc = self.start_echopost(key=None, env_key="ENV-KEY-77")
+        self.wait_socket(proc)
+        r = send_log(self.sock, '{"from": "env"}')
+        self.assertTrue(r.success, r.message)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        posts = self.posts()
+        self.assertEqual(len(posts), 1)
+        self.assertEqual(posts[0]["headers"].get("datanadhi-api-key"),
+                         "ENV-KEY-77")
+        with open(proc.out_path) as f:
+            self.assertNotIn("ENV-KEY-77", f.read())
+
+    def test_api_key_flag_beats_environment(self):
+        self.start_server("down")
+        proc = self.start_echopost(env_key="ENV-KEY-77")
+        self.wait_socket(proc)
+        r = send_log(self.sock, '{"from": "flag"}')
+        self.assertTrue(r.success, r.message)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(self.posts()[0]["headers"].get("datanadhi-api-key"),
+                         self.API_KEY)
+
+    def test_api_key_not_visible_in_proc_cmdline(self):
+        self.start_server("down")
+        for form in ("separate", "equals"):
+            with self.subTest(form=form):
+                if form == "separate":
+                    args = ["-datanadhi", self.dir, "-api-key", self.API_KEY,
+                            "-health-url", self.server.url]
+                else:
+                    args = ["-datanadhi", self.dir,
+                            "-api-key=" + self.API_KEY,
+                            "-health-url", self.server.url]
+                proc = self.start_echopost(args, sdk=True)
+                self.wait_socket(proc)
+                with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+                    cmdline = f.read()
+                self.assertNotIn(self.API_KEY.encode(), cmdline)
+                self.assertNotIn(b"sekrit", cmdline)
+                self.assertEqual(self.stop_echopost(proc), 0)
+                self.assertFalse(os.path.lexists(self.sock))
+        for path in files_under(self.dir):
+            with open(path, "rb") as f:
+                self.assertNotIn(self.API_KEY.encode(), f.read(), path)
+
+
+# --------------------------------------------------------------------------
+# The C client, and logs sent while echopost drains
+
+class ClientsTest(EchoPostTest):
+
+    @unittest.skipUnless(os.access(ECHOPOST_SEND, os.X_OK),
+                         "echopost-send not built (make check builds it)")
+    def test_echopost_send_c_client_round_trip(self):
+        self.start_server("down")
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        r = subprocess.run([ECHOPOST_SEND, "-t", "4", "-n", "25",
+                            "-k", "C-KEY", "-p", "cpipe", "-m", "from C",
+                            self.sock],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode().strip(),
+                         "sent 100, stored 100, refused 0, failed 0")
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        posts = self.posts()
+        self.assertEqual(len(posts), 100)
+        seen = {}
+        for p in posts:
+            body = json.loads(p["body"])
+            self.assertEqual(body["pipelines"], ["cpipe"])
+            self.assertEqual(p["headers"].get("datanadhi-api-key"), "C-KEY")
+            d = body["log_data"]
+            self.assertEqual(d["message"], "from C")
+            seen.setdefault(d["thread"], []).append(d["seq"])
+        self.assertEqual(sorted(seen), [0, 1, 2, 3])
+        for t, seqs in seen.items():
+            self.assertEqual(seqs, list(range(25)), "thread %d" % t)
+
+    def test_logs_sent_while_draining_are_all_delivered(self):
+        self.start_server("down")
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        stop = threading.Event()
+
+        def make(t, i):
+            return Sent(t, i, '{"thread": %d, "seq": %d}' % (t, i), [], "")
+
+        def up_later():
+            time.sleep(0.3)
+            self.server.up()
+            # Stop sending after a while in any case, so that echopost
+            # can find its spool empty.
+            time.sleep(2.0)
+            stop.set()
+
+        helper = threading.Thread(target=up_later)
+        helper.start()
+        try:
+            sent = self.send_threads(4, 100000, make, stop=stop)
+        finally:
+            stop.set()
+            helper.join()
+        self.assertEqual(self.wait_exit(proc), 0)
+        acked = [s for s in sent if s.acked is not None]
+        self.assertGreater(len(acked), 0)
+        posts = self.posts()
+        self.assert_in_ack_order(sent, posts)
+        exit_event = self.events_of(proc)[-1]
+        self.assertEqual(exit_event.get("stored"), len(acked))
+        self.assertEqual(exit_event.get("spooled"), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
