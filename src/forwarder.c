@@ -377,9 +377,10 @@ report_progress(struct forwarder *f, bool force)
  * made durable in groups: a crash repeats at most REMOVALS_PER_SYNC.
  */
 static enum step
-leave_spool(struct forwarder *f, uint64_t seq, int status, int64_t *wait_ms)
+leave_spool(struct forwarder *f, uint64_t seq, size_t size, int status,
+    int64_t *wait_ms)
 {
-	if (status == 0 && spool_remove(f->spool, seq) == 0) {
+	if (status == 0 && spool_remove(f->spool, seq, size) == 0) {
 		if (++f->removals % REMOVALS_PER_SYNC == 0 &&
 		    spool_sync(f->spool) == -1)
 			log_event(LEVEL_ERROR, "spool_error", "{s:s}",
@@ -446,7 +447,7 @@ deliver(struct forwarder *f, uint64_t seq, void *data, size_t size,
 	long			 code;
 
 	if ((status = record_decode(data, size, &r)) != RECORD_OK)
-		return (leave_spool(f, seq,
+		return (leave_spool(f, seq, size,
 		    quarantine(f, seq, data, size, status), wait_ms));
 	outcome = forward_one(f, &r, &code, &retry_after);
 	switch (outcome) {
@@ -458,7 +459,7 @@ deliver(struct forwarder *f, uint64_t seq, void *data, size_t size,
 		if (session_delivered(f->session, &r, code) == -1)
 			log_event(LEVEL_WARN, "success_log_error", "{s:s}",
 			    "error", strerror(errno));
-		return (leave_spool(f, seq, 0, wait_ms));
+		return (leave_spool(f, seq, size, 0, wait_ms));
 	case DELIVERY_REJECTED:
 		f->progress.failed++;
 		log_event(LEVEL_WARN, "record_rejected", "{s:I, s:i}", "seq",
@@ -467,9 +468,9 @@ deliver(struct forwarder *f, uint64_t seq, void *data, size_t size,
 		    f->body_len) == -1) {
 			log_event(LEVEL_ERROR, "failure_log_error", "{s:s}",
 			    "error", strerror(errno));
-			return (leave_spool(f, seq, -1, wait_ms));
+			return (leave_spool(f, seq, size, -1, wait_ms));
 		}
-		return (leave_spool(f, seq, 0, wait_ms));
+		return (leave_spool(f, seq, size, 0, wait_ms));
 	case DELIVERY_RETRY:
 		break;
 	}

@@ -98,15 +98,47 @@ join_path(char buf[PATH_MAX], const char *dir, const char *name)
 	    0 : -1);
 }
 
+/*
+ * DIR holds the logs and the socket the SDK trusts: it must not be a link
+ * someone can point elsewhere, nor a directory anyone can write to.
+ */
+static int
+check_dir(const char *dir)
+{
+	struct stat	sb;
+	char		trimmed[PATH_MAX];
+	size_t		len;
+
+	len = strlcpy(trimmed, dir, sizeof trimmed);
+	while (len > 1 && trimmed[len - 1] == '/')
+		trimmed[--len] = '\0';
+	if (lstat(trimmed, &sb) == -1)
+		return (fatal(EXIT_CANTCREATE, "cannot stat", dir,
+		    strerror(errno)));
+	if (S_ISLNK(sb.st_mode))
+		return (fatal(EXIT_CANTCREATE, "refusing", dir,
+		    "it is a symbolic link"));
+	if (!S_ISDIR(sb.st_mode))
+		return (fatal(EXIT_CANTCREATE, "refusing", dir,
+		    "not a directory"));
+	if ((sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX))
+		return (fatal(EXIT_CANTCREATE, "refusing", dir,
+		    "world-writable without the sticky bit"));
+	return (0);
+}
+
 static int
 prepare_paths(struct run *run)
 {
 	struct paths	*p = &run->paths;
 	const char	*dir = run->options->dir;
+	int		 status;
 
 	if (make_dirs(dir) == -1)
 		return (fatal(EXIT_CANTCREATE, "cannot create", dir,
 		    strerror(errno)));
+	if ((status = check_dir(dir)) != 0)
+		return (status);
 	if (realpath(dir, p->dir) == NULL)
 		return (fatal(EXIT_CANTCREATE, "cannot resolve", dir,
 		    strerror(errno)));
@@ -168,7 +200,8 @@ open_everything(struct run *run)
 	    "session", session_path(run->session), "mode",
 	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");
 	session_prune(run->session, o->keep_sessions);
-	if (spool_open(&run->spool, run->paths.spool) == -1)
+	if (spool_open(&run->spool, run->paths.spool,
+	    (uint64_t)o->max_spool_size) == -1)
 		return (fatal(EXIT_IOERROR, "cannot open spool",
 		    run->paths.spool, run->spool != NULL ?
 		    spool_error(run->spool) : strerror(errno)));

@@ -24,6 +24,7 @@ enum {
 	OPT_HEALTH_INTERVAL,
 	OPT_TIMEOUT,
 	OPT_MAX_MESSAGE_SIZE,
+	OPT_MAX_SPOOL_SIZE,
 	OPT_LOG_LEVEL,
 	OPT_KEEP_SESSIONS,
 	OPT_STATUS,
@@ -40,6 +41,7 @@ static const struct option long_options[] = {
 	{ "health-interval",	required_argument, NULL, OPT_HEALTH_INTERVAL },
 	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
 	{ "max-message-size",	required_argument, NULL, OPT_MAX_MESSAGE_SIZE },
+	{ "max-spool-size",	required_argument, NULL, OPT_MAX_SPOOL_SIZE },
 	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
 	{ "keep-sessions",	required_argument, NULL, OPT_KEEP_SESSIONS },
 	{ "status",		no_argument,	   NULL, OPT_STATUS },
@@ -70,6 +72,9 @@ usage(FILE *out)
 "      --timeout DURATION  limit for one HTTP request (default %ds)\n"
 "      --max-message-size BYTES\n"
 "                          largest SendLog request accepted (default 1M)\n"
+"      --max-spool-size BYTES\n"
+"                          refuse new logs while the spool holds this much\n"
+"                          (default: no limit but the disk's)\n"
 "      --log-level LEVEL   error, warn, info or debug (default info)\n"
 "      --keep-sessions N   keep the newest N session directories (default %d)\n"
 "\n"
@@ -291,6 +296,12 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 			return (bad_value(err, "max-message-size", value,
 			    "not a size from 1k to 2G"));
 		o->max_message_size = number;
+		return (OPTIONS_RUN);
+	case OPT_MAX_SPOOL_SIZE:
+		if (parse_size(value, &number) == -1 || number < 1024)
+			return (bad_value(err, "max-spool-size", value,
+			    "not a size of 1k or more"));
+		o->max_spool_size = number;
 		return (OPTIONS_RUN);
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(value, &level) == -1)

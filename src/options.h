@@ -40,6 +40,7 @@ struct options {
 	int64_t		 health_interval_ms;
 	int64_t		 timeout_ms;
 	int64_t		 max_message_size;
+	int64_t		 max_spool_size;	/* 0: no limit */
 	enum log_level	 log_level;
 	int		 keep_sessions;
 };

@@ -1,12 +1,16 @@
 /*
  * spool.c: the GDBM spool.
  *
- * Besides the records (8-byte big-endian keys) the file holds three
- * bookkeeping keys of other lengths: "head" and "next", written at every
- * sync so that a restart finds both ends at once instead of reading every
+ * Besides the records (8-byte big-endian keys) the file holds bookkeeping
+ * keys of other lengths: "head", "next" and "bytes", written at every sync
+ * so that a restart finds both ends at once instead of reading every
  * record, and "clean", present only after a clean close. GDBM is not
  * crash-atomic: a file closed uncleanly can lose synced keys without an
  * error, so it is recovered before it is trusted.
+ *
+ * A write that fails (ENOSPC, EIO) leaves GDBM refusing every operation
+ * until the file is recovered, reads included. So appends stop short of a
+ * full disk, and a file that needs recovery gets it at its next use.
  */
 #include "config.h"
 
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <gdbm.h>
@@ -26,6 +31,9 @@
 #include "spool.h"
 
 #define KEY_SIZE	8
+/* Appends stop while the file system has less than this free. */
+#define DISK_MARGIN	(8 * 1024 * 1024)
+#define DISK_CHECK_MS	100
 
 struct spool {
 	pthread_mutex_t	 lock;
@@ -33,6 +41,10 @@ struct spool {
 	char		*path;
 	uint64_t	 head;		/* oldest record, if head < next */
 	uint64_t	 next;		/* key of the next append */
+	uint64_t	 bytes;		/* in records, about, after a crash */
+	uint64_t	 max_bytes;	/* 0: no limit but the disk's */
+	int64_t		 disk_checked_ms;
+	bool		 disk_low;
 	bool		 reader;	/* opened by spool_open_reader */
 	char		 error[256];
 };
@@ -117,6 +129,9 @@ scan_ends(struct spool *s)
 	datum		key, next;
 	uint64_t	seq, low = UINT64_MAX, high = 0;
 
+	datum		value;
+
+	s->bytes = 0;
 	key = gdbm_firstkey(s->db);
 	while (key.dptr != NULL) {
 		if (key.dsize == KEY_SIZE) {
@@ -125,6 +140,9 @@ scan_ends(struct spool *s)
 				low = seq;
 			if (seq >= high)
 				high = seq + 1;
+			value = gdbm_fetch(s->db, key);
+			s->bytes += value.dptr != NULL ? value.dsize : 0;
+			free(value.dptr);
 		}
 		next = gdbm_nextkey(s->db, key);
 		free(key.dptr);
@@ -148,7 +166,8 @@ find_ends(struct spool *s)
 
 	have_head = meta_get(s, "head", &s->head);
 	have_next = meta_get(s, "next", &s->next);
-	if (have_head == -1 || have_next == -1)
+	if (have_head == -1 || have_next == -1 ||
+	    meta_get(s, "bytes", &s->bytes) == -1)
 		return (fail(s, "read bookkeeping"));
 	if (!have_head || !have_next || s->head > s->next)
 		return (scan_ends(s));
@@ -160,7 +179,7 @@ find_ends(struct spool *s)
 }
 
 static int
-recover(struct spool *s)
+recover(struct spool *s, const char *reason)
 {
 	gdbm_recovery	rcvr;
 
@@ -169,7 +188,7 @@ recover(struct spool *s)
 		return (fail(s, "recover"));
 	log_event(LEVEL_WARN, "spool_recovered",
 	    "{s:s, s:s, s:I, s:I, s:I}", "path", s->path,
-	    "reason", "not closed cleanly",
+	    "reason", reason,
 	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
 	    "failed_keys", (json_int_t)rcvr.failed_keys,
 	    "failed_buckets", (json_int_t)rcvr.failed_buckets);
@@ -191,7 +210,7 @@ open_database(struct spool *s)
 		return (-1);
 	}
 	if (meta_get(s, "clean", &clean) == -1 ||
-	    (existed && clean != 1 && recover(s) == -1))
+	    (existed && clean != 1 && recover(s, "not closed cleanly") == -1))
 		return (fail(s, "check"));
 	if (find_ends(s) == -1)
 		return (-1);
@@ -241,10 +260,11 @@ new_spool(const char *path)
  * it.
  */
 int
-spool_open(struct spool **sp, const char *path)
+spool_open(struct spool **sp, const char *path, uint64_t max_bytes)
 {
 	if ((*sp = new_spool(path)) == NULL)
 		return (-1);
+	(*sp)->max_bytes = max_bytes;
 	return (open_database(*sp));
 }
 
@@ -258,21 +278,64 @@ spool_open_reader(struct spool **sp, const char *path)
 	return (open_reader(*sp));
 }
 
+/* A file that a failed write left needing recovery gets it now. */
+static int
+usable(struct spool *s)
+{
+	if (!gdbm_needs_recovery(s->db))
+		return (0);
+	return (recover(s, "a write failed"));
+}
+
+/* Is there room for size more bytes, under the cap and on the disk? */
+static int
+room_for(struct spool *s, size_t size)
+{
+	struct statvfs	fs;
+	int64_t		now;
+
+	if (s->max_bytes > 0 && s->bytes + size > s->max_bytes) {
+		snprintf(s->error, sizeof s->error, "spool full: %llu bytes "
+		    "stored, the limit is %llu (--max-spool-size)",
+		    (unsigned long long)s->bytes,
+		    (unsigned long long)s->max_bytes);
+		return (-1);
+	}
+	now = clock_monotonic_ms();
+	if (s->disk_low || now - s->disk_checked_ms >= DISK_CHECK_MS) {
+		s->disk_checked_ms = now;
+		if (fstatvfs(gdbm_fdesc(s->db), &fs) == 0)
+			s->disk_low = (uint64_t)fs.f_bavail * fs.f_frsize <
+			    DISK_MARGIN + size;
+	}
+	if (s->disk_low) {
+		snprintf(s->error, sizeof s->error, "disk full: less than "
+		    "%d MiB free for %s", DISK_MARGIN >> 20, s->path);
+		return (-1);
+	}
+	return (0);
+}
+
 int
 spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 {
 	unsigned char	buf[KEY_SIZE];
 	datum		data;
-	int		status = 0;
+	int		status = -1;
 
 	data.dptr = (char *)value;
 	data.dsize = (int)size;
 	pthread_mutex_lock(&s->lock);
-	if (gdbm_store(s->db, sequence_key(s->next, buf), data,
-	    GDBM_REPLACE) != 0)
-		status = fail(s, "store");
-	else
-		*seq = s->next++;
+	if (usable(s) == 0 && room_for(s, size) == 0) {
+		if (gdbm_store(s->db, sequence_key(s->next, buf), data,
+		    GDBM_REPLACE) != 0)
+			fail(s, "store");
+		else {
+			*seq = s->next++;
+			s->bytes += size;
+			status = 0;
+		}
+	}
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -284,8 +347,11 @@ spool_sync(struct spool *s)
 	int	status = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (meta_put(s, "head", s->head) != 0 ||
-	    meta_put(s, "next", s->next) != 0)
+	if (usable(s) == -1)
+		status = -1;
+	else if (meta_put(s, "head", s->head) != 0 ||
+	    meta_put(s, "next", s->next) != 0 ||
+	    meta_put(s, "bytes", s->bytes) != 0)
 		status = fail(s, "store bookkeeping");
 	else if (gdbm_sync(s->db) != 0)
 		status = fail(s, "sync");
@@ -336,7 +402,9 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 	int		status = 0;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->head < s->next) {
+	if (usable(s) == -1)
+		status = -1;
+	while (status == 0 && s->head < s->next) {
 		data = gdbm_fetch(s->db, sequence_key(s->head, buf));
 		if (data.dptr != NULL) {
 			*seq = s->head;
@@ -355,18 +423,24 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 	return (status);
 }
 
+/* Remove record seq, of size bytes, as returned by spool_first. */
 int
-spool_remove(struct spool *s, uint64_t seq)
+spool_remove(struct spool *s, uint64_t seq, size_t size)
 {
 	unsigned char	buf[KEY_SIZE];
 	int		status = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (gdbm_delete(s->db, sequence_key(seq, buf)) != 0 &&
+	if (usable(s) == -1)
+		status = -1;
+	else if (gdbm_delete(s->db, sequence_key(seq, buf)) != 0 &&
 	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
 		status = fail(s, "delete");
-	else if (seq == s->head)
-		s->head++;
+	else {
+		if (seq == s->head)
+			s->head++;
+		s->bytes -= size < s->bytes ? size : s->bytes;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -410,8 +484,10 @@ spool_close(struct spool *s, int remove_if_empty)
 				status = -1;
 			}
 		} else {
-			if (meta_put(s, "head", s->head) != 0 ||
+			if (usable(s) == -1 ||
+			    meta_put(s, "head", s->head) != 0 ||
 			    meta_put(s, "next", s->next) != 0 ||
+			    meta_put(s, "bytes", s->bytes) != 0 ||
 			    meta_put(s, "clean", 1) != 0 ||
 			    gdbm_sync(s->db) != 0)
 				status = fail(s, "close");

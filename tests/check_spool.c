@@ -39,7 +39,7 @@ open_spool(void)
 {
 	struct spool	*s;
 
-	ck_assert_msg(spool_open(&s, path) == 0, "open: %s",
+	ck_assert_msg(spool_open(&s, path, 0) == 0, "open: %s",
 	    s != NULL ? spool_error(s) : "out of memory");
 	return (s);
 }
@@ -61,7 +61,7 @@ expect_first(struct spool *s, const char *text)
 	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 1);
 	ck_assert_str_eq(value, text);
 	free(value);
-	ck_assert_int_eq(spool_remove(s, seq), 0);
+	ck_assert_int_eq(spool_remove(s, seq, size), 0);
 }
 
 START_TEST(order_kept)
@@ -188,6 +188,30 @@ START_TEST(lost_bookkeeping_rebuilt)
 }
 END_TEST
 
+/* The cap refuses appends with a reason, and room comes back on removal. */
+START_TEST(cap_refuses_then_recovers)
+{
+	struct spool	*s;
+	char		 record[1000];
+	uint64_t	 seq;
+	int		 i;
+
+	ck_assert_int_eq(spool_open(&s, path, 4500), 0);
+	memset(record, 'r', sizeof record - 1);
+	record[sizeof record - 1] = '\0';
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(spool_append(s, record, sizeof record, &seq),
+		    0);
+	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), -1);
+	ck_assert_ptr_nonnull(strstr(spool_error(s), "--max-spool-size"));
+	ck_assert_uint_eq(spool_count(s), 4);
+	expect_first(s, record);
+	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), 0);
+	ck_assert_uint_eq(spool_count(s), 4);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+}
+END_TEST
+
 START_TEST(unopenable_file_reports)
 {
 	struct spool	*s;
@@ -197,7 +221,7 @@ START_TEST(unopenable_file_reports)
 	ck_assert_ptr_nonnull(f);
 	fputs("this is not a GDBM file, but it is not empty either\n", f);
 	fclose(f);
-	ck_assert_int_eq(spool_open(&s, path), -1);
+	ck_assert_int_eq(spool_open(&s, path, 0), -1);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_str_ne(spool_error(s), "");
 	spool_close(s, 0);
@@ -215,6 +239,7 @@ spool_suite(void)
 	tcase_add_test(t, reopen_resumes);
 	tcase_add_test(t, unclean_stop_resumes);
 	tcase_add_test(t, lost_bookkeeping_rebuilt);
+	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, unopenable_file_reports);
 	suite_add_tcase(s, t);
 	return (s);
