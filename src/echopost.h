@@ -8,7 +8,7 @@
 #define ECHOPOST_H
 
 #define SOCKET_NAME		"data-nadhi-agent.sock"
-#define SOCKET_STAGING_NAME	".sock-new"
+#define SOCKET_ANCHOR_NAME	".agent.sock"
 #define STATUS_LOCK_NAME	"agent-status.lock"
 #define PID_FILE_NAME		"echopost.pid"
 #define SPOOL_NAME		"echopost.spool"

@@ -61,6 +61,7 @@ struct listener {
 	void			*method;
 	struct spool		*spool;
 	char			*socket_path;
+	char			*anchor_path;
 	bool			 closing;
 	bool			 closed;
 	int			 shutdown_tag;
@@ -293,9 +294,9 @@ bind_socket(struct listener *l, const struct listener_config *config)
 	char			*address;
 	int			 port;
 
-	if (unlink(config->staging_path) == -1 && errno != ENOENT)
+	if (unlink(config->anchor_path) == -1 && errno != ENOENT)
 		return (-1);
-	if (asprintf(&address, "unix:%s", config->staging_path) == -1)
+	if (asprintf(&address, "unix:%s", config->anchor_path) == -1)
 		return (-1);
 	credentials = grpc_insecure_server_credentials_create();
 	port = grpc_server_add_http2_port(l->server, address, credentials);
@@ -308,10 +309,39 @@ bind_socket(struct listener *l, const struct listener_config *config)
 	return (0);
 }
 
+/* Give the served socket its public name: a hard link to the anchor. */
+static int
+link_socket(struct listener *l)
+{
+	if (unlink(l->socket_path) == -1 && errno != ENOENT)
+		return (-1);
+	return (link(l->anchor_path, l->socket_path));
+}
+
 /*
- * The socket is bound under a staging name and renamed into place once the
- * server is started, so the SDK never sees a socket that is not served, and
- * a stale socket of a dead run is replaced in one step.
+ * The SDK deletes DIR/data-nadhi-agent.sock before it starts an echopost;
+ * when one is already serving, that would leave it unreachable. The socket
+ * stays bound under the anchor name, so its public name can be given back.
+ */
+void
+listener_keep_socket(struct listener *l)
+{
+	struct stat	sb;
+
+	if (lstat(l->socket_path, &sb) == 0 || errno != ENOENT)
+		return;
+	if (link(l->anchor_path, l->socket_path) == -1)
+		log_event(LEVEL_ERROR, "socket_error", "{s:s, s:s}", "path",
+		    l->socket_path, "error", strerror(errno));
+	else
+		log_event(LEVEL_WARN, "socket_restored", "{s:s}", "path",
+		    l->socket_path);
+}
+
+/*
+ * The socket is bound under the anchor name and linked to its public name
+ * once the server is started, so the SDK never sees a socket that is not
+ * served, and a stale socket of a dead run is replaced at once.
  */
 static int
 start_server(struct listener *l, const struct listener_config *config)
@@ -335,7 +365,7 @@ start_server(struct listener *l, const struct listener_config *config)
 	grpc_server_register_completion_queue(l->server, l->queue, NULL);
 	if (bind_socket(l, config) == -1)
 		return (-1);
-	if (chmod(config->staging_path, config->socket_mode) == -1)
+	if (chmod(config->anchor_path, config->socket_mode) == -1)
 		return (-1);
 	grpc_server_start(l->server);
 	for (i = 0; i < CALL_SLOTS; i++) {
@@ -343,7 +373,7 @@ start_server(struct listener *l, const struct listener_config *config)
 		if (request_call(l, &l->slots[i]) == -1)
 			return (-1);
 	}
-	return (rename(config->staging_path, config->socket_path));
+	return (link_socket(l));
 }
 
 int
@@ -359,12 +389,21 @@ listener_start(struct listener **lp, const struct listener_config *config,
 	grpc_init();
 	l->spool = spool;
 	if ((l->socket_path = strdup(config->socket_path)) == NULL ||
+	    (l->anchor_path = strdup(config->anchor_path)) == NULL ||
 	    start_server(l, config) == -1) {
 		*lp = l;
 		return (-1);
 	}
 	*lp = l;
 	return (0);
+}
+
+static void
+unlink_socket(const char *path)
+{
+	if (path != NULL && unlink(path) == -1 && errno != ENOENT)
+		log_event(LEVEL_WARN, "socket_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
 }
 
 /*
@@ -379,10 +418,8 @@ listener_close(struct listener *l, struct listener_counts *counts)
 
 	if (l == NULL)
 		return;
-	if (l->socket_path != NULL && unlink(l->socket_path) == -1 &&
-	    errno != ENOENT)
-		log_event(LEVEL_WARN, "socket_error", "{s:s, s:s}", "path",
-		    l->socket_path, "error", strerror(errno));
+	unlink_socket(l->socket_path);
+	unlink_socket(l->anchor_path);
 	if (l->server != NULL) {
 		l->closing = true;
 		grpc_server_shutdown_and_notify(l->server, l->queue,
@@ -409,5 +446,6 @@ listener_close(struct listener *l, struct listener_counts *counts)
 	if (counts != NULL)
 		*counts = l->counts;
 	free(l->socket_path);
+	free(l->anchor_path);
 	free(l);
 }

@@ -15,7 +15,7 @@ struct spool;
 
 struct listener_config {
 	const char	*socket_path;
-	const char	*staging_path;	/* bound first, renamed when served */
+	const char	*anchor_path;	/* the bound name; socket_path links it */
 	mode_t		 socket_mode;
 	int64_t		 max_message_size;
 };
@@ -30,6 +30,7 @@ struct listener;
 int	 listener_start(struct listener **, const struct listener_config *,
 	    struct spool *);
 int	 listener_poll(struct listener *, int64_t);
+void	 listener_keep_socket(struct listener *);
 void	 listener_close(struct listener *, struct listener_counts *);
 
 #endif

@@ -40,7 +40,7 @@
 struct paths {
 	char	dir[PATH_MAX];
 	char	socket[PATH_MAX];
-	char	staging[PATH_MAX];
+	char	anchor[PATH_MAX];
 	char	pid_file[PATH_MAX];
 	char	spool[PATH_MAX];
 };
@@ -146,7 +146,7 @@ prepare_paths(struct run *run)
 		return (fatal(EXIT_CANTCREATE, "cannot write to", p->dir,
 		    strerror(errno)));
 	if (join_path(p->socket, p->dir, SOCKET_NAME) == -1 ||
-	    join_path(p->staging, p->dir, SOCKET_STAGING_NAME) == -1 ||
+	    join_path(p->anchor, p->dir, SOCKET_ANCHOR_NAME) == -1 ||
 	    join_path(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
 	    join_path(p->spool, p->dir, SPOOL_NAME) == -1 ||
 	    strlen(p->socket) > SOCKET_PATH_MAX) {
@@ -211,7 +211,7 @@ open_everything(struct run *run)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
 	listen.socket_path = run->paths.socket;
-	listen.staging_path = run->paths.staging;
+	listen.anchor_path = run->paths.anchor;
 	listen.socket_mode = o->socket_mode;
 	listen.max_message_size = o->max_message_size;
 	if (listener_start(&run->listener, &listen, run->spool) == -1)
@@ -263,6 +263,7 @@ serve(struct run *run)
 	for (;;) {
 		if (listener_poll(run->listener, POLL_MS) == -1)
 			return (false);
+		listener_keep_socket(run->listener);
 		if (take_signal(0) != 0)
 			return (false);
 		if (forwarder_wants_drain(run->forwarder))
