@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ struct spool {
 	int64_t		 disk_checked_ms;
 	bool		 disk_low;
 	bool		 reader;	/* opened by spool_open_reader */
+	bool		 open;		/* opened in full: may be removed */
 	char		 error[256];
 };
 
@@ -178,21 +180,100 @@ find_ends(struct spool *s)
 	return (0);
 }
 
+/*
+ * Rebuild the file in place. A routine unclean stop needs no copy; damage
+ * that GDBM itself reported keeps one beside the spool for a person.
+ */
 static int
-recover(struct spool *s, const char *reason)
+recover(struct spool *s, const char *reason, bool keep_copy)
 {
 	gdbm_recovery	rcvr;
+	int		flags = GDBM_RCVR_FORCE;
 
 	memset(&rcvr, 0, sizeof rcvr);
-	if (gdbm_recover(s->db, &rcvr, GDBM_RCVR_FORCE) != 0)
+	if (keep_copy)
+		flags |= GDBM_RCVR_BACKUP;
+	if (gdbm_recover(s->db, &rcvr, flags) != 0)
 		return (fail(s, "recover"));
 	log_event(LEVEL_WARN, "spool_recovered",
-	    "{s:s, s:s, s:I, s:I, s:I}", "path", s->path,
+	    "{s:s, s:s, s:I, s:I, s:I, s:s?}", "path", s->path,
 	    "reason", reason,
 	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
 	    "failed_keys", (json_int_t)rcvr.failed_keys,
-	    "failed_buckets", (json_int_t)rcvr.failed_buckets);
+	    "failed_buckets", (json_int_t)rcvr.failed_buckets,
+	    "copy", rcvr.backup_name);
+	free(rcvr.backup_name);
 	return (0);
+}
+
+/* Errors of gdbm_open that say the file is damaged, not the system. */
+static bool
+damaged(int error)
+{
+	switch (error) {
+	case GDBM_BLOCK_SIZE_ERROR:
+	case GDBM_BAD_MAGIC_NUMBER:
+	case GDBM_MALFORMED_DATA:
+	case GDBM_BYTE_SWAPPED:
+	case GDBM_BAD_FILE_OFFSET:
+	case GDBM_FILE_EOF:
+	case GDBM_NEED_RECOVERY:
+	case GDBM_DIR_OVERFLOW:
+	case GDBM_BAD_BUCKET:
+	case GDBM_BAD_HEADER:
+	case GDBM_BAD_AVAIL:
+	case GDBM_BAD_HASH_TABLE:
+	case GDBM_BAD_DIR_ENTRY:
+	case GDBM_BAD_HASH_ENTRY:
+		return (true);
+	}
+	return (false);
+}
+
+/*
+ * A spool GDBM cannot open or rebuild is renamed aside, never deleted, and
+ * a fresh one takes its place so that logs can be stored again.
+ */
+static int
+set_aside(struct spool *s, const char *why)
+{
+	char	when[TIME_BUFSIZE], kept[PATH_MAX];
+
+	if (s->db != NULL)
+		gdbm_close(s->db);
+	s->db = NULL;
+	format_time(clock_realtime_us(), when);
+	if (snprintf(kept, sizeof kept, "%s.damaged-%s", s->path, when) >=
+	    (int)sizeof kept || rename(s->path, kept) == -1) {
+		snprintf(s->error, sizeof s->error, "set aside %s: %s",
+		    s->path, strerror(errno));
+		return (-1);
+	}
+	log_event(LEVEL_ERROR, "spool_damaged", "{s:s, s:s, s:s}", "path",
+	    s->path, "kept_as", kept, "error", why);
+	return (0);
+}
+
+static int
+open_file(struct spool *s)
+{
+	char	why[128];
+
+	s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
+	if (s->db != NULL)
+		return (0);
+	if (damaged(gdbm_errno)) {
+		strlcpy(why, gdbm_strerror(gdbm_errno), sizeof why);
+		if (set_aside(s, why) == -1)
+			return (-1);
+		s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC,
+		    0600, NULL);
+		if (s->db != NULL)
+			return (0);
+	}
+	snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
+	    gdbm_strerror(gdbm_errno));
+	return (-1);
 }
 
 static int
@@ -200,18 +281,18 @@ open_database(struct spool *s)
 {
 	struct stat	sb;
 	uint64_t	clean = 0;
+	bool		readable;
 	int		existed;
 
 	existed = stat(s->path, &sb) == 0 && sb.st_size > 0;
-	s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
-	if (s->db == NULL) {
-		snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
-		    gdbm_strerror(gdbm_errno));
+	if (open_file(s) == -1)
 		return (-1);
+	readable = meta_get(s, "clean", &clean) != -1;
+	if (existed && clean != 1 && recover(s, readable ? "not closed "
+	    "cleanly" : gdbm_db_strerror(s->db), !readable) == -1) {
+		if (set_aside(s, s->error) == -1 || open_file(s) == -1)
+			return (-1);
 	}
-	if (meta_get(s, "clean", &clean) == -1 ||
-	    (existed && clean != 1 && recover(s, "not closed cleanly") == -1))
-		return (fail(s, "check"));
 	if (find_ends(s) == -1)
 		return (-1);
 	if (gdbm_delete(s->db, name_key("clean")) != 0 &&
@@ -219,6 +300,7 @@ open_database(struct spool *s)
 		return (fail(s, "mark open"));
 	if (gdbm_sync(s->db) != 0)
 		return (fail(s, "sync"));
+	s->open = true;
 	return (0);
 }
 
@@ -284,7 +366,7 @@ usable(struct spool *s)
 {
 	if (!gdbm_needs_recovery(s->db))
 		return (0);
-	return (recover(s, "a write failed"));
+	return (recover(s, gdbm_db_strerror(s->db), true));
 }
 
 /* Is there room for size more bytes, under the cap and on the disk? */
@@ -464,7 +546,8 @@ spool_error(struct spool *s)
 
 /*
  * Close the spool, marking it clean. An empty spool is deleted instead when
- * remove_if_empty is set: nothing in it is left to keep.
+ * remove_if_empty is set: nothing in it is left to keep. One that was not
+ * opened in full is left as it was.
  */
 int
 spool_close(struct spool *s, int remove_if_empty)
@@ -473,10 +556,10 @@ spool_close(struct spool *s, int remove_if_empty)
 
 	if (s == NULL)
 		return (0);
-	if (s->db != NULL && s->reader)
+	if (s->db != NULL && (s->reader || !s->open))
 		gdbm_close(s->db);
 	else if (s->db != NULL) {
-		if (remove_if_empty && s->head == s->next) {
+		if (remove_if_empty && s->open && s->head == s->next) {
 			gdbm_close(s->db);
 			if (unlink(s->path) == -1) {
 				snprintf(s->error, sizeof s->error,

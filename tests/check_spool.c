@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,19 +213,37 @@ START_TEST(cap_refuses_then_recovers)
 }
 END_TEST
 
-START_TEST(unopenable_file_reports)
+/* A file GDBM cannot open is kept aside, and a fresh spool takes over. */
+START_TEST(damaged_file_set_aside)
 {
 	struct spool	*s;
+	struct dirent	*entry;
 	FILE		*f;
+	DIR		*d;
+	char		 kept[4096] = "";
+	char		 text[] = "this is not a GDBM file\n";
 
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
-	fputs("this is not a GDBM file, but it is not empty either\n", f);
+	fputs(text, f);
 	fclose(f);
-	ck_assert_int_eq(spool_open(&s, path, 0), -1);
-	ck_assert_ptr_nonnull(s);
-	ck_assert_str_ne(spool_error(s), "");
-	spool_close(s, 0);
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 0);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((entry = readdir(d)) != NULL)
+		if (strstr(entry->d_name, "test.spool.damaged-") != NULL)
+			snprintf(kept, sizeof kept, "%s/%s", dir,
+			    entry->d_name);
+	closedir(d);
+	ck_assert_str_ne(kept, "");
+	f = fopen(kept, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(kept, sizeof kept, f));
+	ck_assert_str_eq(kept, text);
+	fclose(f);
 }
 END_TEST
 
@@ -240,7 +259,7 @@ spool_suite(void)
 	tcase_add_test(t, unclean_stop_resumes);
 	tcase_add_test(t, lost_bookkeeping_rebuilt);
 	tcase_add_test(t, cap_refuses_then_recovers);
-	tcase_add_test(t, unopenable_file_reports);
+	tcase_add_test(t, damaged_file_set_aside);
 	suite_add_tcase(s, t);
 	return (s);
 }
