@@ -4,6 +4,9 @@
  * It takes SendLog calls, turns each into a record, appends the records of
  * the calls that arrived together to the spool, syncs once (group commit)
  * and only then answers them. success: true means "on disk".
+ *
+ * Without a spool (NULL) it checks and answers but stores nothing: the
+ * baseline that bench/ measures echopost against.
  */
 #ifndef LISTENER_H
 #define LISTENER_H
