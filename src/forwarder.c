@@ -259,7 +259,9 @@ request_headers(const struct forwarder *f, const struct record *r)
 	size_t			 i;
 
 	key = r->api_key_len > 0 ? r->api_key : f->config.api_key;
-	if (asprintf(&key_header, "DATANADHI-API-KEY: %s", key) == -1)
+	/* "Name:" with no value would make curl drop the header; ";" not. */
+	if (asprintf(&key_header, *key == '\0' ? "DATANADHI-API-KEY;" :
+	    "DATANADHI-API-KEY: %s", key) == -1)
 		return (NULL);
 	lines[0] = "Content-Type: application/json";
 	lines[1] = "Expect:";	/* no 100-continue round trip */

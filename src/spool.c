@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -276,6 +278,50 @@ open_file(struct spool *s)
 	return (-1);
 }
 
+/* Is name the spool's name plus ".XXXXXX", as gdbm_recover's new file? */
+static bool
+recovery_leftover(const char *name, const char *base)
+{
+	size_t	len = strlen(base), i;
+
+	if (strncmp(name, base, len) != 0 || name[len] != '.' ||
+	    strlen(name + len + 1) != 6)
+		return (false);
+	for (i = len + 1; name[i] != '\0'; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return (false);
+	return (true);
+}
+
+/*
+ * gdbm_recover builds the new file beside the old one and renames it into
+ * place; a run killed in between leaves it behind, the old file whole.
+ */
+static void
+remove_recovery_leftovers(struct spool *s)
+{
+	struct dirent	*entry;
+	DIR		*dir;
+	char		 parent[PATH_MAX], leftover[PATH_MAX], *slash;
+
+	strlcpy(parent, s->path, sizeof parent);
+	if ((slash = strrchr(parent, '/')) == NULL)
+		return;
+	*slash = '\0';
+	if ((dir = opendir(parent)) == NULL)
+		return;
+	while ((entry = readdir(dir)) != NULL) {
+		if (!recovery_leftover(entry->d_name, slash + 1))
+			continue;
+		if (snprintf(leftover, sizeof leftover, "%s/%s", parent,
+		    entry->d_name) < (int)sizeof leftover &&
+		    unlink(leftover) == 0)
+			log_event(LEVEL_INFO, "spool_leftover_removed",
+			    "{s:s}", "path", leftover);
+	}
+	closedir(dir);
+}
+
 static int
 open_database(struct spool *s)
 {
@@ -284,6 +330,7 @@ open_database(struct spool *s)
 	bool		readable;
 	int		existed;
 
+	remove_recovery_leftovers(s);
 	existed = stat(s->path, &sb) == 0 && sb.st_size > 0;
 	if (open_file(s) == -1)
 		return (-1);

@@ -1,0 +1,29 @@
+/*
+ * call.h: one SendLog call made the way the SDK makes it, for the tools
+ * in bench/.
+ *
+ * Every channel gets its own subchannel pool: gRPC would otherwise let
+ * channels to the same target share one connection, and then "a new
+ * channel per call" would not mean a new connection per call, which is
+ * what the SDK costs the server.
+ */
+#ifndef BENCH_CALL_H
+#define BENCH_CALL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+
+enum call_result {
+	CALL_STORED,		/* success: true */
+	CALL_REFUSED,		/* success: false */
+	CALL_FAILED		/* an RPC error */
+};
+
+grpc_channel		*call_channel(const char *);
+grpc_byte_buffer	*call_request(uint64_t, int, size_t);
+enum call_result	 call_send(grpc_channel *, grpc_completion_queue *,
+			    grpc_byte_buffer *, int64_t);
+
+#endif

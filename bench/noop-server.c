@@ -1,0 +1,74 @@
+/*
+ * noop-server: the benchmark's baseline. It runs echopost's own listener
+ * without a spool, so it unpacks and checks every SendLog call as echopost
+ * does and answers success: true, but stores nothing. What echopost does
+ * beyond this is the cost of keeping the logs.
+ *
+ *	noop-server socket
+ *
+ * It serves until SIGTERM or SIGINT, then closes the listener as echopost
+ * does and exits 0.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "listener.h"
+#include "log.h"
+
+#define POLL_MS		100
+#define SOCKET_MODE	0600
+#define MESSAGE_MAX	(1024 * 1024)
+
+static sigset_t	stop_signals;
+
+static int
+stop_requested(void)
+{
+	struct timespec	now = { 0, 0 };
+
+	return (sigtimedwait(&stop_signals, NULL, &now) > 0);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct listener_config	 config;
+	struct listener		*listener;
+	char			*anchor;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: noop-server socket\n");
+		return (2);
+	}
+	/* Blocked before gRPC starts its threads, so they inherit it. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &stop_signals, NULL) == -1 ||
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return (1);
+	log_set_level(LEVEL_WARN);
+	if (asprintf(&anchor, "%s.anchor", argv[1]) == -1)
+		return (1);
+	memset(&config, 0, sizeof config);
+	config.socket_path = argv[1];
+	config.anchor_path = anchor;
+	config.socket_mode = SOCKET_MODE;
+	config.max_message_size = MESSAGE_MAX;
+	if (listener_start(&listener, &config, NULL) == -1) {
+		perror("noop-server: listen");
+		listener_close(listener, NULL);
+		return (1);
+	}
+	/* The same loop as echopost's: poll, then look for a signal. */
+	while (listener_poll(listener, POLL_MS) == 0 && !stop_requested())
+		;
+	listener_close(listener, NULL);
+	free(anchor);
+	return (0);
+}

@@ -1,0 +1,649 @@
+#!/bin/bash
+#
+# run-bench.sh: EchoPost's benchmark; "make bench" runs it.
+#
+# Every figure is measured beside its baseline from the same run:
+#	ingest		echopost vs noop-server (echopost's listener, no spool)
+#	replay		echopost vs curl-baseline (a plain keep-alive POST loop)
+#	startup		echopost vs noop-server, empty and big spool
+#	memory		echopost vs noop-server (ingest); echopost alone (replay)
+#	idle cost	echopost vs noop-server
+#	recovery	echopost alone: the time from "server up" to the first
+#			replayed record at the server
+# It prints a table and writes the same rows, with every tool's own output,
+# as JSON to $BENCH_RESULTS. Only loopback is used: UNIX sockets, and nginx
+# on 127.0.0.1. Everything started here is stopped, and the temporary
+# directory removed, however the script ends.
+#
+# Scale it with the environment (defaults in brackets):
+#	BENCH_SECONDS [5]		length of each timed load run
+#	BENCH_CALLERS [16]		concurrent callers of the ingest runs
+#	BENCH_RECORDS [100000]		records of the replay run
+#	BENCH_BIG_RECORDS [1000000]	records of the big spool (startup,
+#					memory); 0 skips it
+#	BENCH_SIZE [300]		bytes of json_data per log
+#	BENCH_STARTUP_RUNS [5]		starts measured per case (median)
+#	BENCH_IDLE_SECONDS [10]		length of the idle-cost window
+#	BENCH_DOWN_SECONDS [10]		server down before the recovery
+#	BENCH_RECOVERY_RUNS [5]		recovery trials, run side by side
+#	BENCH_PRELOAD_CALLERS [32]	callers that fill a spool
+#	BENCH_PHASES [ingest replay startup idle recovery]
+#					the parts to run; the replay's
+#					baseline is used by startup's rows
+
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+ECHOPOST=${ECHOPOST:-$here/../src/echopost}
+BENCH_BIN=${BENCH_BIN:-$here}
+BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_BIN/results.json}
+BENCH_SECONDS=${BENCH_SECONDS:-5}
+BENCH_CALLERS=${BENCH_CALLERS:-16}
+BENCH_RECORDS=${BENCH_RECORDS:-100000}
+BENCH_BIG_RECORDS=${BENCH_BIG_RECORDS:-1000000}
+BENCH_SIZE=${BENCH_SIZE:-300}
+BENCH_STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
+BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
+BENCH_DOWN_SECONDS=${BENCH_DOWN_SECONDS:-10}
+BENCH_RECOVERY_RUNS=${BENCH_RECOVERY_RUNS:-5}
+BENCH_PRELOAD_CALLERS=${BENCH_PRELOAD_CALLERS:-32}
+
+LAUNCH=$BENCH_BIN/launch
+LOADGEN=$BENCH_BIN/loadgen
+NOOP=$BENCH_BIN/noop-server
+CURL_BASELINE=$BENCH_BIN/curl-baseline
+SOCK=data-nadhi-agent.sock
+NGINX=${NGINX:-/usr/sbin/nginx}
+
+for tool in "$ECHOPOST" "$LAUNCH" "$LOADGEN" "$NOOP" "$CURL_BASELINE"; do
+	[ -x "$tool" ] || { echo "run-bench: $tool is missing" >&2; exit 1; }
+done
+[ -x "$NGINX" ] || { echo "run-bench: no nginx; apt-get install" \
+    "nginx-light" >&2; exit 1; }
+
+# A short path: the socket path must fit in sun_path.
+tmp=$(mktemp -d /tmp/epbench.XXXXXX) || exit 1
+mkdir "$tmp/pids" "$tmp/raw"
+
+# Stop what we started, by pid: launch processes (they stop their child),
+# then any child left behind, then nginx masters.
+cleanup() {
+	local f pid i
+	trap - EXIT INT TERM
+	for f in "$tmp"/pids/launch.*; do
+		[ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+	done
+	for f in "$tmp"/pids/nginx.*; do
+		[ -s "$f" ] && kill -QUIT "$(cat "$f")" 2>/dev/null
+	done
+	for i in $(seq 1 50); do
+		pid=
+		for f in "$tmp"/pids/*; do
+			[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null &&
+			    pid=$(cat "$f")
+		done
+		[ -z "$pid" ] && break
+		sleep 0.1
+	done
+	for f in "$tmp"/pids/*; do
+		[ -s "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "run-bench: interrupted" >&2; exit 130' INT TERM
+
+say() {
+	printf '%s %s\n' "$(date +%T)" "$*" >&2
+}
+
+# The value of key in a flat JSON object file: jget file key
+jget() {
+	sed -n 's/.*"'"$2"'": *\([^,}]*\).*/\1/p' "$1" | head -n 1
+}
+
+calc() {
+	awk "BEGIN { printf \"%.${2:-1}f\", $1 }"
+}
+
+now() {
+	date +%s.%N
+}
+
+# The median, and the largest, of the numbers on stdin: "median max".
+median_max() {
+	sort -g | awk '{ v[NR] = $1 } END {
+	    if (NR == 0) { print "-1 -1"; exit }
+	    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+	    printf "%.3f %.3f\n", m, v[NR] }'
+}
+
+wait_for() {	# wait_for seconds test...
+	local limit=$1 i
+	shift
+	for i in $(seq 1 $((limit * 100))); do
+		"$@" && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+listening() {
+	[ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+}
+
+# PORT: a loopback port nobody listens on, not handed out before in this
+# run. (Not in a subshell: it must remember what it gave.)
+used_ports=" "
+free_port() {
+	local i
+	for i in $(seq 1 200); do
+		PORT=$((20000 + RANDOM % 30000))
+		case $used_ports in *" $PORT "*) continue ;; esac
+		if ! listening "$PORT"; then
+			used_ports="$used_ports$PORT "
+			return 0
+		fi
+	done
+	echo "run-bench: no free port" >&2
+	exit 1
+}
+
+# Health checks of a server that is down go here: nothing listens.
+free_port
+DOWN_URL=http://127.0.0.1:$PORT
+
+# launch_bg name [launch options] -- command...: runs launch in the
+# background, its report in raw/name.json; sets LAUNCHED to its pid.
+launch_bg() {
+	local name=$1
+	shift
+	"$LAUNCH" -p "$tmp/pids/child.$name" -l "$tmp/raw/$name.log" "$@" \
+	    > "$tmp/raw/$name.json" &
+	LAUNCHED=$!
+	echo "$LAUNCHED" > "$tmp/pids/launch.$name"
+}
+
+# launch_wait name: wait for a launch_bg to end.
+launch_wait() {
+	wait "$(cat "$tmp/pids/launch.$1")"
+	rm -f "$tmp/pids/launch.$1" "$tmp/pids/child.$1"
+}
+
+# launch_stop name: have launch stop its child now, and wait.
+launch_stop() {
+	kill -TERM "$(cat "$tmp/pids/launch.$1")" 2>/dev/null
+	launch_wait "$1"
+}
+
+# serve name dir|socket kind [url]: echopost or noop-server, serving.
+serve() {
+	local name=$1 where=$2 kind=$3 url=${4:-$DOWN_URL} sock
+	if [ "$kind" = echopost ]; then
+		sock=$where/$SOCK
+		launch_bg "$name" -q -s "$sock" -T 900 -- "$ECHOPOST" \
+		    -datanadhi "$where" -health-url "$url" --log-level warn
+	else
+		sock=$where
+		launch_bg "$name" -q -s "$sock" -T 900 -- "$NOOP" "$sock"
+	fi
+	wait_for 10 test -S "$sock" ||
+	    { echo "run-bench: $name did not start" >&2; exit 1; }
+}
+
+# nginx_start name port [access]: nginx on 127.0.0.1:port answering 200
+# to everything, its access log with $msec only when asked for.
+nginx_start() {
+	local name=$1 port=$2 prefix=$tmp/nginx.$1 log="access_log off;"
+	mkdir -p "$prefix"
+	[ "${3:-}" = access ] && log="log_format t '\$msec \$request_method \$uri \$status';
+	    access_log $prefix/access.log t;"
+	cat > "$prefix/nginx.conf" <<EOF
+daemon on;
+worker_processes 1;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 1024; }
+http {
+	$log
+	keepalive_requests 10000000;
+	keepalive_timeout 300s;
+	server {
+		listen 127.0.0.1:$port;
+		location = /log { return 200; }
+		location / { return 200; }
+	}
+}
+EOF
+	touch "$prefix/access.log"
+	"$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
+	    { echo "run-bench: nginx did not start" >&2; exit 1; }
+	cp "$prefix/nginx.pid" "$tmp/pids/nginx.$name"
+}
+
+nginx_stop() {
+	local f=$tmp/pids/nginx.$1 pid
+	[ -s "$f" ] || return 0
+	pid=$(cat "$f")
+	kill -QUIT "$pid" 2>/dev/null
+	wait_for 10 eval "! kill -0 $pid 2>/dev/null"
+	rm -f "$f"
+}
+
+# Delivered records, counted in every session's success log of dir.
+delivered() {
+	cat "$1"/session-*/agent-success.log 2>/dev/null | wc -l
+}
+
+# preload name dir count: fill dir's spool with count logs, server down.
+# Leaves raw/name.loadgen.json (the durable ingest rate) and
+# raw/name.json (echopost's memory while it took them).
+preload() {
+	local name=$1 dir=$2 count=$3
+	serve "$name" "$dir" echopost
+	"$LOADGEN" -c "$BENCH_PRELOAD_CALLERS" -n "$count" -s "$BENCH_SIZE" \
+	    "$dir/$SOCK" > "$tmp/raw/$name.loadgen.json"
+	launch_stop "$name"
+	[ "$(jget "$tmp/raw/$name.loadgen.json" stored)" = "$count" ] || {
+		echo "run-bench: preload stored fewer than $count" >&2
+		exit 1
+	}
+}
+
+# --- the rows of the result ------------------------------------------
+
+rows=()
+# row metric unit echopost baseline target-op target: one line of the
+# table; the ratio is echopost/baseline, the target is checked on the
+# value named by target-op: "ratio>=", "value<=" or "-".
+row() {
+	local metric=$1 unit=$2 value=$3 base=$4 op=$5 target=$6 ratio=- \
+	    holds=-
+	if [ "$base" != - ] && awk "BEGIN { exit !($base > 0) }"; then
+		ratio=$(calc "$value / $base" 3)
+	fi
+	case $op in
+	ratio\>=) [ "$ratio" != - ] && holds=$(awk "BEGIN { print \
+	    ($ratio >= $target) ? \"yes\" : \"NO\" }") ;;
+	value\<=) holds=$(awk "BEGIN { print ($value >= 0 && \
+	    $value <= $target) ? \"yes\" : \"NO\" }") ;;
+	esac
+	rows+=("$metric|$unit|$value|$base|$ratio|$op|$target|$holds")
+}
+
+# --- 1. ingest --------------------------------------------------------
+
+ingest() {
+	local mode=$1 kind name where sock
+	for kind in noop echopost; do
+		name=ingest-$mode-$kind
+		if [ "$kind" = echopost ]; then
+			where=$tmp/$name
+			sock=$where/$SOCK
+		else
+			where=$tmp/$name.sock
+			sock=$where
+		fi
+		say "ingest: $BENCH_CALLERS callers, $mode channels," \
+		    "$kind, ${BENCH_SECONDS}s"
+		serve "$name" "$where" "$kind"
+		"$LOADGEN" -c "$BENCH_CALLERS" -d "$BENCH_SECONDS" -m "$mode" \
+		    -s "$BENCH_SIZE" "$sock" > "$tmp/raw/$name.loadgen.json"
+		launch_stop "$name"
+		rm -rf "$tmp/$name"
+	done
+}
+
+ingest_rows() {
+	local mode=$1 e=$tmp/raw/ingest-$1-echopost n=$tmp/raw/ingest-$1-noop k
+	row "ingest $mode: calls/s" "1/s" \
+	    "$(jget "$e.loadgen.json" calls_per_s)" \
+	    "$(jget "$n.loadgen.json" calls_per_s)" "ratio>=" 0.8
+	for k in p50 p99 p999; do
+		row "ingest $mode: $k latency" us \
+		    "$(jget "$e.loadgen.json" ${k}_us)" \
+		    "$(jget "$n.loadgen.json" ${k}_us)" - -
+	done
+	row "ingest $mode: server CPU per call" us \
+	    "$(cpu_per_call "$e")" "$(cpu_per_call "$n")" - -
+	row "ingest $mode: peak RSS" MiB "$(rss_mib "$e.json")" \
+	    "$(rss_mib "$n.json")" "value<=" 24
+}
+
+# Server CPU (whole run, both the load and the idle edges) per call.
+cpu_per_call() {
+	calc "($(jget "$1.json" user_s) + $(jget "$1.json" sys_s)) * 1e6 / \
+	    ($(jget "$1.loadgen.json" stored) + 1)" 1
+}
+
+rss_mib() {
+	calc "$(jget "$1" maxrss_kib) / 1024" 1
+}
+
+# --- 2. replay --------------------------------------------------------
+
+replay() {
+	local dir=$tmp/replay port sent
+	say "replay: preloading $BENCH_RECORDS records"
+	preload preload-replay "$dir" "$BENCH_RECORDS"
+	free_port
+	port=$PORT
+	nginx_start replay "$port"
+	say "replay: echopost drains $BENCH_RECORDS records to nginx"
+	launch_bg replay -T 900 -- "$ECHOPOST" -datanadhi "$dir" \
+	    -health-url "http://127.0.0.1:$port" --log-level warn
+	launch_wait replay
+	sent=$(delivered "$dir")
+	[ "$sent" -eq "$BENCH_RECORDS" ] && [ ! -e "$dir/echopost.spool" ] ||
+	    say "replay: WARNING: $sent of $BENCH_RECORDS delivered"
+	say "replay: curl-baseline posts $BENCH_RECORDS records to nginx"
+	timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" -s "$BENCH_SIZE" \
+	    "http://127.0.0.1:$port/log" > "$tmp/raw/replay-baseline.json"
+	nginx_stop replay
+	rm -rf "$dir"
+}
+
+replay_rows() {
+	local r=$tmp/raw
+	row "durable ingest ($BENCH_PRELOAD_CALLERS callers, preload)" 1/s \
+	    "$(jget "$r/preload-replay.loadgen.json" calls_per_s)" - - -
+	row "replay $BENCH_RECORDS: records/s" 1/s \
+	    "$(calc "$BENCH_RECORDS * 1000 / $(jget "$r/replay.json" \
+	    exit_ms)")" "$(jget "$r/replay-baseline.json" records_per_s)" \
+	    "ratio>=" 0.7
+	row "replay $BENCH_RECORDS: peak RSS" MiB \
+	    "$(rss_mib "$r/replay.json")" - "value<=" 24
+}
+
+# --- 3. startup (and 4. memory of the big spool) ------------------------
+
+# starts case kind dir-or-socket-base: BENCH_STARTUP_RUNS starts, each
+# stopped at its first stored call; the median and the worst ready_ms.
+starts() {
+	local case=$1 kind=$2 where=$3 i name
+	for i in $(seq 1 "$BENCH_STARTUP_RUNS"); do
+		name=start-$case-$i
+		if [ "$kind" = echopost ]; then
+			[ "$case" = echopost-empty ] && where=$tmp/$name
+			launch_bg "$name" -e -s "$where/$SOCK" -T 120 -- \
+			    "$ECHOPOST" -datanadhi "$where" -health-url \
+			    "$DOWN_URL" --log-level warn
+		else
+			launch_bg "$name" -e -s "$tmp/$name.sock" -T 120 -- \
+			    "$NOOP" "$tmp/$name.sock"
+		fi
+		launch_wait "$name"
+		jget "$tmp/raw/$name.json" ready_ms >> "$tmp/raw/start-$case.ms"
+		jget "$tmp/raw/$name.json" socket_ms \
+		    >> "$tmp/raw/start-$case.socket-ms"
+		[ "$case" = echopost-empty ] && rm -rf "$tmp/$name"
+	done
+}
+
+startup() {
+	say "startup: empty spool, $BENCH_STARTUP_RUNS starts each"
+	starts noop noop -
+	starts echopost-empty echopost -
+}
+
+big() {
+	local dir=$tmp/big port before
+	[ "$BENCH_BIG_RECORDS" -gt 0 ] || return 0
+	say "big spool: preloading $BENCH_BIG_RECORDS records"
+	preload preload-big "$dir" "$BENCH_BIG_RECORDS"
+	du -k "$dir/echopost.spool" | cut -f1 > "$tmp/raw/big-spool.kib"
+	say "startup: $BENCH_BIG_RECORDS records spooled"
+	starts echopost-big echopost "$dir"
+	free_port
+	port=$PORT
+	nginx_start big "$port"
+	before=$(delivered "$dir")
+	say "big spool: replay for ${BENCH_SECONDS}s"
+	launch_bg big-replay -q -s "$dir/$SOCK" -t "$BENCH_SECONDS" -T 120 \
+	    -- "$ECHOPOST" -datanadhi "$dir" -health-url \
+	    "http://127.0.0.1:$port" --log-level warn
+	launch_wait big-replay
+	echo $(($(delivered "$dir") - before)) > "$tmp/raw/big-replay.sent"
+	nginx_stop big
+	say "startup: after a SIGKILL, $BENCH_BIG_RECORDS records spooled"
+	launch_bg big-kill -q -s "$dir/$SOCK" -t 0.5 -g 9 -T 120 -- \
+	    "$ECHOPOST" -datanadhi "$dir" -health-url "$DOWN_URL"
+	launch_wait big-kill
+	# As the SDK does before it starts echopost.
+	rm -f "$dir/$SOCK"
+	launch_bg big-crash-start -e -s "$dir/$SOCK" -T 300 -- "$ECHOPOST" \
+	    -datanadhi "$dir" -health-url "$DOWN_URL" --log-level warn
+	launch_wait big-crash-start
+	rm -rf "$dir"
+}
+
+# From ready to stop, or to exit if it ended on its own (drained).
+replay_ms() {
+	local end
+	end=$(jget "$1" stop_ms)
+	awk "BEGIN { exit !($end < 0) }" && end=$(jget "$1" exit_ms)
+	calc "$end - $(jget "$1" ready_ms)" 3
+}
+
+startup_rows() {
+	local r=$tmp/raw noop e mm
+	noop=$(median_max < "$r/start-noop.ms")
+	mm=$(median_max < "$r/start-echopost-empty.ms")
+	row "startup, empty spool: first call (median)" ms "${mm% *}" \
+	    "${noop% *}" "value<=" 20
+	row "startup, empty spool: first call (worst)" ms "${mm#* }" \
+	    "${noop#* }" "value<=" 20
+	[ "$BENCH_BIG_RECORDS" -gt 0 ] || return 0
+	mm=$(median_max < "$r/start-echopost-big.ms")
+	row "startup, $BENCH_BIG_RECORDS spooled: first call (median)" ms \
+	    "${mm% *}" "${noop% *}" "value<=" 50
+	row "startup, $BENCH_BIG_RECORDS spooled: first call (worst)" ms \
+	    "${mm#* }" "${noop#* }" "value<=" 50
+	row "startup after SIGKILL, $BENCH_BIG_RECORDS spooled: socket" ms \
+	    "$(jget "$r/big-crash-start.json" socket_ms)" - "value<=" 2000
+	row "startup after SIGKILL, $BENCH_BIG_RECORDS spooled: first call" \
+	    ms "$(jget "$r/big-crash-start.json" ready_ms)" "${noop% *}" \
+	    "value<=" 50
+	row "durable ingest ($BENCH_PRELOAD_CALLERS callers, big preload)" \
+	    1/s "$(jget "$r/preload-big.loadgen.json" calls_per_s)" - - -
+	row "big preload: time" s \
+	    "$(jget "$r/preload-big.loadgen.json" seconds)" - - -
+	row "big preload: spool file" MiB \
+	    "$(calc "$(cat "$r/big-spool.kib") / 1024" 0)" - - -
+	row "ingest of $BENCH_BIG_RECORDS (preload): peak RSS" MiB \
+	    "$(rss_mib "$r/preload-big.json")" - "value<=" 24
+	row "replay from $BENCH_BIG_RECORDS: records/s (${BENCH_SECONDS}s)" \
+	    1/s "$(calc "$(cat "$r/big-replay.sent") * 1000 / \
+	    $(replay_ms "$r/big-replay.json")")" - - -
+	row "replay from $BENCH_BIG_RECORDS: peak RSS" MiB \
+	    "$(rss_mib "$r/big-replay.json")" - "value<=" 24
+}
+
+# --- 5. idle cost ---------------------------------------------------
+
+idle() {
+	say "idle: ${BENCH_IDLE_SECONDS}s, server down, no logs (both at once)"
+	launch_bg idle-echopost -q -s "$tmp/idle/$SOCK" \
+	    -t "$BENCH_IDLE_SECONDS" -T 120 -- "$ECHOPOST" -datanadhi \
+	    "$tmp/idle" -health-url "$DOWN_URL" --log-level warn
+	launch_bg idle-noop -q -s "$tmp/idle-noop.sock" \
+	    -t "$BENCH_IDLE_SECONDS" -T 120 -- "$NOOP" "$tmp/idle-noop.sock"
+	launch_wait idle-echopost
+	launch_wait idle-noop
+	rm -rf "$tmp/idle"
+}
+
+idle_share() {
+	calc "100 * $(jget "$1" window_cpu_s) / $(jget "$1" window_s)" 3
+}
+
+idle_rows() {
+	local e=$tmp/raw/idle-echopost.json n=$tmp/raw/idle-noop.json
+	row "idle, server down: CPU" % "$(idle_share "$e")" \
+	    "$(idle_share "$n")" "value<=" 0.5
+	row "idle, server down: context switches/s" 1/s \
+	    "$(calc "$(jget "$e" window_switches) / $(jget "$e" window_s)")" \
+	    "$(calc "$(jget "$n" window_switches) / $(jget "$n" window_s)")" \
+	    - -
+}
+
+# --- 6. recovery latency --------------------------------------------
+
+# One trial: echopost with default options and 10 logs, server down for
+# BENCH_DOWN_SECONDS, then nginx comes up on its port; the time from
+# then to the first POST /log in nginx's access log ($msec).
+recovery_trial() {
+	local i=$1 port=$2 dir=$tmp/recovery-$i up first log
+	log=$tmp/nginx.recovery-$i/access.log
+	serve "recovery-$i" "$dir" echopost "http://127.0.0.1:$port"
+	"$LOADGEN" -c 1 -n 10 "$dir/$SOCK" > /dev/null
+	sleep "$BENCH_DOWN_SECONDS"
+	nginx_start "recovery-$i" "$port" access
+	up=$(now)
+	wait_for 30 grep -q ' POST /log ' "$log"
+	first=$(awk '$2 == "POST" { print $1; exit }' "$log")
+	launch_wait "recovery-$i"
+	nginx_stop "recovery-$i"
+	if [ -n "$first" ]; then
+		calc "($first - $up) * 1000" 0 > "$tmp/raw/recovery-$i.ms"
+	fi
+}
+
+recovery() {
+	local i pids=()
+	say "recovery: $BENCH_RECOVERY_RUNS trials side by side, server" \
+	    "down ${BENCH_DOWN_SECONDS}s, then up"
+	for i in $(seq 1 "$BENCH_RECOVERY_RUNS"); do
+		free_port
+		recovery_trial "$i" "$PORT" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i"
+	done
+}
+
+recovery_rows() {
+	local mm
+	mm=$(cat "$tmp"/raw/recovery-*.ms 2>/dev/null | median_max)
+	row "recovery: first replayed record (median)" ms "${mm% *}" - \
+	    "value<=" 1500
+	row "recovery: first replayed record (worst)" ms "${mm#* }" - \
+	    "value<=" 1500
+}
+
+# --- output -----------------------------------------------------------
+
+print_table() {
+	local r metric unit value base ratio op target holds
+	printf '\n%-52s %-4s %11s %11s %7s %-10s %s\n' metric unit echopost \
+	    baseline ratio target holds
+	printf '%.0s-' $(seq 1 104)
+	printf '\n'
+	for r in "${rows[@]}"; do
+		IFS='|' read -r metric unit value base ratio op target holds \
+		    <<< "$r"
+		printf '%-52s %-4s %11s %11s %7s %-10s %s\n' "$metric" "$unit" \
+		    "$value" "$base" "$ratio" "$(target_text "$r")" "$holds"
+	done
+	printf '\n'
+}
+
+target_text() {
+	local op target
+	op=$(cut -d'|' -f6 <<< "$1")
+	target=$(cut -d'|' -f7 <<< "$1")
+	case $op in
+	ratio\>=) echo "ratio>=$target" ;;
+	value\<=) echo "<=$target" ;;
+	*) echo - ;;
+	esac
+}
+
+json_string() {
+	printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+}
+
+json_number() {
+	case $1 in
+	-|'') printf null ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+
+machine_json() {
+	printf '{"nproc": %s, "cpu": %s, "kernel": %s, "debian": %s, ' \
+	    "$(nproc)" "$(json_string "$(sed -n 's/^model name[^:]*: //p' \
+	    /proc/cpuinfo | head -n 1)")" "$(json_string "$(uname -r)")" \
+	    "$(json_string "$(cat /etc/debian_version)")"
+	printf '"grpc": %s, "libcurl": %s, "gdbm": %s, "nginx": %s}' \
+	    "$(json_string "$(pkg-config --modversion grpc 2>/dev/null)")" \
+	    "$(json_string "$(pkg-config --modversion libcurl 2>/dev/null)")" \
+	    "$(json_string "$(dpkg-query -W -f '${Version}' libgdbm6 \
+	    2>/dev/null)")" "$(json_string "$("$NGINX" -v 2>&1 | \
+	    sed 's/.*nginx\///')")"
+}
+
+write_json() {
+	local r metric unit value base ratio op target holds f sep=
+	{
+	printf '{\n"machine": %s,\n' "$(machine_json)"
+	printf '"parameters": {"seconds": %s, "callers": %s, "records": %s, ' \
+	    "$BENCH_SECONDS" "$BENCH_CALLERS" "$BENCH_RECORDS"
+	printf '"big_records": %s, "size": %s, "startup_runs": %s, ' \
+	    "$BENCH_BIG_RECORDS" "$BENCH_SIZE" "$BENCH_STARTUP_RUNS"
+	printf '"idle_seconds": %s, "down_seconds": %s, ' \
+	    "$BENCH_IDLE_SECONDS" "$BENCH_DOWN_SECONDS"
+	printf '"recovery_runs": %s, "preload_callers": %s},\n' \
+	    "$BENCH_RECOVERY_RUNS" "$BENCH_PRELOAD_CALLERS"
+	printf '"rows": [\n'
+	for r in "${rows[@]}"; do
+		IFS='|' read -r metric unit value base ratio op target holds \
+		    <<< "$r"
+		printf '%s  {"metric": %s, "unit": %s, "echopost": %s, ' \
+		    "$sep" "$(json_string "$metric")" "$(json_string "$unit")" \
+		    "$(json_number "$value")"
+		printf '"baseline": %s, "ratio": %s, "target": %s, ' \
+		    "$(json_number "$base")" "$(json_number "$ratio")" \
+		    "$(json_string "$(target_text "$r")")"
+		printf '"holds": %s}' "$(case $holds in yes) echo true ;; \
+		    NO) echo false ;; *) echo null ;; esac)"
+		sep=$',\n'
+	done
+	printf '\n],\n"raw": {\n'
+	sep=
+	for f in "$tmp"/raw/*.json; do
+		[ -s "$f" ] || continue
+		printf '%s  %s: %s' "$sep" "$(json_string "$(basename "$f" \
+		    .json)")" "$(head -n 1 "$f")"
+		sep=$',\n'
+	done
+	printf '\n}\n}\n'
+	} > "$BENCH_RESULTS.tmp" && mv "$BENCH_RESULTS.tmp" "$BENCH_RESULTS"
+}
+
+# The phases to run, all by default; the rows of those that ran.
+BENCH_PHASES=${BENCH_PHASES:-ingest replay startup idle recovery}
+phase() {
+	case " $BENCH_PHASES " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+started=$(now)
+say "run-bench: $ECHOPOST, temporary files in $tmp"
+phase ingest && { ingest persistent; ingest new; }
+phase replay && replay
+phase startup && { startup; big; }
+phase idle && idle
+phase recovery && recovery
+
+phase ingest && { ingest_rows persistent; ingest_rows new; }
+phase replay && replay_rows
+phase startup && startup_rows
+phase idle && idle_rows
+phase recovery && recovery_rows
+say "run-bench: done in $(calc "$(now) - $started" 0)s"
+print_table
+write_json
+echo "JSON summary: $BENCH_RESULTS"
+cat "$BENCH_RESULTS"
