@@ -1,40 +1,54 @@
-"""What the Python tests share: paths, the generated gRPC stubs, and a
-client that calls SendLog the way the Data Nadhi SDK does.
+"""What the Python tests share: paths, the generated gRPC stubs, a client
+that calls SendLog the way the Data Nadhi SDK does, and EchoPostTest, a
+base class that runs echopost and a fake server per test and cleans up.
 
 Paths come from the environment that "make check" sets (ECHOPOST,
 ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
 """
 
+import atexit
+import concurrent.futures
+import json
 import os
+import re
+import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import unittest
 
 import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SOCKET_NAME = "data-nadhi-agent.sock"
+sys.path.insert(0, HERE)
+
+from fakeserver import FakeServer  # noqa: E402
+
+ECHOPOST = os.environ.get("ECHOPOST") or os.path.join(REPO, "src", "echopost")
+ECHOPOST_SEND = (os.environ.get("ECHOPOST_SEND")
+                 or os.path.join(REPO, "tests", "echopost-send"))
+ECHOPOST_PROTO = (os.environ.get("ECHOPOST_PROTO")
+                  or os.path.join(REPO, "proto", "logagent.proto"))
 
 _stubs = None
 
 
-def echopost_path():
-    return os.environ.get("ECHOPOST") or os.path.join(REPO, "src", "echopost")
-
-
-def proto_path():
-    return (os.environ.get("ECHOPOST_PROTO")
-            or os.path.join(REPO, "proto", "logagent.proto"))
-
-
 def load_stubs():
     """Generate logagent_pb2 and logagent_pb2_grpc with protoc and Debian's
-    grpc_python_plugin, once, and return the two modules."""
+    grpc_python_plugin, once per process, and return the two modules."""
     global _stubs
     if _stubs is None:
+        if not os.access(ECHOPOST, os.X_OK):
+            raise RuntimeError("no echopost binary at %s (run make)"
+                               % ECHOPOST)
         out = tempfile.mkdtemp(prefix="ep-stubs-", dir="/tmp")
-        proto = os.path.abspath(proto_path())
+        atexit.register(shutil.rmtree, out, True)
+        proto = os.path.abspath(ECHOPOST_PROTO)
         subprocess.run(
             ["protoc", "-I" + os.path.dirname(proto), "--python_out=" + out,
              "--grpc_python_out=" + out,
@@ -47,17 +61,319 @@ def load_stubs():
     return _stubs
 
 
-def send_log(socket_path, json_data, pipelines, api_key, timeout=5):
-    """One SendLog on a new channel, as the SDK does. Returns (success,
-    message); an RPC error is (False, its text)."""
+SOCKET_NAME = "data-nadhi-agent.sock"
+STATUS_LOCK = "agent-status.lock"
+PID_FILE = "echopost.pid"
+SPOOL = "echopost.spool"
+SESSION_RE = re.compile(r"^session-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
+RFC3339_UTC_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+SUN_PATH_MAX = 107
+
+# The SDK polls for the socket every 50 ms and gives up after 2 s.
+SOCKET_POLL = 0.05
+SOCKET_WAIT = 2.0
+# Generous bounds: a hung echopost fails a test instead of hanging the suite.
+EXIT_WAIT = 15.0
+RPC_TIMEOUT = 10.0
+
+# --------------------------------------------------------------------------
+# Helpers
+
+def send_log(sock, json_data, pipelines=(), api_key="", timeout=RPC_TIMEOUT):
+    """One SendLog over a NEW channel, closed after, as the SDK does.
+    Returns the LogResponse; raises grpc.RpcError on an RPC failure."""
     pb, pb_grpc = load_stubs()
+    channel = grpc.insecure_channel("unix://" + sock)
     try:
-        with grpc.insecure_channel("unix://" + socket_path) as channel:
-            stub = pb_grpc.LogAgentStub(channel)
-            answer = stub.SendLog(pb.LogRequest(json_data=json_data,
-                                                pipelines=pipelines,
-                                                api_key=api_key),
-                                  timeout=timeout)
-            return answer.success, answer.message
-    except grpc.RpcError as error:
-        return False, str(error.code())
+        stub = pb_grpc.LogAgentStub(channel)
+        return stub.SendLog(pb.LogRequest(json_data=json_data,
+                                          pipelines=list(pipelines),
+                                          api_key=api_key),
+                            timeout=timeout)
+    finally:
+        channel.close()
+
+
+def read_events(path):
+    """The JSON event lines of a file (stdout capture or agent.log)."""
+    events = []
+    if not os.path.exists(path):
+        return events
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                events.append(json.loads(line))
+    return events
+
+
+def sockets_under(top):
+    """Every UNIX socket file under top, whatever its name."""
+    found = []
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(root, name)
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                found.append(path)
+    return found
+
+
+def read_json_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def files_under(top):
+    """Every regular file under top (a socket cannot be read)."""
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(root, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                yield path
+
+
+def log_text(thread, seq, tag="x"):
+    """A json_data text with odd spacing, key order and a non-ASCII
+    string, so that "as received" can be checked byte for byte."""
+    return ('{"thread": %d,  "seq":%d, "b": 1.50, "a":  "x",'
+            ' "tag":"%s", "msg": "h\u00e9llo \u2713"}' % (thread, seq, tag))
+
+
+class Sent:
+    """One log a test sent and what it knows about it."""
+
+    def __init__(self, thread, seq, text, pipelines, api_key, run=0):
+        self.run = run          # which echopost run it was sent to
+        self.thread = thread
+        self.seq = seq
+        self.text = text
+        self.pipelines = list(pipelines)
+        self.api_key = api_key
+        self.started = None     # monotonic time the call began
+        self.acked = None       # monotonic time success: true came back
+        self.response = None
+        self.error = None
+
+    @property
+    def key(self):
+        return (self.run, self.thread, self.seq)
+
+
+class EchoPostTest(unittest.TestCase):
+    """Per-test temp dir, fake server and echopost processes, all cleaned
+    up whatever happens."""
+
+    API_KEY = "KEY-sekrit-123"
+
+    def setUp(self):
+        # Short paths: the socket path must stay within 107 bytes.
+        self.tmp = tempfile.mkdtemp(prefix="ep-", dir="/tmp")
+        self.dir = os.path.join(self.tmp, "dn")
+        self.sock = os.path.join(self.dir, SOCKET_NAME)
+        self.procs = []
+        self.outputs = 0
+        self.server = None
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the fake server ----------------------------------------------------
+
+    def start_server(self, state="down", **config):
+        self.server = FakeServer().start(state=state)
+        if config:
+            self.server.set(**config)
+        return self.server
+
+    def posts(self):
+        return self.server.requests("/log")
+
+    # -- echopost -----------------------------------------------------------
+
+    def start_echopost(self, args=None, sdk=False, env_key=None,
+                       interval="100ms", dir=None, key=API_KEY, cwd=None):
+        """Start echopost. args None: the SDK's own command line
+        (-datanadhi DIR -api-key KEY -health-url URL) plus the health
+        interval. sdk=True: stdio on /dev/null and a new session, like the
+        SDK; otherwise stdout and stderr go to files in the temp dir
+        (proc.out_path, proc.err_path)."""
+        dir = self.dir if dir is None else dir
+        if args is None:
+            args = ["-datanadhi", dir]
+            if key is not None:
+                args += ["-api-key", key]
+            args += ["-health-url", self.server.url]
+            if interval:
+                args += ["--health-interval", interval]
+        env = dict(os.environ)
+        env.pop("DATANADHI_API_KEY", None)
+        if env_key is not None:
+            env["DATANADHI_API_KEY"] = env_key
+        self.outputs += 1
+        out_path = os.path.join(self.tmp, "out-%d.txt" % self.outputs)
+        err_path = os.path.join(self.tmp, "err-%d.txt" % self.outputs)
+        if sdk:
+            proc = subprocess.Popen([ECHOPOST] + args, env=env, cwd=cwd,
+                                    stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+        else:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                proc = subprocess.Popen([ECHOPOST] + args, env=env, cwd=cwd,
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=err)
+        proc.out_path = out_path
+        proc.err_path = err_path
+        self.procs.append(proc)
+        return proc
+
+    def wait_socket(self, proc, sock=None, not_inode=None):
+        """Poll like the SDK (every 50 ms) and assert that the socket is
+        there within 2 s. not_inode: wait for a socket other than that one
+        (a stale file already in place)."""
+        sock = self.sock if sock is None else sock
+        deadline = time.monotonic() + SOCKET_WAIT
+        while True:
+            try:
+                st = os.lstat(sock)
+                if stat.S_ISSOCK(st.st_mode) and st.st_ino != not_inode:
+                    return st
+            except FileNotFoundError:
+                pass
+            if proc.poll() is not None:
+                self.fail("echopost exited with %s before its socket "
+                          "appeared; stderr: %s"
+                          % (proc.returncode, self.stderr_of(proc)))
+            if time.monotonic() > deadline:
+                self.fail("socket %s did not appear within %gs"
+                          % (sock, SOCKET_WAIT))
+            time.sleep(SOCKET_POLL)
+
+    def wait_exit(self, proc, timeout=EXIT_WAIT):
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            self.fail("echopost did not exit within %gs" % timeout)
+
+    def stop_echopost(self, proc, sig=signal.SIGTERM, timeout=EXIT_WAIT):
+        proc.send_signal(sig)
+        return self.wait_exit(proc, timeout)
+
+    def stderr_of(self, proc):
+        try:
+            with open(proc.err_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def events_of(self, proc):
+        return read_events(proc.out_path)
+
+    def names_of(self, proc):
+        return [e["event"] for e in self.events_of(proc)]
+
+    def sessions(self, dir=None):
+        dir = self.dir if dir is None else dir
+        return sorted(os.path.join(dir, n) for n in os.listdir(dir)
+                      if n.startswith("session-"))
+
+    def session_file(self, name, dir=None):
+        """Lines of name from every session directory, oldest first."""
+        lines = []
+        for session in self.sessions(dir):
+            path = os.path.join(session, name)
+            if os.path.exists(path):
+                lines += read_json_lines(path)
+        return lines
+
+    # -- clients ------------------------------------------------------------
+
+    def send_threads(self, threads, count, make, sock=None, stop=None):
+        """threads workers, each sending count logs in order, one new
+        channel per log; make(thread, seq) -> Sent. A worker stops at its
+        first log that is not stored. Returns the Sent objects of every
+        attempt."""
+        sock = self.sock if sock is None else sock
+        results = []
+        lock = threading.Lock()
+
+        def worker(t):
+            for i in range(count):
+                if stop is not None and stop.is_set():
+                    return
+                s = make(t, i)
+                s.started = time.monotonic()
+                try:
+                    s.response = send_log(sock, s.text, s.pipelines,
+                                          s.api_key)
+                    if s.response.success:
+                        s.acked = time.monotonic()
+                except grpc.RpcError as e:
+                    s.error = e
+                with lock:
+                    results.append(s)
+                if s.acked is None:
+                    return
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for f in [pool.submit(worker, t) for t in range(threads)]:
+                f.result(timeout=120)
+        return results
+
+    def assert_all_stored(self, sent):
+        bad = [(s.thread, s.seq, s.error or s.response) for s in sent
+               if s.acked is None]
+        self.assertEqual(bad, [], "logs not answered success: true")
+
+    # -- checks on what the server got ---------------------------------------
+
+    def assert_in_ack_order(self, sent, posts):
+        """The server must get the logs in the order they were stored: a
+        log acknowledged before another was even sent must arrive first.
+        Every acknowledged log must arrive. Duplicates are allowed (at least
+        once); the first arrival counts. Logs carry run (default 0), thread
+        and seq in their JSON."""
+        first = {}
+        for i, p in enumerate(posts):
+            d = json.loads(p["body"])["log_data"]
+            first.setdefault((d.get("run", 0), d["thread"], d["seq"]), i)
+        acked = [s for s in sent if s.acked is not None]
+        lost = [s.key for s in acked if s.key not in first]
+        self.assertEqual(lost, [], "acknowledged logs never delivered")
+        # Per thread: each thread's (run, seq) values increase.
+        for t in sorted({s.thread for s in acked}):
+            mine = sorted((s for s in acked if s.thread == t),
+                          key=lambda s: first[s.key])
+            order = [(s.run, s.seq) for s in mine]
+            self.assertEqual(order, sorted(order),
+                             "thread %d delivered out of order" % t)
+        # Across threads: walk the logs by start time, keeping the latest
+        # delivery position among those acknowledged before that start.
+        by_ack = sorted(acked, key=lambda s: s.acked)
+        latest, latest_key, j = -1, None, 0
+        for b in sorted(acked, key=lambda s: s.started):
+            while j < len(by_ack) and by_ack[j].acked < b.started:
+                if first[by_ack[j].key] > latest:
+                    latest, latest_key = first[by_ack[j].key], by_ack[j].key
+                j += 1
+            self.assertGreater(first[b.key], latest,
+                               "log %r was acknowledged before %r was sent, "
+                               "but delivered after it"
+                               % (latest_key, b.key))

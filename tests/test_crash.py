@@ -32,6 +32,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import grpc  # noqa: E402
+
 from fakeserver import FakeServer  # noqa: E402
 import support  # noqa: E402
 
@@ -62,9 +64,12 @@ class Senders:
                 continue
             log_id = "%d-%d" % (n, i)
             i += 1
-            ok, _ = support.send_log(self.socket_path,
-                                     json.dumps({"id": log_id}),
-                                     ["crash"], "", timeout=2)
+            try:
+                ok = support.send_log(self.socket_path,
+                                      json.dumps({"id": log_id}),
+                                      ["crash"], "", timeout=2).success
+            except grpc.RpcError:
+                ok = False
             with self.lock:
                 self.sent += 1
                 if ok:
@@ -97,7 +102,7 @@ def wait_listening(proc, socket_path, limit=2.0):
 
 def crash_cycles(cycles, seed):
     rng = random.Random(seed)
-    echopost = support.echopost_path()
+    echopost = support.ECHOPOST
     work = tempfile.mkdtemp(prefix="ep-crash-", dir="/tmp")
     state_dir = os.path.join(work, "d")
     socket_path = os.path.join(state_dir, support.SOCKET_NAME)
