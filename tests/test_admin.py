@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""End-to-end tests of the admin commands: --status, --dump,
+--replay-only, the progress bar on a terminal, and --keep-sessions.
+
+Each test runs the real echopost binary against a real HTTP server process
+(fakeserver.py) and real gRPC clients, as tests/test_e2e.py does.
+"""
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from support import (  # noqa: E402
+    ECHOPOST, RFC3339_UTC_RE, SPOOL, STATUS_LOCK, EchoPostTest, load_stubs,
+    log_text, send_log)
+
+
+def setUpModule():
+    load_stubs()
+
+
+class AdminTest(EchoPostTest):
+
+    def admin(self, *args, url=None):
+        """Run an admin command on the test's DIR; (exit code, stdout,
+        stderr)."""
+        url = self.server.url if url is None else url
+        result = subprocess.run(
+            [ECHOPOST, "-datanadhi", self.dir, "-health-url", url] +
+            list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=30)
+        return (result.returncode, result.stdout.decode(),
+                result.stderr.decode())
+
+    def store(self, count, tag="x"):
+        """Start echopost with the server down and store count logs;
+        returns the running process and the texts sent."""
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        texts = [log_text(0, i, tag) for i in range(count)]
+        for text in texts:
+            self.assertTrue(send_log(self.sock, text, ["pl"], "").success)
+        return proc, texts
+
+    def spool_left(self, count):
+        """A spool of count logs left by a run stopped with SIGTERM."""
+        proc, texts = self.store(count)
+        self.assertEqual(self.stop_echopost(proc), 0)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        return texts
+
+    def delivered_payloads(self):
+        return [json.dumps(json.loads(p["body"])["log_data"],
+                           sort_keys=True) for p in self.posts()]
+
+    @staticmethod
+    def canonical(texts):
+        return [json.dumps(json.loads(t), sort_keys=True) for t in texts]
+
+
+class StatusTest(AdminTest):
+
+    def test_status_of_a_running_instance_as_table_and_json(self):
+        self.start_server("down")
+        proc, texts = self.store(5)
+        code, out, err = self.admin("--status")
+        self.assertEqual(code, 0, err)
+        self.assertIn("running, pid %d" % proc.pid, out)
+        self.assertRegex(out, r"socket\s+present")
+        self.assertRegex(out, r"spool\s+5 records")
+        self.assertRegex(out, r"server\s+%s down" % self.server.url)
+
+        code, out, err = self.admin("--status", "--json")
+        self.assertEqual(code, 0, err)
+        report = json.loads(out)
+        self.assertTrue(report["running"])
+        self.assertEqual(report["pid"], proc.pid)
+        self.assertTrue(report["socket"])
+        self.assertEqual(report["spool"]["records"], 5)
+        self.assertGreater(report["spool"]["bytes"], 0)
+        self.assertRegex(report["spool"]["oldest"], RFC3339_UTC_RE)
+        self.assertLessEqual(report["spool"]["oldest"],
+                             report["spool"]["newest"])
+        self.assertEqual(report["latest_session"],
+                         os.path.basename(self.sessions()[-1]))
+        self.assertFalse(report["server"]["healthy"])
+
+        # The look changed nothing: the instance still serves and delivers.
+        self.assertTrue(send_log(self.sock, log_text(0, 5), [], "").success)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 6)
+
+    def test_status_when_none_is_running_exits_3(self):
+        self.start_server("down")
+        self.spool_left(3)
+        self.server.up()
+        code, out, err = self.admin("--status", "--json")
+        self.assertEqual(code, 3, err)
+        report = json.loads(out)
+        self.assertFalse(report["running"])
+        self.assertIsNone(report["pid"])
+        self.assertFalse(report["socket"])
+        self.assertEqual(report["spool"]["records"], 3)
+        self.assertTrue(report["server"]["healthy"])
+        self.assertEqual(report["server"]["code"], 200)
+
+        code, out, err = self.admin("--status")
+        self.assertEqual(code, 3, err)
+        self.assertRegex(out, r"instance\s+not running")
+        self.assertRegex(out, r"server\s+\S+ healthy \(200\)")
+
+    def test_status_of_an_empty_directory(self):
+        self.start_server("down")
+        os.mkdir(self.dir, 0o700)
+        code, out, err = self.admin("--status", "--json")
+        self.assertEqual(code, 3, err)
+        report = json.loads(out)
+        self.assertEqual(report["spool"]["records"], 0)
+        self.assertIsNone(report["latest_session"])
+        self.assertEqual(os.listdir(self.dir), [])
+
+
+class DumpTest(AdminTest):
+
+    def check_dump(self, out, texts):
+        lines = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual(len(lines), len(texts))
+        payloads = [json.dumps(line["log_data"]["payload"], sort_keys=True)
+                    for line in lines]
+        self.assertEqual(payloads, self.canonical(texts))
+        seqs = [line["context"]["seq"] for line in lines]
+        self.assertEqual(seqs, sorted(seqs))
+        for line in lines:
+            self.assertEqual(line["log_data"]["pipelines"], ["pl"])
+            self.assertRegex(line["log_data"]["received_at"], RFC3339_UTC_RE)
+
+    def test_dump_while_running_changes_nothing(self):
+        self.start_server("down")
+        proc, texts = self.store(8)
+        code, first, err = self.admin("--dump")
+        self.assertEqual(code, 0, err)
+        self.check_dump(first, texts)
+        code, second, err = self.admin("--dump")
+        self.assertEqual((code, second), (0, first))
+
+        self.assertTrue(send_log(self.sock, log_text(0, 8), ["pl"],
+                                 "").success)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 9)
+
+    def test_dump_of_a_stopped_spool_and_of_none(self):
+        self.start_server("down")
+        texts = self.spool_left(4)
+        code, out, err = self.admin("--dump")
+        self.assertEqual(code, 0, err)
+        self.check_dump(out, texts)
+        os.unlink(os.path.join(self.dir, SPOOL))
+        self.assertEqual(self.admin("--dump")[:2], (0, ""))
+
+
+class ReplayOnlyTest(AdminTest):
+
+    def test_replay_only_waits_for_the_server_then_drains_without_socket(self):
+        self.start_server("down")
+        texts = self.spool_left(6)
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url,
+                                    "--health-interval", "50ms"])
+        time.sleep(1.0)
+        self.assertIsNone(proc.poll(), "gave up while the server was down")
+        self.assertFalse(os.path.lexists(self.sock))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, STATUS_LOCK)))
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(self.delivered_payloads(), self.canonical(texts))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertFalse(os.path.lexists(self.sock))
+
+    def test_interrupt_leaves_the_rest_in_the_spool(self):
+        self.start_server("down")
+        self.spool_left(3)
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url])
+        time.sleep(0.5)
+        self.assertEqual(self.stop_echopost(proc, signal.SIGINT), 0)
+        code, out, err = self.admin("--status", "--json")
+        self.assertEqual(json.loads(out)["spool"]["records"], 3)
+
+    def test_replay_only_refuses_to_share_a_directory(self):
+        self.start_server("down")
+        running, _ = self.store(1)
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url])
+        self.assertEqual(self.wait_exit(proc), 0)
+        names = self.names_of(proc)
+        self.assertIn("already_running", names)
+        self.assertIsNone(running.poll())
+
+
+class ProgressTest(AdminTest):
+
+    def replay_with_stderr(self, stderr):
+        out_path = os.path.join(self.tmp, "replay-out.txt")
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen(
+                [ECHOPOST, "--replay-only", "-datanadhi", self.dir,
+                 "-health-url", self.server.url], stdin=subprocess.DEVNULL,
+                stdout=out, stderr=stderr)
+        self.procs.append(proc)
+        return proc, out_path
+
+    def test_progress_bar_on_a_terminal_and_json_on_stdout(self):
+        self.start_server("down")
+        self.spool_left(40)
+        self.server.up()
+        self.server.set(delay=0.02)     # long enough to draw a few frames
+        master, slave = pty.openpty()
+        proc, out_path = self.replay_with_stderr(slave)
+        os.close(slave)
+        screen = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:     # the pty closes when echopost exits
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif proc.poll() is not None:
+                break
+        os.close(master)
+        self.assertEqual(self.wait_exit(proc), 0)
+        text = screen.decode("utf-8", "replace")
+        self.assertIn("\r[", text)
+        self.assertRegex(text, r"\d+ sent, \d+ failed, \d+ left, \d+/s, "
+                               r"ETA \d+:\d\d:\d\d")
+        self.assertIn("40 sent, 0 failed, 0 left", text)
+        with open(out_path) as f:
+            for line in f:
+                json.loads(line)            # stdout stays JSON lines
+
+    def test_no_bar_when_stderr_is_not_a_terminal(self):
+        self.start_server("down")
+        self.spool_left(5)
+        self.server.up()
+        err_path = os.path.join(self.tmp, "replay-err.txt")
+        with open(err_path, "wb") as err:
+            proc, _ = self.replay_with_stderr(err)
+        self.assertEqual(self.wait_exit(proc), 0)
+        with open(err_path, "rb") as f:
+            self.assertEqual(f.read(), b"")
+
+
+class SessionRetentionTest(AdminTest):
+
+    def test_keep_sessions_removes_the_oldest_beyond_n(self):
+        self.start_server("up")
+        os.mkdir(self.dir, 0o700)
+        old = ["session-2020-01-0%dT00-00-00Z" % day for day in range(1, 6)]
+        for name in old:
+            os.mkdir(os.path.join(self.dir, name))
+            with open(os.path.join(self.dir, name, "agent.log"), "w") as f:
+                f.write("{}\n")
+        proc = self.start_echopost(["-datanadhi", self.dir, "-health-url",
+                                    self.server.url, "--keep-sessions", "3"])
+        self.assertEqual(self.wait_exit(proc), 0)
+        left = sorted(n for n in os.listdir(self.dir)
+                      if n.startswith("session-"))
+        self.assertEqual(len(left), 3)
+        self.assertEqual(left[:2], old[3:])     # the two newest old ones
+        self.assertGreater(left[2], old[-1])    # and the current one
+        removed = [e["path"] for e in self.events_of(proc)
+                   if e["event"] == "session_removed"]
+        self.assertEqual(sorted(os.path.basename(p) for p in removed),
+                         old[:3])
+
+    def test_default_keeps_twenty_and_never_the_current(self):
+        self.start_server("up")
+        os.mkdir(self.dir, 0o700)
+        for day in range(1, 26):
+            os.mkdir(os.path.join(self.dir, "session-2020-01-%02dT00-00-00Z"
+                                  % day))
+        proc = self.start_echopost(["-datanadhi", self.dir, "-health-url",
+                                    self.server.url, "--keep-sessions", "1"])
+        self.assertEqual(self.wait_exit(proc), 0)
+        left = [n for n in os.listdir(self.dir) if n.startswith("session-")]
+        self.assertEqual(len(left), 1)
+        self.assertFalse(left[0].startswith("session-2020"))
+
+        for day in range(1, 26):
+            os.mkdir(os.path.join(self.dir, "session-2020-02-%02dT00-00-00Z"
+                                  % day))
+        proc = self.start_echopost(["-datanadhi", self.dir, "-health-url",
+                                    self.server.url])
+        self.assertEqual(self.wait_exit(proc), 0)
+        left = [n for n in os.listdir(self.dir) if n.startswith("session-")]
+        self.assertEqual(len(left), 20)
+
+
+class AdminOptionsTest(AdminTest):
+
+    def test_help_lists_the_admin_commands(self):
+        out = subprocess.run([ECHOPOST, "--help"], stdout=subprocess.PIPE,
+                             timeout=10).stdout.decode()
+        for option in ("--status", "--json", "--dump", "--replay-only",
+                       "--keep-sessions"):
+            self.assertIn(option, out)
+
+    def test_commands_that_exclude_each_other_exit_64(self):
+        self.start_server("down")
+        for args in (["--status", "--dump"], ["--dump", "--replay-only"],
+                     ["--json"], ["--dump", "--json"],
+                     ["--keep-sessions", "0"]):
+            code, out, err = self.admin(*args)
+            self.assertEqual(code, 64, args)
+            self.assertIn("Try 'echopost --help'", err)
+            self.assertFalse(os.path.exists(self.dir))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
