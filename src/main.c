@@ -195,7 +195,7 @@ open_everything(struct run *run)
 		return (fatal(EXIT_CANTCREATE, "cannot open session in",
 		    run->paths.dir, strerror(errno)));
 	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
-	    "version", PACKAGE_VERSION, "pid", (int)getpid(),
+	    "version", ECHOPOST_VERSION, "pid", (int)getpid(),
 	    "dir", run->paths.dir, "health_url", o->health_url,
 	    "session", session_path(run->session), "mode",
 	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");

@@ -106,7 +106,7 @@ version(FILE *out)
 "License AGPLv3: GNU AGPL version 3 <https://gnu.org/licenses/agpl.html>.\n"
 "This is free software: you are free to change and redistribute it.\n"
 "There is NO WARRANTY, to the extent permitted by law.\n",
-	    PACKAGE, PACKAGE_VERSION);
+	    PACKAGE, ECHOPOST_VERSION);
 }
 
 /* A number with an optional unit; "1.5s", "250ms", "2m", "3" (seconds). */

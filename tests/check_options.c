@@ -143,7 +143,7 @@ START_TEST(help_and_version)
 	ck_assert_str_eq(err, "");
 	options_free(&o);
 	ck_assert_int_eq(PARSE(&o, "-version"), OPTIONS_DONE);
-	ck_assert_ptr_nonnull(strstr(out, "echopost " PACKAGE_VERSION "\n"));
+	ck_assert_ptr_nonnull(strstr(out, "echopost " ECHOPOST_VERSION "\n"));
 	ck_assert_ptr_nonnull(strstr(out, "License AGPLv3"));
 	options_free(&o);
 }
