@@ -347,7 +347,10 @@ main(int argc, char *argv[])
 	struct options	options;
 	int		status;
 
+#ifdef HAVE_LIBBSD
+	/* libbsd needs to know where argv is before setproctitle(3). */
 	setproctitle_init(argc, argv, environ);
+#endif
 	switch (options_parse(&options, argc, argv, stdout, stderr)) {
 	case OPTIONS_RUN:
 		break;
