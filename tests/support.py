@@ -73,9 +73,13 @@ SUN_PATH_MAX = 107
 # The SDK polls for the socket every 50 ms and gives up after 2 s.
 SOCKET_POLL = 0.05
 SOCKET_WAIT = 2.0
+# Under valgrind nothing starts in 2 s: ECHOPOST_SLOW=10 stretches every
+# wait tenfold, so that such a run checks memory errors, not timing.
+SLOW = float(os.environ.get("ECHOPOST_SLOW", "1"))
+SOCKET_WAIT *= SLOW
 # Generous bounds: a hung echopost fails a test instead of hanging the suite.
-EXIT_WAIT = 15.0
-RPC_TIMEOUT = 10.0
+EXIT_WAIT = 15.0 * SLOW
+RPC_TIMEOUT = 10.0 * SLOW
 
 # --------------------------------------------------------------------------
 # Helpers
