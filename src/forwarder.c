@@ -65,6 +65,7 @@ struct forwarder {
 	CURL			*health;
 	char			*body;
 	size_t			 body_len;
+	bool			 headers_ended;	/* the answer's blank line came */
 	unsigned int		 failures;
 	unsigned int		 removals;
 	struct progress		 progress;
@@ -159,6 +160,23 @@ keep_body(char *data, size_t size, size_t count, void *arg)
 		room = len;
 	memcpy(f->body + f->body_len, data, room);
 	f->body_len += room;
+	return (len);
+}
+
+/*
+ * An answer cut off in its status line or headers is no answer, though
+ * curl may report the status it saw: only one whose header section ended
+ * counts.
+ */
+static size_t
+note_header(char *line, size_t size, size_t count, void *arg)
+{
+	struct forwarder	*f = arg;
+	size_t			 len = size * count;
+
+	if ((len == 2 && line[0] == '\r' && line[1] == '\n') ||
+	    (len == 1 && line[0] == '\n'))
+		f->headers_ended = true;
 	return (len);
 }
 
@@ -294,6 +312,7 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 	*code = 0;
 	*retry_after_ms = 0;
 	f->body_len = 0;
+	f->headers_ended = false;
 	if ((headers = request_headers(f, r)) == NULL)
 		return (DELIVERY_RETRY);
 	if (asprintf(&body, "{\"pipelines\":%s,\"log_data\":%s}",
@@ -306,6 +325,8 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 		rc = curl_easy_setopt(f->post, CURLOPT_POSTFIELDS, body);
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(f->post);
+	if (rc == CURLE_OK && !f->headers_ended)
+		rc = CURLE_PARTIAL_FILE;
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(f->post, CURLINFO_RESPONSE_CODE, code);
 		curl_easy_getinfo(f->post, CURLINFO_RETRY_AFTER, &retry_after);
@@ -594,6 +615,9 @@ setup(struct forwarder *f)
 	    (f->health = new_handle(f, discard_body)) == NULL)
 		return (-1);
 	if (curl_easy_setopt(f->post, CURLOPT_URL, f->log_url) != CURLE_OK ||
+	    curl_easy_setopt(f->post, CURLOPT_HEADERFUNCTION,
+	    note_header) != CURLE_OK ||
+	    curl_easy_setopt(f->post, CURLOPT_HEADERDATA, f) != CURLE_OK ||
 	    curl_easy_setopt(f->health, CURLOPT_URL,
 	    f->config.health_url) != CURLE_OK)
 		return (-1);

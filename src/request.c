@@ -104,6 +104,15 @@ request_to_record(const void *message, size_t len, int64_t now_us,
 		snprintf(reason, REASON_SIZE, "malformed LogRequest message");
 		return (-1);
 	}
+	/*
+	 * protobuf-c ends strings at a NUL byte: a string that held one came
+	 * out shorter, and so does the message packed again.
+	 */
+	if (logagent__log_request__get_packed_size(request) != len) {
+		snprintf(reason, REASON_SIZE, "a string holds a NUL byte, or "
+		    "the message is not in canonical protobuf encoding");
+		goto out;
+	}
 	if (check_payload(request->json_data, reason) == -1)
 		goto out;
 	if (check_api_key(request->api_key) == -1) {

@@ -37,6 +37,7 @@
 /* Appends stop while the file system has less than this free. */
 #define DISK_MARGIN	(8 * 1024 * 1024)
 #define DISK_CHECK_MS	100
+#define RECOVER_EVERY_MS 1000
 
 struct spool {
 	pthread_mutex_t	 lock;
@@ -50,6 +51,9 @@ struct spool {
 	bool		 disk_low;
 	bool		 reader;	/* opened by spool_open_reader */
 	bool		 open;		/* opened in full: may be removed */
+	bool		 rebuilt;	/* recovered once for a missing record */
+	bool		 fresh;		/* the file was new or set aside */
+	int64_t		 recovered_ms;	/* last gdbm_recover */
 	char		 error[256];
 };
 
@@ -118,12 +122,17 @@ meta_put(struct spool *s, const char *name, uint64_t value)
 	    GDBM_REPLACE));
 }
 
+/* 1 if record seq is there, 0 if not, -1 if GDBM cannot tell. */
 static int
 record_exists(struct spool *s, uint64_t seq)
 {
 	unsigned char	buf[KEY_SIZE];
 
-	return (gdbm_exists(s->db, sequence_key(seq, buf)));
+	if (gdbm_exists(s->db, sequence_key(seq, buf)))
+		return (1);
+	if (gdbm_errno == GDBM_NO_ERROR || gdbm_errno == GDBM_ITEM_NOT_FOUND)
+		return (0);
+	return (fail(s, "look up"));
 }
 
 /* The bookkeeping keys were lost: find both ends from the records. */
@@ -159,27 +168,48 @@ scan_ends(struct spool *s)
 	return (0);
 }
 
-/*
- * "head" and "next" may be behind: appends and removals after the last sync
- * are not in them. Walk both forward over what is really there.
- */
-static int
-find_ends(struct spool *s)
+/* Is name the spool's name plus ".XXXXXX", as gdbm_recover's new file? */
+static bool
+recovery_leftover(const char *name, const char *base)
 {
-	int	have_head, have_next;
+	size_t	len = strlen(base), i;
 
-	have_head = meta_get(s, "head", &s->head);
-	have_next = meta_get(s, "next", &s->next);
-	if (have_head == -1 || have_next == -1 ||
-	    meta_get(s, "bytes", &s->bytes) == -1)
-		return (fail(s, "read bookkeeping"));
-	if (!have_head || !have_next || s->head > s->next)
-		return (scan_ends(s));
-	while (record_exists(s, s->next))
-		s->next++;
-	while (s->head < s->next && !record_exists(s, s->head))
-		s->head++;
-	return (0);
+	if (strncmp(name, base, len) != 0 || name[len] != '.' ||
+	    strlen(name + len + 1) != 6)
+		return (false);
+	for (i = len + 1; name[i] != '\0'; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return (false);
+	return (true);
+}
+
+/*
+ * gdbm_recover builds the new file beside the old one and renames it into
+ * place; a run killed in between leaves it behind, the old file whole.
+ */
+static void
+remove_recovery_leftovers(struct spool *s)
+{
+	struct dirent	*entry;
+	DIR		*dir;
+	char		 parent[PATH_MAX], leftover[PATH_MAX], *slash;
+
+	strlcpy(parent, s->path, sizeof parent);
+	if ((slash = strrchr(parent, '/')) == NULL)
+		return;
+	*slash = '\0';
+	if ((dir = opendir(parent)) == NULL)
+		return;
+	while ((entry = readdir(dir)) != NULL) {
+		if (!recovery_leftover(entry->d_name, slash + 1))
+			continue;
+		if (snprintf(leftover, sizeof leftover, "%s/%s", parent,
+		    entry->d_name) < (int)sizeof leftover &&
+		    unlink(leftover) == 0)
+			log_event(LEVEL_INFO, "spool_leftover_removed",
+			    "{s:s}", "path", leftover);
+	}
+	closedir(dir);
 }
 
 /*
@@ -195,8 +225,14 @@ recover(struct spool *s, const char *reason, bool keep_copy)
 	memset(&rcvr, 0, sizeof rcvr);
 	if (keep_copy)
 		flags |= GDBM_RCVR_BACKUP;
-	if (gdbm_recover(s->db, &rcvr, flags) != 0)
-		return (fail(s, "recover"));
+	s->recovered_ms = clock_monotonic_ms();
+	if (gdbm_recover(s->db, &rcvr, flags) != 0) {
+		snprintf(s->error, sizeof s->error, "recover %s: %s: %s",
+		    s->path, gdbm_strerror(gdbm_errno), strerror(errno));
+		free(rcvr.backup_name);
+		remove_recovery_leftovers(s);
+		return (-1);
+	}
 	log_event(LEVEL_WARN, "spool_recovered",
 	    "{s:s, s:s, s:I, s:I, s:I, s:s?}", "path", s->path,
 	    "reason", reason,
@@ -206,6 +242,52 @@ recover(struct spool *s, const char *reason, bool keep_copy)
 	    "copy", rcvr.backup_name);
 	free(rcvr.backup_name);
 	return (0);
+}
+
+/*
+ * A record between head and next is not there: GDBM lost it. One rebuild,
+ * with a copy of the file kept, may bring it back (returns 1: look again);
+ * what is still missing is reported, never skipped in silence.
+ */
+static int
+missing(struct spool *s, uint64_t seq)
+{
+	if (!s->rebuilt) {
+		s->rebuilt = true;
+		if (recover(s, "a record is missing", true) == 0)
+			return (1);
+	}
+	log_event(LEVEL_ERROR, "record_missing", "{s:s, s:I}", "path", s->path,
+	    "seq", (json_int_t)seq);
+	return (0);
+}
+
+/*
+ * "head" and "next" may be behind: appends and removals after the last sync
+ * are not in them. Walk both forward over what is really there. After a
+ * clean close "head" is exact, so a gap at it is a loss, not a removal.
+ */
+static int
+find_ends(struct spool *s, bool closed_cleanly)
+{
+	int	have_head, have_next, found;
+
+	have_head = meta_get(s, "head", &s->head);
+	have_next = meta_get(s, "next", &s->next);
+	if (have_head == -1 || have_next == -1 ||
+	    meta_get(s, "bytes", &s->bytes) == -1)
+		return (fail(s, "read bookkeeping"));
+	if (!have_head || !have_next || s->head > s->next)
+		return (scan_ends(s));
+	while ((found = record_exists(s, s->next)) == 1)
+		s->next++;
+	while (found != -1 && s->head < s->next &&
+	    (found = record_exists(s, s->head)) == 0) {
+		if (closed_cleanly && missing(s, s->head) == 1)
+			continue;
+		s->head++;
+	}
+	return (found == -1 ? -1 : 0);
 }
 
 /* Errors of gdbm_open that say the file is damaged, not the system. */
@@ -256,11 +338,14 @@ set_aside(struct spool *s, const char *why)
 	return (0);
 }
 
+/* Open the file; fresh tells whether it holds anything from before. */
 static int
 open_file(struct spool *s)
 {
-	char	why[128];
+	struct stat	sb;
+	char		why[128];
 
+	s->fresh = stat(s->path, &sb) == -1 || sb.st_size == 0;
 	s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
 	if (s->db != NULL)
 		return (0);
@@ -268,6 +353,7 @@ open_file(struct spool *s)
 		strlcpy(why, gdbm_strerror(gdbm_errno), sizeof why);
 		if (set_aside(s, why) == -1)
 			return (-1);
+		s->fresh = true;
 		s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC,
 		    0600, NULL);
 		if (s->db != NULL)
@@ -278,70 +364,28 @@ open_file(struct spool *s)
 	return (-1);
 }
 
-/* Is name the spool's name plus ".XXXXXX", as gdbm_recover's new file? */
-static bool
-recovery_leftover(const char *name, const char *base)
-{
-	size_t	len = strlen(base), i;
-
-	if (strncmp(name, base, len) != 0 || name[len] != '.' ||
-	    strlen(name + len + 1) != 6)
-		return (false);
-	for (i = len + 1; name[i] != '\0'; i++)
-		if (!isalnum((unsigned char)name[i]))
-			return (false);
-	return (true);
-}
-
-/*
- * gdbm_recover builds the new file beside the old one and renames it into
- * place; a run killed in between leaves it behind, the old file whole.
- */
-static void
-remove_recovery_leftovers(struct spool *s)
-{
-	struct dirent	*entry;
-	DIR		*dir;
-	char		 parent[PATH_MAX], leftover[PATH_MAX], *slash;
-
-	strlcpy(parent, s->path, sizeof parent);
-	if ((slash = strrchr(parent, '/')) == NULL)
-		return;
-	*slash = '\0';
-	if ((dir = opendir(parent)) == NULL)
-		return;
-	while ((entry = readdir(dir)) != NULL) {
-		if (!recovery_leftover(entry->d_name, slash + 1))
-			continue;
-		if (snprintf(leftover, sizeof leftover, "%s/%s", parent,
-		    entry->d_name) < (int)sizeof leftover &&
-		    unlink(leftover) == 0)
-			log_event(LEVEL_INFO, "spool_leftover_removed",
-			    "{s:s}", "path", leftover);
-	}
-	closedir(dir);
-}
-
 static int
 open_database(struct spool *s)
 {
-	struct stat	sb;
 	uint64_t	clean = 0;
-	bool		readable;
-	int		existed;
+	bool		readable, closed_cleanly;
+	char		why[sizeof s->error];
 
 	remove_recovery_leftovers(s);
-	existed = stat(s->path, &sb) == 0 && sb.st_size > 0;
 	if (open_file(s) == -1)
 		return (-1);
 	readable = meta_get(s, "clean", &clean) != -1;
-	if (existed && clean != 1 && recover(s, readable ? "not closed "
-	    "cleanly" : gdbm_db_strerror(s->db), !readable) == -1) {
-		if (set_aside(s, s->error) == -1 || open_file(s) == -1)
+	closed_cleanly = readable && clean == 1;
+	if (!s->fresh && !closed_cleanly && recover(s, readable ?
+	    "not closed cleanly" : gdbm_db_strerror(s->db), !readable) == -1 &&
+	    (set_aside(s, s->error) == -1 || open_file(s) == -1))
+		return (-1);
+	if (find_ends(s, closed_cleanly) == -1) {
+		/* GDBM could not answer: rebuild once, keeping a copy. */
+		strlcpy(why, s->error, sizeof why);
+		if (recover(s, why, true) == -1 || find_ends(s, false) == -1)
 			return (-1);
 	}
-	if (find_ends(s) == -1)
-		return (-1);
 	if (gdbm_delete(s->db, name_key("clean")) != 0 &&
 	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
 		return (fail(s, "mark open"));
@@ -365,7 +409,7 @@ open_reader(struct spool *s)
 		    gdbm_strerror(gdbm_errno));
 		return (-1);
 	}
-	return (find_ends(s));
+	return (find_ends(s, false));
 }
 
 static struct spool *
@@ -380,6 +424,7 @@ new_spool(const char *path)
 		return (NULL);
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	s->recovered_ms = -RECOVER_EVERY_MS;
 	return (s);
 }
 
@@ -407,12 +452,17 @@ spool_open_reader(struct spool **sp, const char *path)
 	return (open_reader(*sp));
 }
 
-/* A file that a failed write left needing recovery gets it now. */
+/*
+ * A file that a failed write left needing recovery gets it now; on a full
+ * disk that fails too, so it is tried at most once a second.
+ */
 static int
 usable(struct spool *s)
 {
 	if (!gdbm_needs_recovery(s->db))
 		return (0);
+	if (clock_monotonic_ms() - s->recovered_ms < RECOVER_EVERY_MS)
+		return (-1);	/* s->error still says why */
 	return (recover(s, gdbm_db_strerror(s->db), true));
 }
 
@@ -540,13 +590,11 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 			*value = data.dptr;
 			*size = (size_t)data.dsize;
 			status = 1;
-			break;
-		}
-		if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
+		} else if (gdbm_errno != GDBM_ITEM_NOT_FOUND &&
+		    gdbm_needs_recovery(s->db))
 			status = fail(s, "fetch");
-			break;
-		}
-		s->head++;
+		else if (missing(s, s->head) == 0)
+			s->head++;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return (status);

@@ -121,6 +121,22 @@ START_TEST(malformed_protobuf)
 }
 END_TEST
 
+/* protobuf-c would cut a string at a NUL byte: refuse, never truncate. */
+START_TEST(nul_byte_refused)
+{
+	static const unsigned char with_nul[] = { 0x0a, 0x0a, '{', '"', 'a',
+	    '"', ':', '1', '}', 0, '{', '}', 0x12, 0x01, 'p' };
+	char	 reason[REASON_SIZE];
+	void	*encoded;
+	size_t	 size;
+
+	ck_assert_int_eq(request_to_record(with_nul, sizeof with_nul, 1,
+	    &encoded, &size, reason), -1);
+	ck_assert_ptr_nonnull(strstr(reason, "NUL"));
+	ck_assert_ptr_null(encoded);
+}
+END_TEST
+
 START_TEST(response_round_trip)
 {
 	Logagent__LogResponse	*response;
@@ -148,6 +164,7 @@ request_suite(void)
 	tcase_add_test(t, refused_with_reason);
 	tcase_add_test(t, deep_nesting_refused);
 	tcase_add_test(t, malformed_protobuf);
+	tcase_add_test(t, nul_byte_refused);
 	tcase_add_test(t, response_round_trip);
 	suite_add_tcase(s, t);
 	return (s);

@@ -24,6 +24,19 @@ Config fields (all optional when posting):
   body             null            /log answer body (with log_status only);
                                    default {"ok":true} or {"error":"..."}
   delay            0               seconds to sleep before any MAIN answer
+  log_delay        0               more seconds to sleep before a POST /log
+                                   answer only (health checks stay quick)
+  hangup           null            if N, the next N POSTs to /log get only
+                                   part of their answer (see hangup_at), then
+                                   the connection is closed; counts down like
+                                   log_status_count.  Such requests are
+                                   recorded with "hangup": true.
+  hangup_at        "body"          what is sent before the close: "status"
+                                   (the status line only), "headers" (the
+                                   status line and some headers, without the
+                                   blank line that ends them) or "body" (all
+                                   headers, with a Content-Length, and half
+                                   the body)
 
 Command line:
   fakeserver.py [--port N] [--control-port N] [--state up|down]
@@ -72,7 +85,12 @@ DEFAULT_CONFIG = {
     "retry_after": None,
     "body": None,
     "delay": 0.0,
+    "log_delay": 0.0,
+    "hangup": None,
+    "hangup_at": "body",
 }
+
+HANGUP_POINTS = ("status", "headers", "body")
 
 VERBOSE = False
 
@@ -228,23 +246,49 @@ class MainHandler(_TrackedHandler):
             time.sleep(delay)
         path = urllib.parse.urlsplit(self.path).path
         headers = {}
+        hangup_at = None
         if self.command == "GET":
             status = app.get("health_status")
             body = None
         elif self.command == "POST" and path == "/log":
+            log_delay = app.get("log_delay")
+            if log_delay:
+                time.sleep(log_delay)
             status, body = app.next_log_answer()
             if not 200 <= status < 300 and app.get("retry_after") is not None:
                 headers["Retry-After"] = str(app.get("retry_after"))
+            hangup_at = app.next_hangup()
         else:
             status, body = 404, None
         if body is None:
             body = {"ok": True} if 200 <= status < 300 else {"error": _reason(status)}
             body = json.dumps(body)
+        body = body.encode("utf-8") if isinstance(body, str) else body
+        if hangup_at is not None:
+            app.record(self, raw, status, hangup=True)
+            self.hang_up(status, body, hangup_at)
+            return
         # Record before answering: once the client has its answer, the test
         # can already see the request on the control port.
         app.record(self, raw, status)
-        self.answer(status, body.encode("utf-8") if isinstance(body, str) else body,
-                    headers)
+        self.answer(status, body, headers)
+
+    def hang_up(self, status, body, at):
+        """Send part of an answer, then close the connection."""
+        out = ("HTTP/1.1 %d %s\r\n" % (status, _reason(status))).encode("ascii")
+        if at in ("headers", "body"):
+            out += b"Content-Type: application/json\r\n"
+        if at == "body":
+            # The full length is announced, half of it is sent.
+            out += b"Content-Length: %d\r\n\r\n" % max(len(body), 2)
+            out += body[:max(len(body), 2) // 2]
+        self.close_connection = True
+        try:
+            self.wfile.write(out)
+            self.wfile.flush()
+        except OSError:
+            pass
+        _shut(self.connection)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = serve
 
@@ -328,9 +372,15 @@ class App:
         n = update.get("log_status_count")
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise ValueError("log_status_count must be null or an integer >= 0")
-        d = update.get("delay", 0)
-        if not isinstance(d, (int, float)) or isinstance(d, bool) or d < 0:
-            raise ValueError("delay must be a number of seconds >= 0")
+        for key in ("delay", "log_delay"):
+            d = update.get(key, 0)
+            if not isinstance(d, (int, float)) or isinstance(d, bool) or d < 0:
+                raise ValueError("%s must be a number of seconds >= 0" % key)
+        n = update.get("hangup")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise ValueError("hangup must be null or an integer >= 0")
+        if update.get("hangup_at", "body") not in HANGUP_POINTS:
+            raise ValueError("hangup_at must be one of %s" % ", ".join(HANGUP_POINTS))
         for key in ("retry_after", "body"):
             if update.get(key) is not None and not isinstance(update[key], str):
                 raise ValueError("%s must be a string or null" % key)
@@ -357,7 +407,16 @@ class App:
                 return self.config["log_status"], self.config["body"]
             return 200, None
 
-    def record(self, handler, raw, status):
+    def next_hangup(self):
+        """Where to cut the answer to this POST /log, or None."""
+        with self.lock:
+            n = self.config["hangup"]
+            if not n:
+                return None
+            self.config["hangup"] = n - 1
+            return self.config["hangup_at"]
+
+    def record(self, handler, raw, status, hangup=False):
         headers = {}
         for name, value in handler.headers.items():
             name = name.lower()
@@ -370,6 +429,8 @@ class App:
             "body": raw.decode("utf-8", errors="replace"),
             "status": status,
         }
+        if hangup:
+            entry["hangup"] = True
         with self.lock:
             self.requests.append(entry)
             if self.record_file:
