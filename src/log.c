@@ -74,24 +74,23 @@ log_close_file(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
-/*
- * A failed write of the event log has nowhere left to be reported, so it is
- * dropped; the line is the report.
- */
-static void
-write_line(int fd, const char *line, size_t len)
+/* Write every byte, going on after a signal or a short write. */
+int
+write_all(int fd, const void *data, size_t len)
 {
-	ssize_t	n;
+	const char	*p = data;
+	ssize_t		 n;
 
 	while (len > 0) {
-		n = write(fd, line, len);
+		n = write(fd, p, len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;
-		line += n;
+		if (n == -1)
+			return (-1);
+		p += n;
 		len -= (size_t)n;
 	}
+	return (0);
 }
 
 void
@@ -136,10 +135,11 @@ log_event(enum log_level level, const char *event, const char *fmt, ...)
 	}
 	text[len] = '\n';
 
+	/* A failed write of the event log has nowhere left to be reported. */
 	pthread_mutex_lock(&log_lock);
-	write_line(STDOUT_FILENO, text, len + 1);
+	(void)write_all(STDOUT_FILENO, text, len + 1);
 	if (log_file != -1)
-		write_line(log_file, text, len + 1);
+		(void)write_all(log_file, text, len + 1);
 	pthread_mutex_unlock(&log_lock);
 	free(text);
 }

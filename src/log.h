@@ -9,6 +9,7 @@
 #define LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level {
@@ -27,6 +28,7 @@ bool	 log_enabled(enum log_level);
 int	 log_open_file(const char *);
 void	 log_close_file(void);
 void	 log_event(enum log_level, const char *, const char *, ...);
+int	 write_all(int, const void *, size_t);
 
 int64_t	 clock_realtime_us(void);
 int64_t	 clock_monotonic_ms(void);

@@ -43,23 +43,6 @@ open_log(const char *dir, const char *name)
 	    O_CLOEXEC, 0600));
 }
 
-static int
-write_all(int fd, const char *text, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = write(fd, text, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return (-1);
-		text += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
 /* Two runs may start within one second; they share the directory. */
 static int
 make_session_dir(struct session *s)

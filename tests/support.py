@@ -341,6 +341,23 @@ class EchoPostTest(unittest.TestCase):
                 f.result(timeout=120)
         return results
 
+    def send_during(self, background, threads=4):
+        """Send logs {"thread": T, "seq": N} from threads until stopped,
+        while background(stop) runs in a thread of its own and may set the
+        stop event. Returns the Sent objects of every attempt."""
+        stop = threading.Event()
+
+        def make(t, i):
+            return Sent(t, i, '{"thread": %d, "seq": %d}' % (t, i), [], "")
+
+        helper = threading.Thread(target=background, args=(stop,))
+        helper.start()
+        try:
+            return self.send_threads(threads, 100000, make, stop=stop)
+        finally:
+            stop.set()
+            helper.join()
+
     def assert_all_stored(self, sent):
         bad = [(s.thread, s.seq, s.error or s.response) for s in sent
                if s.acked is None]

@@ -24,7 +24,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -351,12 +350,8 @@ class RestartTest(EchoPostTest):
         self.start_server("down")
         proc = self.start_echopost()
         self.wait_socket(proc)
-        stop = threading.Event()
 
-        def make(t, i):
-            return Sent(t, i, '{"thread": %d, "seq": %d}' % (t, i), [], "")
-
-        def signal_later():
+        def signal_later(stop):
             time.sleep(0.5)
             proc.send_signal(signal.SIGTERM)
             # Should echopost not stop, stop the senders anyway.
@@ -366,13 +361,7 @@ class RestartTest(EchoPostTest):
                 pass
             stop.set()
 
-        killer = threading.Thread(target=signal_later)
-        killer.start()
-        try:
-            sent = self.send_threads(4, 100000, make, stop=stop)
-        finally:
-            stop.set()
-            killer.join()
+        sent = self.send_during(signal_later)
         self.assertEqual(self.wait_exit(proc), 0)
         acked = [s for s in sent if s.acked is not None]
         self.assertGreater(len(acked), 0)
@@ -743,12 +732,8 @@ class ClientsTest(EchoPostTest):
         self.start_server("down")
         proc = self.start_echopost()
         self.wait_socket(proc)
-        stop = threading.Event()
 
-        def make(t, i):
-            return Sent(t, i, '{"thread": %d, "seq": %d}' % (t, i), [], "")
-
-        def up_later():
+        def up_later(stop):
             time.sleep(0.3)
             self.server.up()
             # Stop sending after a while in any case, so that echopost
@@ -756,13 +741,7 @@ class ClientsTest(EchoPostTest):
             time.sleep(2.0)
             stop.set()
 
-        helper = threading.Thread(target=up_later)
-        helper.start()
-        try:
-            sent = self.send_threads(4, 100000, make, stop=stop)
-        finally:
-            stop.set()
-            helper.join()
+        sent = self.send_during(up_later)
         self.assertEqual(self.wait_exit(proc), 0)
         acked = [s for s in sent if s.acked is not None]
         self.assertGreater(len(acked), 0)
