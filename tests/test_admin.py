@@ -19,8 +19,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST, RFC3339_UTC_RE, SPOOL, STATUS_LOCK, EchoPostTest, load_stubs,
-    log_text, send_log)
+    ECHOPOST, RFC3339_UTC_RE, SOCKET_WAIT, SPOOL, STATUS_LOCK, EchoPostTest,
+    load_stubs, log_text, send_log)
 
 
 def setUpModule():
@@ -56,6 +56,15 @@ class AdminTest(EchoPostTest):
         self.assertEqual(self.stop_echopost(proc), 0)
         self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
         return texts
+
+    def wait_event(self, proc, name):
+        """Wait until proc has logged an event called name."""
+        deadline = time.monotonic() + SOCKET_WAIT
+        while name not in self.names_of(proc):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.fail("no %s event; events: %s"
+                          % (name, self.names_of(proc)))
+            time.sleep(0.05)
 
     def delivered_payloads(self):
         return [json.dumps(json.loads(p["body"])["log_data"],
@@ -191,7 +200,7 @@ class ReplayOnlyTest(AdminTest):
         self.spool_left(3)
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
                                     "-health-url", self.server.url])
-        time.sleep(0.5)
+        self.wait_event(proc, "server_down")
         self.assertEqual(self.stop_echopost(proc, signal.SIGINT), 0)
         code, out, err = self.admin("--status", "--json")
         self.assertEqual(json.loads(out)["spool"]["records"], 3)
