@@ -38,6 +38,8 @@
 #define DISK_MARGIN	(8 * 1024 * 1024)
 #define DISK_CHECK_MS	100
 #define RECOVER_EVERY_MS 1000
+#define OPEN_FLAGS	(GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC)
+#define CACHE_BUCKETS	64
 
 struct spool {
 	pthread_mutex_t	 lock;
@@ -338,6 +340,21 @@ set_aside(struct spool *s, const char *why)
 	return (0);
 }
 
+/*
+ * Memory must not grow with the spool: no mmap of the whole file, and a
+ * bucket cache of fixed size.
+ */
+static int
+limit_memory(struct spool *s)
+{
+	size_t	buckets = CACHE_BUCKETS;
+
+	if (gdbm_setopt(s->db, GDBM_SETCACHESIZE, &buckets,
+	    sizeof buckets) != 0)
+		return (fail(s, "set cache size"));
+	return (0);
+}
+
 /* Open the file; fresh tells whether it holds anything from before. */
 static int
 open_file(struct spool *s)
@@ -346,18 +363,17 @@ open_file(struct spool *s)
 	char		why[128];
 
 	s->fresh = stat(s->path, &sb) == -1 || sb.st_size == 0;
-	s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
+	s->db = gdbm_open(s->path, 0, OPEN_FLAGS, 0600, NULL);
 	if (s->db != NULL)
-		return (0);
+		return (limit_memory(s));
 	if (damaged(gdbm_errno)) {
 		strlcpy(why, gdbm_strerror(gdbm_errno), sizeof why);
 		if (set_aside(s, why) == -1)
 			return (-1);
 		s->fresh = true;
-		s->db = gdbm_open(s->path, 0, GDBM_WRCREAT | GDBM_CLOEXEC,
-		    0600, NULL);
+		s->db = gdbm_open(s->path, 0, OPEN_FLAGS, 0600, NULL);
 		if (s->db != NULL)
-			return (0);
+			return (limit_memory(s));
 	}
 	snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
 	    gdbm_strerror(gdbm_errno));
@@ -402,7 +418,7 @@ open_database(struct spool *s)
 static int
 open_reader(struct spool *s)
 {
-	s->db = gdbm_open(s->path, 0, GDBM_READER | GDBM_NOLOCK |
+	s->db = gdbm_open(s->path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP |
 	    GDBM_CLOEXEC, 0, NULL);
 	if (s->db == NULL) {
 		snprintf(s->error, sizeof s->error, "open %s: %s", s->path,
