@@ -228,6 +228,10 @@ start_forwarder(struct run *run)
 {
 	struct forwarder_config	config;
 
+	/* After the socket is up: TLS set-up costs milliseconds at start. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return (fatal(EXIT_SOFTWARE, "cannot start", "libcurl",
+		    "curl_global_init failed"));
 	config.health_url = run->options->health_url;
 	config.api_key = run->options->api_key;
 	config.timeout_ms = run->options->timeout_ms;
@@ -381,8 +385,7 @@ main(int argc, char *argv[])
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
 	if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
-	    signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
-	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		fprintf(stderr, "%s: cannot initialise\n", PACKAGE);
 		options_free(&options);
 		return (EXIT_SOFTWARE);
