@@ -10,7 +10,9 @@
  * calls run for warmup + seconds and only those that finish inside the
  * last seconds count; with -n, exactly count calls are made in all (the
  * spool preload) and every one counts. The result is one JSON object on
- * stdout; the exit status is 0 only if every counted call was stored.
+ * stdout ("made" counts the calls of warm-up and tail too, for the
+ * server's CPU per call); the exit status is 0 only if every counted call
+ * was stored.
  */
 #include "config.h"
 
@@ -36,8 +38,8 @@ struct load {
 	bool		 persistent;
 	size_t		 size;
 	uint64_t	 per_caller;	/* -n: calls for each caller */
-	uint64_t	 extra;		/* -n: callers below this make one more */
-	int64_t		 measure_ns;	/* -d: count calls that end after this */
+	uint64_t	 extra;		/* -n: callers below it make one more */
+	int64_t		 measure_ns;	/* -d: count calls ending after this */
 	int64_t		 end_ns;	/* -d: and before this */
 };
 
@@ -51,6 +53,7 @@ struct caller {
 	uint64_t		 stored;
 	uint64_t		 refused;
 	uint64_t		 failed;
+	uint64_t		 made;		/* counted or not */
 };
 
 static int
@@ -136,6 +139,7 @@ caller_main(void *arg)
 		kept = call_channel(load->target);
 	for (seq = 0; more_calls(c, seq, end); seq++) {
 		result = one_call(c, kept, queue, seq, &start, &end);
+		c->made++;
 		/* In a timed run, warm-up calls and late ones do not count. */
 		if (load->end_ns != 0 && (end < load->measure_ns ||
 		    end > load->end_ns))
@@ -180,7 +184,7 @@ report(struct caller *callers, int n, const struct load *load,
     double seconds)
 {
 	int64_t		*all;
-	uint64_t	 stored = 0, refused = 0, failed = 0;
+	uint64_t	 stored = 0, refused = 0, failed = 0, made = 0;
 	size_t		 total = 0, at = 0;
 	int		 i;
 
@@ -195,15 +199,18 @@ report(struct caller *callers, int n, const struct load *load,
 		stored += callers[i].stored;
 		refused += callers[i].refused;
 		failed += callers[i].failed;
+		made += callers[i].made;
 	}
 	qsort(all, total, sizeof *all, compare_ns);
 	printf("{\"mode\": \"%s\", \"callers\": %d, \"size\": %zu, "
 	    "\"seconds\": %.3f, \"stored\": %llu, \"refused\": %llu, "
-	    "\"failed\": %llu, \"calls_per_s\": %.1f, \"p50_us\": %.1f, "
-	    "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
+	    "\"failed\": %llu, \"made\": %llu, \"calls_per_s\": %.1f, "
+	    "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+	    "\"max_us\": %.1f}\n",
 	    load->persistent ? "persistent" : "new", n, load->size, seconds,
 	    (unsigned long long)stored, (unsigned long long)refused,
-	    (unsigned long long)failed, seconds > 0 ? stored / seconds : 0,
+	    (unsigned long long)failed, (unsigned long long)made,
+	    seconds > 0 ? stored / seconds : 0,
 	    percentile_us(all, total, 0.50), percentile_us(all, total, 0.99),
 	    percentile_us(all, total, 0.999),
 	    total > 0 ? (double)all[total - 1] / 1000.0 : 0);

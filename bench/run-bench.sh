@@ -6,7 +6,7 @@
 #	ingest		echopost vs noop-server (echopost's listener, no spool)
 #	replay		echopost vs curl-baseline (a plain keep-alive POST loop)
 #	startup		echopost vs noop-server, empty and big spool
-#	memory		echopost vs noop-server (ingest); echopost alone (replay)
+#	memory		echopost vs noop-server (ingest); alone (replay)
 #	idle cost	echopost vs noop-server
 #	recovery	echopost alone: the time from "server up" to the first
 #			replayed record at the server
@@ -25,11 +25,11 @@
 #	BENCH_STARTUP_RUNS [5]		starts measured per case (median)
 #	BENCH_IDLE_SECONDS [10]		length of the idle-cost window
 #	BENCH_DOWN_SECONDS [10]		server down before the recovery
-#	BENCH_RECOVERY_RUNS [5]		recovery trials, run side by side
+#					(plus a random 0-5 s)
+#	BENCH_RECOVERY_RUNS [10]	recovery trials, side by side
 #	BENCH_PRELOAD_CALLERS [32]	callers that fill a spool
 #	BENCH_PHASES [ingest replay startup idle recovery]
-#					the parts to run; the replay's
-#					baseline is used by startup's rows
+#					the parts to run
 
 set -u
 
@@ -45,7 +45,7 @@ BENCH_SIZE=${BENCH_SIZE:-300}
 BENCH_STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
 BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
 BENCH_DOWN_SECONDS=${BENCH_DOWN_SECONDS:-10}
-BENCH_RECOVERY_RUNS=${BENCH_RECOVERY_RUNS:-5}
+BENCH_RECOVERY_RUNS=${BENCH_RECOVERY_RUNS:-10}
 BENCH_PRELOAD_CALLERS=${BENCH_PRELOAD_CALLERS:-32}
 
 LAUNCH=$BENCH_BIN/launch
@@ -65,13 +65,17 @@ done
 tmp=$(mktemp -d /tmp/epbench.XXXXXX) || exit 1
 mkdir "$tmp/pids" "$tmp/raw"
 
-# Stop what we started, by pid: launch processes (they stop their child),
-# then any child left behind, then nginx masters.
+# Stop what we started, by pid: the recovery trials and foreground tools
+# first (a trial would start nginx again), then launch processes (each
+# stops its child), any child left behind, and the nginx masters.
 cleanup() {
 	local f pid i
 	trap - EXIT INT TERM
+	for f in "$tmp"/pids/trial.* "$tmp"/pids/run.*; do
+		[ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+	done
 	for f in "$tmp"/pids/launch.*; do
-		[ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+		[ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
 	done
 	for f in "$tmp"/pids/nginx.*; do
 		[ -s "$f" ] && kill -QUIT "$(cat "$f")" 2>/dev/null
@@ -95,6 +99,19 @@ trap 'echo "run-bench: interrupted" >&2; exit 130' INT TERM
 
 say() {
 	printf '%s %s\n' "$(date +%T)" "$*" >&2
+}
+
+# Run a tool in the background and wait for it: bash takes a signal at
+# once during wait(1), but only after a foreground command has ended.
+run() {
+	local pid status
+	"$@" &
+	pid=$!
+	echo "$pid" > "$tmp/pids/run.$pid"
+	wait "$pid"
+	status=$?
+	rm -f "$tmp/pids/run.$pid"
+	return "$status"
 }
 
 # The value of key in a flat JSON object file: jget file key
@@ -196,7 +213,8 @@ serve() {
 nginx_start() {
 	local name=$1 port=$2 prefix=$tmp/nginx.$1 log="access_log off;"
 	mkdir -p "$prefix"
-	[ "${3:-}" = access ] && log="log_format t '\$msec \$request_method \$uri \$status';
+	[ "${3:-}" = access ] && log="log_format t
+	    '\$msec \$request_method \$uri \$status';
 	    access_log $prefix/access.log t;"
 	cat > "$prefix/nginx.conf" <<EOF
 daemon on;
@@ -241,8 +259,8 @@ delivered() {
 preload() {
 	local name=$1 dir=$2 count=$3
 	serve "$name" "$dir" echopost
-	"$LOADGEN" -c "$BENCH_PRELOAD_CALLERS" -n "$count" -s "$BENCH_SIZE" \
-	    "$dir/$SOCK" > "$tmp/raw/$name.loadgen.json"
+	run timeout 1800 "$LOADGEN" -c "$BENCH_PRELOAD_CALLERS" -n "$count" \
+	    -s "$BENCH_SIZE" "$dir/$SOCK" > "$tmp/raw/$name.loadgen.json"
 	launch_stop "$name"
 	[ "$(jget "$tmp/raw/$name.loadgen.json" stored)" = "$count" ] || {
 		echo "run-bench: preload stored fewer than $count" >&2
@@ -287,7 +305,8 @@ ingest() {
 		say "ingest: $BENCH_CALLERS callers, $mode channels," \
 		    "$kind, ${BENCH_SECONDS}s"
 		serve "$name" "$where" "$kind"
-		"$LOADGEN" -c "$BENCH_CALLERS" -d "$BENCH_SECONDS" -m "$mode" \
+		run timeout $((BENCH_SECONDS + 60)) "$LOADGEN" \
+		    -c "$BENCH_CALLERS" -d "$BENCH_SECONDS" -m "$mode" \
 		    -s "$BENCH_SIZE" "$sock" > "$tmp/raw/$name.loadgen.json"
 		launch_stop "$name"
 		rm -rf "$tmp/$name"
@@ -310,10 +329,10 @@ ingest_rows() {
 	    "$(rss_mib "$n.json")" "value<=" 24
 }
 
-# Server CPU (whole run, both the load and the idle edges) per call.
+# Server CPU from ready to stop, per call made in that time.
 cpu_per_call() {
-	calc "($(jget "$1.json" user_s) + $(jget "$1.json" sys_s)) * 1e6 / \
-	    ($(jget "$1.loadgen.json" stored) + 1)" 1
+	calc "$(jget "$1.json" window_cpu_s) * 1e6 / \
+	    ($(jget "$1.loadgen.json" made) + 1)" 1
 }
 
 rss_mib() {
@@ -337,7 +356,7 @@ replay() {
 	[ "$sent" -eq "$BENCH_RECORDS" ] && [ ! -e "$dir/echopost.spool" ] ||
 	    say "replay: WARNING: $sent of $BENCH_RECORDS delivered"
 	say "replay: curl-baseline posts $BENCH_RECORDS records to nginx"
-	timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" -s "$BENCH_SIZE" \
+	run timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" -s "$BENCH_SIZE" \
 	    "http://127.0.0.1:$port/log" > "$tmp/raw/replay-baseline.json"
 	nginx_stop replay
 	rm -rf "$dir"
@@ -351,6 +370,12 @@ replay_rows() {
 	    "$(calc "$BENCH_RECORDS * 1000 / $(jget "$r/replay.json" \
 	    exit_ms)")" "$(jget "$r/replay-baseline.json" records_per_s)" \
 	    "ratio>=" 0.7
+	row "replay $BENCH_RECORDS: CPU per record" us \
+	    "$(calc "($(jget "$r/replay.json" user_s) + \
+	    $(jget "$r/replay.json" sys_s)) * 1e6 / $BENCH_RECORDS")" \
+	    "$(calc "($(jget "$r/replay-baseline.json" user_s) + \
+	    $(jget "$r/replay-baseline.json" sys_s)) * 1e6 / $BENCH_RECORDS")" \
+	    - -
 	row "replay $BENCH_RECORDS: peak RSS" MiB \
 	    "$(rss_mib "$r/replay.json")" - "value<=" 24
 }
@@ -433,12 +458,21 @@ startup_rows() {
 	    "${noop% *}" "value<=" 20
 	row "startup, empty spool: first call (worst)" ms "${mm#* }" \
 	    "${noop#* }" "value<=" 20
+	noop=$(median_max < "$r/start-noop.socket-ms")
+	mm=$(median_max < "$r/start-echopost-empty.socket-ms")
+	row "startup, empty spool: socket appears (median)" ms "${mm% *}" \
+	    "${noop% *}" - -
+	noop=$(median_max < "$r/start-noop.ms")
 	[ "$BENCH_BIG_RECORDS" -gt 0 ] || return 0
 	mm=$(median_max < "$r/start-echopost-big.ms")
 	row "startup, $BENCH_BIG_RECORDS spooled: first call (median)" ms \
 	    "${mm% *}" "${noop% *}" "value<=" 50
 	row "startup, $BENCH_BIG_RECORDS spooled: first call (worst)" ms \
 	    "${mm#* }" "${noop#* }" "value<=" 50
+	mm=$(median_max < "$r/start-echopost-big.socket-ms")
+	row "startup, $BENCH_BIG_RECORDS spooled: socket appears (median)" \
+	    ms "${mm% *}" "$(median_max < "$r/start-noop.socket-ms" | \
+	    cut -d' ' -f1)" - -
 	row "startup after SIGKILL, $BENCH_BIG_RECORDS spooled: socket" ms \
 	    "$(jget "$r/big-crash-start.json" socket_ms)" - "value<=" 2000
 	row "startup after SIGKILL, $BENCH_BIG_RECORDS spooled: first call" \
@@ -452,6 +486,8 @@ startup_rows() {
 	    "$(calc "$(cat "$r/big-spool.kib") / 1024" 0)" - - -
 	row "ingest of $BENCH_BIG_RECORDS (preload): peak RSS" MiB \
 	    "$(rss_mib "$r/preload-big.json")" - "value<=" 24
+	row "restart after SIGKILL, $BENCH_BIG_RECORDS spooled: peak RSS" \
+	    MiB "$(rss_mib "$r/big-crash-start.json")" - "value<=" 24
 	row "replay from $BENCH_BIG_RECORDS: records/s (${BENCH_SECONDS}s)" \
 	    1/s "$(calc "$(cat "$r/big-replay.sent") * 1000 / \
 	    $(replay_ms "$r/big-replay.json")")" - - -
@@ -489,15 +525,15 @@ idle_rows() {
 
 # --- 6. recovery latency --------------------------------------------
 
-# One trial: echopost with default options and 10 logs, server down for
-# BENCH_DOWN_SECONDS, then nginx comes up on its port; the time from
-# then to the first POST /log in nginx's access log ($msec).
+# One trial: echopost with default options and 10 logs, the server down
+# for down seconds, then nginx comes up on its port; the time from then
+# to the first POST /log in nginx's access log ($msec).
 recovery_trial() {
-	local i=$1 port=$2 dir=$tmp/recovery-$i up first log
+	local i=$1 port=$2 down=$3 dir=$tmp/recovery-$i up first log
 	log=$tmp/nginx.recovery-$i/access.log
 	serve "recovery-$i" "$dir" echopost "http://127.0.0.1:$port"
-	"$LOADGEN" -c 1 -n 10 "$dir/$SOCK" > /dev/null
-	sleep "$BENCH_DOWN_SECONDS"
+	run timeout 60 "$LOADGEN" -c 1 -n 10 "$dir/$SOCK" > /dev/null
+	sleep "$down"
 	nginx_start "recovery-$i" "$port" access
 	up=$(now)
 	wait_for 30 grep -q ' POST /log ' "$log"
@@ -505,22 +541,32 @@ recovery_trial() {
 	launch_wait "recovery-$i"
 	nginx_stop "recovery-$i"
 	if [ -n "$first" ]; then
-		calc "($first - $up) * 1000" 0 > "$tmp/raw/recovery-$i.ms"
+		echo "$(calc "($first - $up) * 1000" 0)" \
+		    > "$tmp/raw/recovery-$i.ms"
 	fi
 }
 
+# The trials run side by side: they wait, mostly. Each one's server
+# comes up BENCH_DOWN_SECONDS plus a random 0-5 s after its start, so
+# that it meets echopost's backoff (capped at 2.5-5 s) at a random point
+# of its cycle, as a real outage would.
 recovery() {
-	local i pids=()
+	local i pids=() down
 	say "recovery: $BENCH_RECOVERY_RUNS trials side by side, server" \
-	    "down ${BENCH_DOWN_SECONDS}s, then up"
+	    "down ${BENCH_DOWN_SECONDS}-$((BENCH_DOWN_SECONDS + 5))s, then up"
 	for i in $(seq 1 "$BENCH_RECOVERY_RUNS"); do
 		free_port
-		recovery_trial "$i" "$PORT" &
+		down=$(calc "$BENCH_DOWN_SECONDS + $((RANDOM % 5000)) / 1000" 3)
+		recovery_trial "$i" "$PORT" "$down" &
 		pids+=($!)
+		echo "$!" > "$tmp/pids/trial.$i"
 	done
 	for i in "${pids[@]}"; do
 		wait "$i"
 	done
+	rm -f "$tmp"/pids/trial.*
+	printf '{"ms": [%s]}\n' "$(cat "$tmp"/raw/recovery-*.ms 2>/dev/null |
+	    sort -n | paste -sd, -)" > "$tmp/raw/recovery-latencies.json"
 }
 
 recovery_rows() {
@@ -530,6 +576,9 @@ recovery_rows() {
 	    "value<=" 1500
 	row "recovery: first replayed record (worst)" ms "${mm#* }" - \
 	    "value<=" 1500
+	row "recovery: trials within 1.5 s" % "$(cat "$tmp"/raw/recovery-*.ms \
+	    2>/dev/null | awk '{ n++; if ($1 <= 1500) k++ }
+	    END { printf "%.0f", n ? 100 * k / n : 0 }')" - - -
 }
 
 # --- output -----------------------------------------------------------
@@ -571,11 +620,37 @@ json_number() {
 	esac
 }
 
+# CPU busy on the whole machine over one second, in %, before we start:
+# other work on it skews every figure, so it is printed and kept.
+busy_percent() {
+	local before after
+	before=$(head -n 1 /proc/stat)
+	sleep 1
+	after=$(head -n 1 /proc/stat)
+	printf '%s\n%s\n' "$before" "$after" | awk '{
+	    t = 0; for (i = 2; i <= NF; i++) t += $i
+	    total[NR] = t; idle[NR] = $5 + $6 }
+	    END { busy = (total[2] - total[1]) - (idle[2] - idle[1])
+	    printf "%.0f\n", 100 * busy / (total[2] - total[1]) }'
+}
+
+# The commit measured; "+changes" when src/ differs from it.
+commit() {
+	local top
+	top=$(cd "$(dirname "$ECHOPOST")/.." && pwd)
+	git -C "$top" rev-parse --short HEAD 2>/dev/null ||
+	    { echo unknown; return; }
+	[ -n "$(git -C "$top" status --porcelain -- src 2>/dev/null)" ] &&
+	    echo "+changes"
+}
+
 machine_json() {
-	printf '{"nproc": %s, "cpu": %s, "kernel": %s, "debian": %s, ' \
-	    "$(nproc)" "$(json_string "$(sed -n 's/^model name[^:]*: //p' \
-	    /proc/cpuinfo | head -n 1)")" "$(json_string "$(uname -r)")" \
+	printf '{"busy_before_percent": %s, "nproc": %s, "cpu": %s, ' \
+	    "$busy" "$(nproc)" "$(json_string "$(sed -n \
+	    's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)")"
+	printf '"kernel": %s, "debian": %s, ' "$(json_string "$(uname -r)")" \
 	    "$(json_string "$(cat /etc/debian_version)")"
+	printf '"commit": %s, ' "$(json_string "$(commit | paste -sd' ' -)")"
 	printf '"grpc": %s, "libcurl": %s, "gdbm": %s, "nginx": %s}' \
 	    "$(json_string "$(pkg-config --modversion grpc 2>/dev/null)")" \
 	    "$(json_string "$(pkg-config --modversion libcurl 2>/dev/null)")" \
@@ -630,7 +705,11 @@ phase() {
 }
 
 started=$(now)
-say "run-bench: $ECHOPOST, temporary files in $tmp"
+say "run-bench: $ECHOPOST ($(commit | paste -sd' ' -)), temporary" \
+    "files in $tmp"
+busy=$(busy_percent)
+[ "$busy" -gt 10 ] && say "run-bench: WARNING: the machine is already" \
+    "${busy}% busy; the figures will show it"
 phase ingest && { ingest persistent; ingest new; }
 phase replay && replay
 phase startup && { startup; big; }
