@@ -1,6 +1,6 @@
 /*
  * call.h: one SendLog call made the way the SDK makes it, for the tools
- * in bench/.
+ * in bench/ and tests/echopost-send.
  *
  * Every channel gets its own subchannel pool: gRPC would otherwise let
  * channels to the same target share one connection, and then "a new

@@ -17,12 +17,10 @@
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <jansson.h>
 
-#include "echopost.h"
+#include "call.h"
 #include "logagent.pb-c.h"
 
 struct sender {
@@ -68,88 +66,21 @@ pack_request(const struct sender *s, long seq)
 	return (buffer);
 }
 
-/* 1 stored, 0 refused, -1 the call failed. */
-static int
-read_answer(grpc_byte_buffer *answer)
-{
-	Logagent__LogResponse	*response;
-	grpc_byte_buffer_reader	 reader;
-	grpc_slice		 slice;
-	int			 result;
-
-	if (answer == NULL || !grpc_byte_buffer_reader_init(&reader, answer))
-		return (-1);
-	slice = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	response = logagent__log_response__unpack(NULL,
-	    GRPC_SLICE_LENGTH(slice), GRPC_SLICE_START_PTR(slice));
-	grpc_slice_unref(slice);
-	if (response == NULL)
-		return (-1);
-	result = response->success ? 1 : 0;
-	if (!response->success)
-		fprintf(stderr, "echopost-send: refused: %s\n",
-		    response->message);
-	logagent__log_response__free_unpacked(response, NULL);
-	return (result);
-}
-
-static int
+/* A new channel, and so a new connection, for every log. */
+static enum call_result
 send_one(const struct sender *s, long seq)
 {
 	grpc_completion_queue	*queue;
-	grpc_channel_credentials *credentials;
 	grpc_channel		*channel;
-	grpc_call		*call;
-	grpc_metadata_array	 initial, trailing;
-	grpc_byte_buffer	*request, *answer = NULL;
-	grpc_status_code	 status = GRPC_STATUS_UNKNOWN;
-	grpc_slice		 details;
-	grpc_event		 event;
-	grpc_op			 ops[6];
-	int			 result = -1;
+	grpc_byte_buffer	*request;
+	enum call_result	 result;
 
 	if ((request = pack_request(s, seq)) == NULL)
-		return (-1);
+		return (CALL_FAILED);
 	queue = grpc_completion_queue_create_for_pluck(NULL);
-	credentials = grpc_insecure_credentials_create();
-	channel = grpc_channel_create(s->target, credentials, NULL);
-	grpc_channel_credentials_release(credentials);
-	call = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS,
-	    queue, grpc_slice_from_static_string(SENDLOG_METHOD), NULL,
-	    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_seconds(10, GPR_TIMESPAN)), NULL);
-	grpc_metadata_array_init(&initial);
-	grpc_metadata_array_init(&trailing);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = request;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &answer;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
-		event = grpc_completion_queue_pluck(queue, call,
-		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (event.success && status == GRPC_STATUS_OK)
-			result = read_answer(answer);
-		else
-			fprintf(stderr, "echopost-send: call failed, status "
-			    "%d\n", (int)status);
-		grpc_slice_unref(details);
-	}
+	channel = call_channel(s->target);
+	result = call_send(channel, queue, request, 10000);
 	grpc_byte_buffer_destroy(request);
-	if (answer != NULL)
-		grpc_byte_buffer_destroy(answer);
-	grpc_metadata_array_destroy(&initial);
-	grpc_metadata_array_destroy(&trailing);
-	grpc_call_unref(call);
 	grpc_channel_destroy(channel);
 	grpc_completion_queue_shutdown(queue);
 	grpc_completion_queue_destroy(queue);
@@ -164,14 +95,15 @@ sender_main(void *arg)
 
 	for (seq = 0; seq < s->count; seq++) {
 		switch (send_one(s, seq)) {
-		case 1:
+		case CALL_STORED:
 			s->stored++;
 			break;
-		case 0:
+		case CALL_REFUSED:
 			s->refused++;
 			break;
-		default:
+		case CALL_FAILED:
 			s->failed++;
+			break;
 		}
 	}
 	return (NULL);
