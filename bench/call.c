@@ -36,28 +36,39 @@ call_channel(const char *target)
 	return (channel);
 }
 
+/* A packed LogRequest of one log, one pipeline and a key. */
 grpc_byte_buffer *
-call_request(uint64_t seq, int caller, size_t size)
+call_pack(const char *json, const char *pipeline, const char *api_key)
 {
 	Logagent__LogRequest	 request = LOGAGENT__LOG_REQUEST__INIT;
 	grpc_byte_buffer	*buffer;
 	grpc_slice		 slice;
-	char			*json, *pipelines[1];
+	char			*pipelines[1];
 	size_t			 len;
 
-	if ((json = payload_make(seq, caller, size)) == NULL)
-		return (NULL);
-	pipelines[0] = PAYLOAD_PIPELINE;
-	request.json_data = json;
-	request.api_key = PAYLOAD_API_KEY;
+	pipelines[0] = (char *)pipeline;
+	request.json_data = (char *)json;
+	request.api_key = (char *)api_key;
 	request.n_pipelines = 1;
 	request.pipelines = pipelines;
 	len = logagent__log_request__get_packed_size(&request);
 	slice = grpc_slice_malloc(len);
 	logagent__log_request__pack(&request, GRPC_SLICE_START_PTR(slice));
-	free(json);
 	buffer = grpc_raw_byte_buffer_create(&slice, 1);
 	grpc_slice_unref(slice);
+	return (buffer);
+}
+
+grpc_byte_buffer *
+call_request(uint64_t seq, int caller, size_t size)
+{
+	grpc_byte_buffer	*buffer;
+	char			*json;
+
+	if ((json = payload_make(seq, caller, size)) == NULL)
+		return (NULL);
+	buffer = call_pack(json, PAYLOAD_PIPELINE, PAYLOAD_API_KEY);
+	free(json);
 	return (buffer);
 }
 

@@ -22,6 +22,7 @@ enum call_result {
 };
 
 grpc_channel		*call_channel(const char *);
+grpc_byte_buffer	*call_pack(const char *, const char *, const char *);
 grpc_byte_buffer	*call_request(uint64_t, int, size_t);
 enum call_result	 call_send(grpc_channel *, grpc_completion_queue *,
 			    grpc_byte_buffer *, int64_t);

@@ -21,7 +21,6 @@
 #include <jansson.h>
 
 #include "call.h"
-#include "logagent.pb-c.h"
 
 struct sender {
 	pthread_t	 thread;
@@ -39,12 +38,9 @@ struct sender {
 static grpc_byte_buffer *
 pack_request(const struct sender *s, long seq)
 {
-	Logagent__LogRequest	 request = LOGAGENT__LOG_REQUEST__INIT;
 	grpc_byte_buffer	*buffer;
-	grpc_slice		 slice;
 	json_t			*log;
-	char			*json, *pipelines[1];
-	size_t			 len;
+	char			*json;
 
 	log = json_pack("{s:I, s:i, s:s}", "seq", (json_int_t)seq, "thread",
 	    s->id, "message", s->message);
@@ -52,17 +48,8 @@ pack_request(const struct sender *s, long seq)
 	json_decref(log);
 	if (json == NULL)
 		return (NULL);
-	pipelines[0] = (char *)s->pipeline;
-	request.json_data = json;
-	request.api_key = (char *)s->api_key;
-	request.n_pipelines = 1;
-	request.pipelines = pipelines;
-	len = logagent__log_request__get_packed_size(&request);
-	slice = grpc_slice_malloc(len);
-	logagent__log_request__pack(&request, GRPC_SLICE_START_PTR(slice));
+	buffer = call_pack(json, s->pipeline, s->api_key);
 	free(json);
-	buffer = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
 	return (buffer);
 }
 
