@@ -937,9 +937,11 @@ class HostileInputTest(ReliabilityTest):
             good.append(self.assert_serving(proc, sock, "flooded"))
             self.assertLess(time.monotonic() - t0, 5.0)
             grown = vm_rss_kib(proc.pid) - rss0
-            self.assertLess(grown, 64 * 1024,
-                            "VmRSS grew by %d KiB with 1000 connections"
-                            % grown)
+            # AddressSanitizer keeps freed memory in quarantine: no bound.
+            if os.environ.get("ECHOPOST_SANITIZED") != "yes":
+                self.assertLess(grown, 64 * 1024,
+                                "VmRSS grew by %d KiB with 1000 connections"
+                                % grown)
         finally:
             for s in held:
                 s.close()
