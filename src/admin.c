@@ -41,12 +41,6 @@ struct status {
 	char		 error[CURL_ERROR_SIZE];
 };
 
-static void
-dir_path(char buf[PATH_MAX], const char *dir, const char *name)
-{
-	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-}
-
 /* The pid in DIR's pid file, if that process is alive. */
 static pid_t
 running_pid(const char *dir)
@@ -55,8 +49,8 @@ running_pid(const char *dir)
 	FILE	*f;
 	long	 pid = 0;
 
-	dir_path(path, dir, PID_FILE_NAME);
-	if ((f = fopen(path, "re")) == NULL)
+	if (dir_file(path, dir, PID_FILE_NAME) == -1 ||
+	    (f = fopen(path, "re")) == NULL)
 		return (0);
 	if (fgets(text, sizeof text, f) != NULL)
 		pid = strtol(text, NULL, 10);
@@ -92,8 +86,7 @@ read_spool(const char *dir, struct status *st)
 	char		 path[PATH_MAX];
 	uint64_t	 head, next;
 
-	dir_path(path, dir, SPOOL_NAME);
-	if (stat(path, &sb) == -1) {
+	if (dir_file(path, dir, SPOOL_NAME) == -1 || stat(path, &sb) == -1) {
 		st->spool_readable = errno == ENOENT;
 		strlcpy(st->spool_error, strerror(errno),
 		    sizeof st->spool_error);
@@ -124,8 +117,8 @@ gather(const struct options *o, struct status *st)
 
 	memset(st, 0, sizeof *st);
 	st->pid = running_pid(o->dir);
-	dir_path(path, o->dir, SOCKET_NAME);
-	st->socket = lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode);
+	st->socket = dir_file(path, o->dir, SOCKET_NAME) == 0 &&
+	    lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode);
 	read_spool(o->dir, st);
 	session_latest(o->dir, st->session, sizeof st->session);
 	st->healthy = probe_health(o->health_url, o->timeout_ms, &st->code,
@@ -277,7 +270,11 @@ admin_dump(const struct options *o)
 	uint64_t	 head, next, seq;
 	int		 bad = 0;
 
-	dir_path(path, o->dir, SPOOL_NAME);
+	if (dir_file(path, o->dir, SPOOL_NAME) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", PACKAGE, o->dir,
+		    strerror(errno));
+		return (EXIT_IOERROR);
+	}
 	if (access(path, F_OK) == -1 && errno == ENOENT)
 		return (0);	/* no spool: nothing is waiting */
 	if (spool_open_reader(&spool, path) == -1) {

@@ -91,13 +91,6 @@ make_dirs(const char *dir)
 	return (0);
 }
 
-static int
-join_path(char buf[PATH_MAX], const char *dir, const char *name)
-{
-	return (snprintf(buf, PATH_MAX, "%s/%s", dir, name) < PATH_MAX ?
-	    0 : -1);
-}
-
 /*
  * DIR holds the logs and the socket the SDK trusts: it must not be a link
  * someone can point elsewhere, nor a directory anyone can write to.
@@ -145,10 +138,10 @@ prepare_paths(struct run *run)
 	if (access(p->dir, W_OK | X_OK) == -1)
 		return (fatal(EXIT_CANTCREATE, "cannot write to", p->dir,
 		    strerror(errno)));
-	if (join_path(p->socket, p->dir, SOCKET_NAME) == -1 ||
-	    join_path(p->anchor, p->dir, SOCKET_ANCHOR_NAME) == -1 ||
-	    join_path(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
-	    join_path(p->spool, p->dir, SPOOL_NAME) == -1 ||
+	if (dir_file(p->socket, p->dir, SOCKET_NAME) == -1 ||
+	    dir_file(p->anchor, p->dir, SOCKET_ANCHOR_NAME) == -1 ||
+	    dir_file(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
+	    dir_file(p->spool, p->dir, SPOOL_NAME) == -1 ||
 	    strlen(p->socket) > SOCKET_PATH_MAX) {
 		fprintf(stderr, "%s: the socket path %s is %zu bytes long; "
 		    "a UNIX socket path may have at most %d: choose a "

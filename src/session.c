@@ -29,16 +29,24 @@ struct session {
 	bool	 server_down;
 };
 
+/* DIR/NAME in buf: 0, or -1 and ENAMETOOLONG if it does not fit. */
+int
+dir_file(char buf[PATH_MAX], const char *dir, const char *name)
+{
+	if (snprintf(buf, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 open_log(const char *dir, const char *name)
 {
 	char	path[PATH_MAX];
 
-	if (snprintf(path, sizeof path, "%s/%s", dir, name) >=
-	    (int)sizeof path) {
-		errno = ENAMETOOLONG;
+	if (dir_file(path, dir, name) == -1)
 		return (-1);
-	}
 	return (open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
 	    O_CLOEXEC, 0600));
 }
@@ -56,11 +64,8 @@ make_session_dir(struct session *s)
 	    strftime(name, sizeof name, SESSION_PREFIX "%Y-%m-%dT%H-%M-%SZ",
 	    &tm) == 0)
 		return (-1);
-	if (snprintf(s->path, sizeof s->path, "%s/%s", s->dir, name) >=
-	    (int)sizeof s->path) {
-		errno = ENAMETOOLONG;
+	if (dir_file(s->path, s->dir, name) == -1)
 		return (-1);
-	}
 	if (mkdir(s->path, 0700) == -1 && errno != EEXIST)
 		return (-1);
 	return (0);
@@ -79,8 +84,8 @@ session_open(struct session **sp, const char *dir)
 	strlcpy(s->dir, dir, sizeof s->dir);
 	if (make_session_dir(s) == -1)
 		return (-1);
-	if (snprintf(path, sizeof path, "%s/%s", s->path, EVENT_LOG_NAME) >=
-	    (int)sizeof path || log_open_file(path) == -1)
+	if (dir_file(path, s->path, EVENT_LOG_NAME) == -1 ||
+	    log_open_file(path) == -1)
 		return (-1);
 	s->success_log = open_log(s->path, SUCCESS_LOG_NAME);
 	s->failure_log = open_log(s->path, FAILURE_LOG_NAME);
@@ -96,44 +101,47 @@ session_path(const struct session *s)
 }
 
 static int
-append_record(int fd, const struct record *r, json_t *context)
+append_record(int fd, const struct record *r, const char *context)
 {
-	char	*text, *line;
-	int	 status = -1;
+	char	*line;
+	int	 status;
 
-	if (context == NULL)
+	if ((line = record_log_line(r, context)) == NULL)
 		return (-1);
-	text = json_dumps(context, JSON_COMPACT);
-	json_decref(context);
-	if (text == NULL)
-		return (-1);
-	if ((line = record_log_line(r, text)) != NULL) {
-		status = write_all(fd, line, strlen(line));
-		free(line);
-	}
-	free(text);
+	status = write_all(fd, line, strlen(line));
+	free(line);
 	return (status);
 }
 
 int
 session_delivered(struct session *s, const struct record *r, long code)
 {
-	return (append_record(s->success_log, r,
-	    json_pack("{s:i}", "responseCode", (int)code)));
+	char	context[64];
+
+	/* Once per delivered log: no JSON library round trip for this. */
+	snprintf(context, sizeof context, "{\"responseCode\":%ld}", code);
+	return (append_record(s->success_log, r, context));
 }
 
 int
 session_rejected(struct session *s, const struct record *r, long code,
     const char *body, size_t len)
 {
-	json_t	*response;
+	json_t	*response, *context;
+	char	*text;
+	int	 status = -1;
 
 	response = json_stringn(body, len);
 	if (response == NULL)
 		response = json_sprintf("(%zu bytes, not UTF-8)", len);
-	return (append_record(s->failure_log, r,
-	    json_pack("{s:o, s:i}", "response", response,
-	    "responseCode", (int)code)));
+	context = json_pack("{s:o, s:i}", "response", response,
+	    "responseCode", (int)code);
+	text = context != NULL ? json_dumps(context, JSON_COMPACT) : NULL;
+	json_decref(context);
+	if (text != NULL)
+		status = append_record(s->failure_log, r, text);
+	free(text);
+	return (status);
 }
 
 /*
@@ -183,8 +191,7 @@ session_set_server_down(struct session *s, bool down)
 
 	if (down == s->server_down)
 		return (0);
-	if (snprintf(path, sizeof path, "%s/%s", s->dir, STATUS_LOCK_NAME) >=
-	    (int)sizeof path)
+	if (dir_file(path, s->dir, STATUS_LOCK_NAME) == -1)
 		return (-1);
 	if (down) {
 		fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
@@ -275,8 +282,7 @@ session_prune(struct session *s, int keep)
 	if ((count = list_sessions(s->dir, &names)) == -1)
 		return;
 	for (i = 0; i < count - keep; i++) {
-		if (snprintf(path, sizeof path, "%s/%s", s->dir,
-		    names[i]->d_name) >= (int)sizeof path ||
+		if (dir_file(path, s->dir, names[i]->d_name) == -1 ||
 		    strcmp(path, s->path) == 0)
 			continue;
 		if (nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS) == -1)

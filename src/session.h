@@ -10,6 +10,7 @@
 #ifndef SESSION_H
 #define SESSION_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 
 struct session;
 
+int	 dir_file(char [PATH_MAX], const char *, const char *);
 int	 session_open(struct session **, const char *);
 const char *session_path(const struct session *);
 int	 session_delivered(struct session *, const struct record *, long);
