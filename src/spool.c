@@ -535,42 +535,56 @@ spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 	return (status);
 }
 
+/* Write both ends and the byte count, then sync the file. */
+static int
+sync_file(struct spool *s)
+{
+	if (usable(s) == -1)
+		return (-1);
+	if (meta_put(s, "head", s->head) != 0 ||
+	    meta_put(s, "next", s->next) != 0 ||
+	    meta_put(s, "bytes", s->bytes) != 0)
+		return (fail(s, "store bookkeeping"));
+	if (gdbm_sync(s->db) != 0)
+		return (fail(s, "sync"));
+	return (0);
+}
+
 /* Everything appended or removed so far is on disk when this returns 0. */
 int
 spool_sync(struct spool *s)
 {
-	int	status = 0;
+	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	if (usable(s) == -1)
-		status = -1;
-	else if (meta_put(s, "head", s->head) != 0 ||
-	    meta_put(s, "next", s->next) != 0 ||
-	    meta_put(s, "bytes", s->bytes) != 0)
-		status = fail(s, "store bookkeeping");
-	else if (gdbm_sync(s->db) != 0)
-		status = fail(s, "sync");
+	status = sync_file(s);
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
 
 /* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
-int
-spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
+static int
+fetch(struct spool *s, uint64_t seq, void **value, size_t *size)
 {
 	unsigned char	buf[KEY_SIZE];
 	datum		data;
-	int		status = 1;
+
+	data = gdbm_fetch(s->db, sequence_key(seq, buf));
+	if (data.dptr == NULL)
+		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 :
+		    fail(s, "fetch"));
+	*value = data.dptr;
+	*size = (size_t)data.dsize;
+	return (1);
+}
+
+int
+spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
+{
+	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	data = gdbm_fetch(s->db, sequence_key(seq, buf));
-	if (data.dptr != NULL) {
-		*value = data.dptr;
-		*size = (size_t)data.dsize;
-	} else if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
-		status = 0;
-	else
-		status = fail(s, "fetch");
+	status = fetch(s, seq, value, size);
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -592,25 +606,23 @@ spool_range(struct spool *s, uint64_t *head, uint64_t *next)
 int
 spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 {
-	unsigned char	buf[KEY_SIZE];
-	datum		data;
-	int		status = 0;
+	int	status = 0;
 
 	pthread_mutex_lock(&s->lock);
 	if (usable(s) == -1)
 		status = -1;
 	while (status == 0 && s->head < s->next) {
-		data = gdbm_fetch(s->db, sequence_key(s->head, buf));
-		if (data.dptr != NULL) {
+		status = fetch(s, s->head, value, size);
+		if (status == 1)
 			*seq = s->head;
-			*value = data.dptr;
-			*size = (size_t)data.dsize;
-			status = 1;
-		} else if (gdbm_errno != GDBM_ITEM_NOT_FOUND &&
-		    gdbm_needs_recovery(s->db))
-			status = fail(s, "fetch");
-		else if (missing(s, s->head) == 0)
-			s->head++;
+		else if (status == -1 && gdbm_needs_recovery(s->db))
+			break;	/* recovered at the next call */
+		else {
+			/* Absent, or unreadable but not flagged: lost. */
+			status = 0;
+			if (missing(s, s->head) == 0)
+				s->head++;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return (status);
@@ -670,7 +682,7 @@ spool_close(struct spool *s, int remove_if_empty)
 	if (s->db != NULL && (s->reader || !s->open))
 		gdbm_close(s->db);
 	else if (s->db != NULL) {
-		if (remove_if_empty && s->open && s->head == s->next) {
+		if (remove_if_empty && s->head == s->next) {
 			gdbm_close(s->db);
 			if (unlink(s->path) == -1) {
 				snprintf(s->error, sizeof s->error,
@@ -678,13 +690,11 @@ spool_close(struct spool *s, int remove_if_empty)
 				status = -1;
 			}
 		} else {
-			if (usable(s) == -1 ||
-			    meta_put(s, "head", s->head) != 0 ||
-			    meta_put(s, "next", s->next) != 0 ||
-			    meta_put(s, "bytes", s->bytes) != 0 ||
-			    meta_put(s, "clean", 1) != 0 ||
-			    gdbm_sync(s->db) != 0)
-				status = fail(s, "close");
+			/* The clean mark goes in with the last sync. */
+			if (meta_put(s, "clean", 1) != 0)
+				status = fail(s, "mark clean");
+			else
+				status = sync_file(s);
 			if (gdbm_close(s->db) != 0 && status == 0)
 				status = fail(s, "close");
 		}
