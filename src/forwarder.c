@@ -66,6 +66,8 @@ struct forwarder {
 	char			*body;
 	size_t			 body_len;
 	bool			 headers_ended;	/* the answer's blank line came */
+	struct curl_slist	*headers;	/* the request's, for headers_key */
+	char			*headers_key;
 	unsigned int		 failures;
 	unsigned int		 removals;
 	struct progress		 progress;
@@ -268,32 +270,45 @@ check_health(struct forwarder *f)
 	return (-1);
 }
 
-static struct curl_slist *
-request_headers(const struct forwarder *f, const struct record *r)
+/*
+ * The request headers for key. Records nearly always carry the same key,
+ * so the list is built again only when the key changes.
+ */
+static int
+use_key(struct forwarder *f, const char *key)
 {
 	struct curl_slist	*list = NULL, *more;
-	char			*key_header;
-	const char		*key, *lines[3];
+	char			*key_header, *copy;
+	const char		*lines[3];
 	size_t			 i;
 
-	key = r->api_key_len > 0 ? r->api_key : f->config.api_key;
+	if (f->headers_key != NULL && strcmp(f->headers_key, key) == 0)
+		return (0);
 	/* "Name:" with no value would make curl drop the header; ";" not. */
 	if (asprintf(&key_header, *key == '\0' ? "DATANADHI-API-KEY;" :
 	    "DATANADHI-API-KEY: %s", key) == -1)
-		return (NULL);
+		return (-1);
 	lines[0] = "Content-Type: application/json";
 	lines[1] = "Expect:";	/* no 100-continue round trip */
 	lines[2] = key_header;
 	for (i = 0; i < 3; i++) {
-		if ((more = curl_slist_append(list, lines[i])) == NULL) {
-			curl_slist_free_all(list);
-			list = NULL;
+		if ((more = curl_slist_append(list, lines[i])) == NULL)
 			break;
-		}
 		list = more;
 	}
 	free(key_header);
-	return (list);
+	copy = i == 3 ? strdup(key) : NULL;
+	if (copy == NULL ||
+	    curl_easy_setopt(f->post, CURLOPT_HTTPHEADER, list) != CURLE_OK) {
+		free(copy);
+		curl_slist_free_all(list);
+		return (-1);
+	}
+	curl_slist_free_all(f->headers);
+	free(f->headers_key);
+	f->headers = list;
+	f->headers_key = copy;
+	return (0);
 }
 
 /*
@@ -304,7 +319,6 @@ static enum delivery
 forward_one(struct forwarder *f, const struct record *r, long *code,
     int64_t *retry_after_ms)
 {
-	struct curl_slist	*headers;
 	curl_off_t		 retry_after = -1;
 	CURLcode		 rc;
 	char			*body;
@@ -313,16 +327,12 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 	*retry_after_ms = 0;
 	f->body_len = 0;
 	f->headers_ended = false;
-	if ((headers = request_headers(f, r)) == NULL)
+	if (use_key(f, r->api_key_len > 0 ? r->api_key :
+	    f->config.api_key) == -1 ||
+	    asprintf(&body, "{\"pipelines\":%s,\"log_data\":%s}",
+	    r->pipelines, r->payload) == -1)
 		return (DELIVERY_RETRY);
-	if (asprintf(&body, "{\"pipelines\":%s,\"log_data\":%s}",
-	    r->pipelines, r->payload) == -1) {
-		curl_slist_free_all(headers);
-		return (DELIVERY_RETRY);
-	}
-	rc = curl_easy_setopt(f->post, CURLOPT_HTTPHEADER, headers);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(f->post, CURLOPT_POSTFIELDS, body);
+	rc = curl_easy_setopt(f->post, CURLOPT_POSTFIELDS, body);
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(f->post);
 	if (rc == CURLE_OK && !f->headers_ended)
@@ -336,9 +346,7 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 	if (retry_after > 0)
 		*retry_after_ms = retry_after > RETRY_AFTER_MAX_MS / 1000 ?
 		    RETRY_AFTER_MAX_MS : retry_after * 1000;
-	curl_easy_setopt(f->post, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(f->post, CURLOPT_POSTFIELDS, NULL);
-	curl_slist_free_all(headers);
 	free(body);
 	return (classify_answer(rc, *code));
 }
@@ -630,6 +638,8 @@ teardown(struct forwarder *f)
 {
 	curl_easy_cleanup(f->post);
 	curl_easy_cleanup(f->health);
+	curl_slist_free_all(f->headers);
+	free(f->headers_key);
 	free(f->log_url);
 	free(f->body);
 	pthread_cond_destroy(&f->wake);
