@@ -25,9 +25,9 @@
 #define BODY_KEEP		(64 * 1024)
 /* Retry-After beyond this is taken as this: the logs must still go. */
 #define RETRY_AFTER_MAX_MS	(10 * 60 * 1000)
-/* Removals are synced in groups of this many. */
-#define REMOVALS_PER_SYNC	1024
 #define PROGRESS_MS		1000
+/* While waiting, the journal is moved into GDBM this often. */
+#define SETTLE_MS		100
 
 #define BAR_MS			200
 #define BAR_WIDTH		24
@@ -69,7 +69,7 @@ struct forwarder {
 	struct curl_slist	*headers;	/* the request's, for headers_key */
 	char			*headers_key;
 	unsigned int		 failures;
-	unsigned int		 removals;
+	bool			 settle_failed;
 	struct progress		 progress;
 };
 
@@ -133,7 +133,7 @@ stopping(struct forwarder *f)
 
 /* Sleep for ms, or less if told to stop. */
 static void
-pause_ms(struct forwarder *f, int64_t ms)
+sleep_ms(struct forwarder *f, int64_t ms)
 {
 	struct timespec	deadline;
 
@@ -149,6 +149,29 @@ pause_ms(struct forwarder *f, int64_t ms)
 	    pthread_cond_timedwait(&f->wake, &f->lock, &deadline) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&f->lock);
+}
+
+/*
+ * Wait for ms, or less if told to stop. Meanwhile what the listener
+ * commits is moved from the journal into GDBM, so that journals stay short
+ * and a restart finds little to read.
+ */
+static void
+pause_ms(struct forwarder *f, int64_t ms)
+{
+	int64_t	end, now;
+
+	end = clock_monotonic_ms() + ms;
+	while (!stopping(f) && (now = clock_monotonic_ms()) < end) {
+		if (spool_settle(f->spool) == -1) {
+			if (!f->settle_failed)
+				log_event(LEVEL_ERROR, "spool_error", "{s:s}",
+				    "error", spool_error(f->spool));
+			f->settle_failed = true;
+		} else
+			f->settle_failed = false;
+		sleep_ms(f, end - now < SETTLE_MS ? end - now : SETTLE_MS);
+	}
 }
 
 static size_t
@@ -404,20 +427,15 @@ report_progress(struct forwarder *f, bool force)
 
 /*
  * Remove a record whose fate is written down (status 0); if that failed, or
- * the removal fails, keep it and wait before the next try. Removals are
- * made durable in groups: a crash repeats at most REMOVALS_PER_SYNC.
+ * the removal fails, keep it and wait before the next try. The spool makes
+ * removals durable in groups: a crash repeats at most a group.
  */
 static enum step
 leave_spool(struct forwarder *f, uint64_t seq, size_t size, int status,
     int64_t *wait_ms)
 {
-	if (status == 0 && spool_remove(f->spool, seq, size) == 0) {
-		if (++f->removals % REMOVALS_PER_SYNC == 0 &&
-		    spool_sync(f->spool) == -1)
-			log_event(LEVEL_ERROR, "spool_error", "{s:s}",
-			    "error", spool_error(f->spool));
+	if (status == 0 && spool_remove(f->spool, seq, size) == 0)
 		return (STEP_DONE);
-	}
 	if (status == 0)
 		log_event(LEVEL_ERROR, "spool_error", "{s:s}", "error",
 		    spool_error(f->spool));

@@ -149,7 +149,7 @@ store_call(struct listener *l, struct call *c)
 			    (json_int_t)seq);
 		} else
 			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", spool_error(l->spool));
+			    "storage failed: %s", spool_append_error(l->spool));
 		free(encoded);
 	}
 	grpc_slice_unref(slice);
@@ -187,8 +187,8 @@ answer_call(struct call *c)
 }
 
 /*
- * The group's records are in the spool: make them durable with one sync,
- * then answer each call.
+ * The group's records are appended to the spool: make them durable with one
+ * commit, then answer each call.
  */
 static void
 commit_group(struct listener *l)
@@ -201,17 +201,17 @@ commit_group(struct listener *l)
 	for (c = l->group; c != NULL; c = c->next_in_group)
 		if (c->stored)
 			break;
-	if (c != NULL && l->spool != NULL && spool_sync(l->spool) == -1) {
+	if (c != NULL && l->spool != NULL && spool_commit(l->spool) == -1) {
 		synced = false;
 		log_event(LEVEL_ERROR, "spool_error", "{s:s}", "error",
-		    spool_error(l->spool));
+		    spool_append_error(l->spool));
 	}
 	for (c = l->group; c != NULL; c = next) {
 		next = c->next_in_group;
 		if (c->stored && !synced) {
 			c->stored = false;
 			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", spool_error(l->spool));
+			    "storage failed: %s", spool_append_error(l->spool));
 		}
 		if (c->stored)
 			l->counts.stored++;

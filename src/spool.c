@@ -1,12 +1,24 @@
 /*
- * spool.c: the GDBM spool.
+ * spool.c: the GDBM spool and its journals.
  *
- * Besides the records (8-byte big-endian keys) the file holds bookkeeping
- * keys of other lengths: "head", "next" and "bytes", written at every sync
- * so that a restart finds both ends at once instead of reading every
- * record, and "clean", present only after a clean close. GDBM is not
- * crash-atomic: a file closed uncleanly can lose synced keys without an
- * error, so it is recovered before it is trusted.
+ * Appends go to a journal file (journal.c): one write and one fdatasync per
+ * group of calls acknowledge them. The forwarder's thread moves committed
+ * entries into GDBM, syncs GDBM, and only then deletes a journal it has
+ * moved whole. So GDBM work never sits between a call and its answer, and
+ * after a crash every acknowledged record is in GDBM or in a journal.
+ *
+ * Journals are numbered: PATH.journal.N. The newest takes appends and a new
+ * one is begun when it grows past JOURNAL_ROTATE; there is always one while
+ * GDBM may be out of date, and its header and entries give the next
+ * sequence number without asking GDBM.
+ *
+ * Besides the records (8-byte big-endian keys) the GDBM file holds
+ * bookkeeping keys of other lengths: "head", "next" (the end of what was
+ * moved) and "bytes", written at every sync, and "clean", present only
+ * after a clean close. GDBM is not crash-atomic: a file closed uncleanly
+ * can lose synced keys without an error, so it is recovered before it is
+ * trusted. That recovery takes seconds for a large file, so it runs on the
+ * forwarder's thread while the listener already takes logs into a journal.
  *
  * A write that fails (ENOSPC, EIO) leaves GDBM refusing every operation
  * until the file is recovered, reads included. So appends stop short of a
@@ -30,6 +42,7 @@
 #include <gdbm.h>
 #include <jansson.h>
 
+#include "journal.h"
 #include "log.h"
 #include "spool.h"
 
@@ -40,23 +53,58 @@
 #define RECOVER_EVERY_MS 1000
 #define OPEN_FLAGS	(GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC)
 #define CACHE_BUCKETS	64
+#define JOURNAL_SUFFIX	".journal."
+#define SPARE_SUFFIX	".journal.spare"
+/* A journal this long is closed and the next one begun. */
+#define JOURNAL_ROTATE	(4 * 1024 * 1024)
+/* A spare holds that and room for the group that crosses the line. */
+#define SPARE_SIZE	(JOURNAL_ROTATE + 256 * 1024)
+#define SPARE_RETRY_MS	1000
+/* Entries moved to GDBM at one go, so that the forwarder stays responsive. */
+#define MOVE_BATCH	4096
+/*
+ * Removals are synced after this many, or this long after the first one
+ * not synced: a crash repeats at most that many deliveries.
+ */
+#define REMOVALS_PER_SYNC 1024
+#define SYNC_AFTER_MS	100
 
 struct spool {
+	/* The GDBM side: the forwarder's thread, and open and close. */
 	pthread_mutex_t	 lock;
 	GDBM_FILE	 db;
 	char		*path;
-	uint64_t	 head;		/* oldest record, if head < next */
-	uint64_t	 next;		/* key of the next append */
-	uint64_t	 bytes;		/* in records, about, after a crash */
-	uint64_t	 max_bytes;	/* 0: no limit but the disk's */
-	int64_t		 disk_checked_ms;
-	bool		 disk_low;
+	uint64_t	 head;		/* oldest record, if head < moved */
+	uint64_t	 moved;		/* the records below it went to GDBM */
+	uint64_t	 gdbm_bytes;	/* "bytes" as GDBM last had it */
+	bool		 recovery_due;	/* closed uncleanly, not recovered yet */
+	unsigned int	 removals;	/* since the last sync */
+	int64_t		 removed_ms;	/* when the first of them was made */
+	struct journal_reader *mover;	/* the journal being moved to GDBM */
+	uint64_t	 mover_number;	/* its number, or the next one's */
+	uint64_t	 first_journal;	/* the oldest journal at open */
 	bool		 reader;	/* opened by spool_open_reader */
 	bool		 open;		/* opened in full: may be removed */
 	bool		 rebuilt;	/* recovered once for a missing record */
 	bool		 fresh;		/* the file was new or set aside */
 	int64_t		 recovered_ms;	/* last gdbm_recover */
-	char		 error[256];
+	char		 error[PATH_MAX + 256];
+
+	/* The append side: the listener's thread. */
+	pthread_mutex_t	 append_lock;
+	struct journal	*journal;	/* takes the appends */
+	uint64_t	 journal_number;
+	off_t		 committed;	/* the end of its last commit */
+	bool		 preallocated;	/* it was made from a spare */
+	bool		 spare_ready;	/* a spare waits for the next one */
+	int64_t		 spare_tried_ms;
+	uint64_t	 next;		/* key of the next append */
+	uint64_t	 bytes;		/* in records, about, after a crash */
+	uint64_t	 pending_bytes;	/* appended, not committed yet */
+	uint64_t	 max_bytes;	/* 0: no limit but the disk's */
+	int64_t		 disk_checked_ms;
+	bool		 disk_low;
+	char		 append_error[PATH_MAX + 256];
 };
 
 static datum
@@ -141,12 +189,10 @@ record_exists(struct spool *s, uint64_t seq)
 static int
 scan_ends(struct spool *s)
 {
-	datum		key, next;
+	datum		key, next, value;
 	uint64_t	seq, low = UINT64_MAX, high = 0;
 
-	datum		value;
-
-	s->bytes = 0;
+	s->gdbm_bytes = 0;
 	key = gdbm_firstkey(s->db);
 	while (key.dptr != NULL) {
 		if (key.dsize == KEY_SIZE) {
@@ -156,7 +202,7 @@ scan_ends(struct spool *s)
 			if (seq >= high)
 				high = seq + 1;
 			value = gdbm_fetch(s->db, key);
-			s->bytes += value.dptr != NULL ? value.dsize : 0;
+			s->gdbm_bytes += value.dptr != NULL ? value.dsize : 0;
 			free(value.dptr);
 		}
 		next = gdbm_nextkey(s->db, key);
@@ -166,7 +212,7 @@ scan_ends(struct spool *s)
 	if (gdbm_errno != GDBM_ITEM_NOT_FOUND)
 		return (fail(s, "scan"));
 	s->head = low == UINT64_MAX ? 0 : low;
-	s->next = high;
+	s->moved = high;
 	return (0);
 }
 
@@ -185,6 +231,23 @@ recovery_leftover(const char *name, const char *base)
 	return (true);
 }
 
+/* The directory the spool is in, and the spool's name in it. */
+static DIR *
+open_parent(const struct spool *s, char parent[PATH_MAX], const char **base)
+{
+	char	*slash;
+
+	strlcpy(parent, s->path, PATH_MAX);
+	if ((slash = strrchr(parent, '/')) == NULL) {
+		*base = s->path;
+		strlcpy(parent, ".", PATH_MAX);
+	} else {
+		*slash = '\0';
+		*base = s->path + (slash - parent) + 1;
+	}
+	return (opendir(parent));
+}
+
 /*
  * gdbm_recover builds the new file beside the old one and renames it into
  * place; a run killed in between leaves it behind, the old file whole.
@@ -194,16 +257,13 @@ remove_recovery_leftovers(struct spool *s)
 {
 	struct dirent	*entry;
 	DIR		*dir;
-	char		 parent[PATH_MAX], leftover[PATH_MAX], *slash;
+	const char	*base;
+	char		 parent[PATH_MAX], leftover[PATH_MAX];
 
-	strlcpy(parent, s->path, sizeof parent);
-	if ((slash = strrchr(parent, '/')) == NULL)
-		return;
-	*slash = '\0';
-	if ((dir = opendir(parent)) == NULL)
+	if ((dir = open_parent(s, parent, &base)) == NULL)
 		return;
 	while ((entry = readdir(dir)) != NULL) {
-		if (!recovery_leftover(entry->d_name, slash + 1))
+		if (!recovery_leftover(entry->d_name, base))
 			continue;
 		if (snprintf(leftover, sizeof leftover, "%s/%s", parent,
 		    entry->d_name) < (int)sizeof leftover &&
@@ -212,6 +272,72 @@ remove_recovery_leftovers(struct spool *s)
 			    "{s:s}", "path", leftover);
 	}
 	closedir(dir);
+}
+
+static int
+journal_path(const struct spool *s, uint64_t number, char path[PATH_MAX])
+{
+	if (snprintf(path, PATH_MAX, "%s" JOURNAL_SUFFIX "%llu", s->path,
+	    (unsigned long long)number) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+spare_path(const struct spool *s, char path[PATH_MAX])
+{
+	if (snprintf(path, PATH_MAX, "%s" SPARE_SUFFIX, s->path) >=
+	    PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Is name the spool's name, JOURNAL_SUFFIX and a number? */
+static bool
+journal_number(const char *name, const char *base, uint64_t *number)
+{
+	size_t	len = strlen(base), suffix = strlen(JOURNAL_SUFFIX);
+	char	*end;
+
+	if (strncmp(name, base, len) != 0 ||
+	    strncmp(name + len, JOURNAL_SUFFIX, suffix) != 0 ||
+	    !isdigit((unsigned char)name[len + suffix]))
+		return (false);
+	errno = 0;
+	*number = strtoull(name + len + suffix, &end, 10);
+	return (*end == '\0' && errno == 0 && *number > 0);
+}
+
+/* The numbers of the journals beside the spool, *low to *high; 0 if none. */
+static int
+find_journals(struct spool *s, uint64_t *low, uint64_t *high)
+{
+	struct dirent	*entry;
+	DIR		*dir;
+	const char	*base;
+	char		 parent[PATH_MAX];
+	uint64_t	 number;
+
+	*low = *high = 0;
+	if ((dir = open_parent(s, parent, &base)) == NULL) {
+		snprintf(s->error, sizeof s->error, "%s: %s", parent,
+		    strerror(errno));
+		return (-1);
+	}
+	while ((entry = readdir(dir)) != NULL) {
+		if (!journal_number(entry->d_name, base, &number))
+			continue;
+		if (*low == 0 || number < *low)
+			*low = number;
+		if (number > *high)
+			*high = number;
+	}
+	closedir(dir);
+	return (0);
 }
 
 /*
@@ -275,15 +401,15 @@ find_ends(struct spool *s, bool closed_cleanly)
 	int	have_head, have_next, found;
 
 	have_head = meta_get(s, "head", &s->head);
-	have_next = meta_get(s, "next", &s->next);
+	have_next = meta_get(s, "next", &s->moved);
 	if (have_head == -1 || have_next == -1 ||
-	    meta_get(s, "bytes", &s->bytes) == -1)
+	    meta_get(s, "bytes", &s->gdbm_bytes) == -1)
 		return (fail(s, "read bookkeeping"));
-	if (!have_head || !have_next || s->head > s->next)
+	if (!have_head || !have_next || s->head > s->moved)
 		return (scan_ends(s));
-	while ((found = record_exists(s, s->next)) == 1)
-		s->next++;
-	while (found != -1 && s->head < s->next &&
+	while ((found = record_exists(s, s->moved)) == 1)
+		s->moved++;
+	while (found != -1 && s->head < s->moved &&
 	    (found = record_exists(s, s->head)) == 0) {
 		if (closed_cleanly && missing(s, s->head) == 1)
 			continue;
@@ -380,44 +506,198 @@ open_file(struct spool *s)
 	return (-1);
 }
 
+/*
+ * A damaged journal is renamed aside for a person, like a damaged spool;
+ * the records after the damage are reported missing when their turn comes.
+ */
+static void
+set_journal_aside(struct spool *s, const char *path, off_t offset)
+{
+	char	when[TIME_BUFSIZE], kept[PATH_MAX];
+
+	format_time(clock_realtime_us(), when);
+	if (snprintf(kept, sizeof kept, "%s.damaged-%s", path, when) >=
+	    (int)sizeof kept || rename(path, kept) == -1)
+		strlcpy(kept, path, sizeof kept);
+	log_event(LEVEL_ERROR, "journal_damaged", "{s:s, s:I, s:s}", "path",
+	    s->path, "offset", (json_int_t)offset, "kept_as", kept);
+}
+
+static int
+begin_journal(struct spool *s, uint64_t number, uint64_t first)
+{
+	char	path[PATH_MAX];
+
+	if (journal_path(s, number, path) == -1 ||
+	    journal_create(&s->journal, path, first) == -1) {
+		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
+		    path, strerror(errno));
+		return (-1);
+	}
+	s->journal_number = number;
+	return (0);
+}
+
+/*
+ * Take up the newest journal. One without a whole header was being begun
+ * when a run died, and never took an entry: it goes.
+ */
+static int
+resume_journal(struct spool *s, uint64_t low, uint64_t high)
+{
+	char	path[PATH_MAX];
+
+	for (; high >= low && high > 0; high--) {
+		if (journal_path(s, high, path) == -1)
+			break;
+		if (journal_resume(&s->journal, path) == 0) {
+			s->journal_number = high;
+			return (1);
+		}
+		if (errno != EBADMSG)
+			break;
+		log_event(LEVEL_WARN, "journal_removed", "{s:s, s:s}", "path",
+		    path, "reason", "no header: it was being begun");
+		if (unlink(path) == -1)
+			break;
+	}
+	if (high == 0 || high < low)
+		return (0);
+	snprintf(s->error, sizeof s->error, "journal %s: %s", path,
+	    strerror(errno));
+	return (-1);
+}
+
+/* Bytes in journal entries, about: what GDBM's count may lack. */
+static uint64_t
+journal_bytes(struct spool *s, uint64_t low, uint64_t high)
+{
+	struct stat	sb;
+	char		path[PATH_MAX];
+	uint64_t	total = 0;
+
+	for (; low > 0 && low <= high; low++)
+		if (journal_path(s, low, path) == 0 && stat(path, &sb) == 0 &&
+		    sb.st_size > JOURNAL_HEADER_SIZE)
+			total += (uint64_t)sb.st_size - JOURNAL_HEADER_SIZE;
+	return (total);
+}
+
+/* A new GDBM file: the records begin where the oldest journal begins. */
+static void
+start_at_journals(struct spool *s)
+{
+	struct journal_reader	*r;
+	char			 path[PATH_MAX];
+	uint64_t		 number;
+
+	for (number = s->first_journal; number > 0 &&
+	    number <= s->journal_number; number++)
+		if (journal_path(s, number, path) == 0 &&
+		    journal_reader_open(&r, path) == 0) {
+			s->head = s->moved = journal_reader_first(r);
+			journal_reader_close(r);
+			return;
+		}
+}
+
+/* Recover a file closed uncleanly; if that fails, set it aside. */
+static int
+recover_unclean(struct spool *s, bool readable)
+{
+	if (recover(s, readable ? "not closed cleanly" :
+	    gdbm_db_strerror(s->db), !readable) == 0)
+		return (0);
+	if (set_aside(s, s->error) == -1 || open_file(s) == -1)
+		return (-1);
+	start_at_journals(s);
+	return (0);
+}
+
+/* Both ends from GDBM; one rebuild, keeping a copy, if GDBM cannot say. */
+static int
+read_ends(struct spool *s, bool closed_cleanly)
+{
+	char	why[sizeof s->error];
+
+	if (s->fresh) {
+		start_at_journals(s);
+		return (0);
+	}
+	if (find_ends(s, closed_cleanly) == 0)
+		return (0);
+	strlcpy(why, s->error, sizeof why);
+	if (recover(s, why, true) == -1 || find_ends(s, false) == -1)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Open GDBM and take up the newest journal. A GDBM file closed uncleanly
+ * is recovered later, on the forwarder's thread, when a journal says where
+ * the next record goes; only without one is it recovered here.
+ */
 static int
 open_database(struct spool *s)
 {
-	uint64_t	clean = 0;
+	uint64_t	clean = 0, low, high;
 	bool		readable, closed_cleanly;
-	char		why[sizeof s->error];
+	int		have_journal;
 
 	remove_recovery_leftovers(s);
-	if (open_file(s) == -1)
+	if (open_file(s) == -1 || find_journals(s, &low, &high) == -1 ||
+	    (have_journal = resume_journal(s, low, high)) == -1)
 		return (-1);
+	s->first_journal = have_journal ? low : 0;
 	readable = meta_get(s, "clean", &clean) != -1;
 	closed_cleanly = readable && clean == 1;
-	if (!s->fresh && !closed_cleanly && recover(s, readable ?
-	    "not closed cleanly" : gdbm_db_strerror(s->db), !readable) == -1 &&
-	    (set_aside(s, s->error) == -1 || open_file(s) == -1))
-		return (-1);
-	if (find_ends(s, closed_cleanly) == -1) {
-		/* GDBM could not answer: rebuild once, keeping a copy. */
-		strlcpy(why, s->error, sizeof why);
-		if (recover(s, why, true) == -1 || find_ends(s, false) == -1)
+	if (!s->fresh && !closed_cleanly) {
+		if (have_journal) {
+			s->recovery_due = true;
+			(void)meta_get(s, "head", &s->head);
+		} else if (recover_unclean(s, readable) == -1)
 			return (-1);
 	}
-	if (gdbm_delete(s->db, name_key("clean")) != 0 &&
-	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
-		return (fail(s, "mark open"));
-	if (gdbm_sync(s->db) != 0)
-		return (fail(s, "sync"));
+	if (!s->recovery_due && read_ends(s, closed_cleanly) == -1)
+		return (-1);
+	if (!have_journal || journal_next(s->journal) < s->moved) {
+		journal_close(s->journal);
+		s->journal = NULL;
+		if (begin_journal(s, high + 1, s->moved) == -1)
+			return (-1);
+		if (s->first_journal == 0)
+			s->first_journal = high + 1;
+	}
+	s->mover_number = s->first_journal;
+	s->next = journal_next(s->journal);
+	s->committed = journal_committed(s->journal);
+	if (s->head > s->next)
+		s->head = s->next;
+	s->bytes = s->gdbm_bytes + journal_bytes(s, low, high);
+	if (!s->recovery_due) {
+		if (gdbm_delete(s->db, name_key("clean")) != 0 &&
+		    gdbm_errno != GDBM_ITEM_NOT_FOUND)
+			return (fail(s, "mark open"));
+		if (gdbm_sync(s->db) != 0)
+			return (fail(s, "sync"));
+	}
 	s->open = true;
 	return (0);
 }
 
 /*
  * A look at the spool while its owner may be writing to it: no lock, no
- * recovery, no writes. What was synced last is what it sees.
+ * recovery, no writes. What GDBM had at its last sync, then the journals.
  */
 static int
 open_reader(struct spool *s)
 {
+	struct journal_reader	*r;
+	uint64_t		 low, high, seq;
+	const void		*data;
+	size_t			 size;
+	char			 path[PATH_MAX];
+
 	s->db = gdbm_open(s->path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP |
 	    GDBM_CLOEXEC, 0, NULL);
 	if (s->db == NULL) {
@@ -425,7 +705,23 @@ open_reader(struct spool *s)
 		    gdbm_strerror(gdbm_errno));
 		return (-1);
 	}
-	return (find_ends(s, false));
+	if (find_ends(s, false) == -1 || find_journals(s, &low, &high) == -1)
+		return (-1);
+	s->next = s->moved;
+	s->first_journal = s->mover_number = low;
+	s->journal_number = high;
+	for (; high >= low && high > 0; high--) {
+		if (journal_path(s, high, path) == -1 ||
+		    journal_reader_open(&r, path) == -1)
+			continue;
+		while (journal_read(r, -1, &seq, &data, &size) == 1)
+			;
+		if (journal_reader_next(r) > s->next)
+			s->next = journal_reader_next(r);
+		journal_reader_close(r);
+		break;
+	}
+	return (0);
 }
 
 static struct spool *
@@ -440,6 +736,7 @@ new_spool(const char *path)
 		return (NULL);
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->append_lock, NULL);
 	s->recovered_ms = -RECOVER_EVERY_MS;
 	return (s);
 }
@@ -475,6 +772,13 @@ spool_open_reader(struct spool **sp, const char *path)
 static int
 usable(struct spool *s)
 {
+	if (s->recovery_due) {
+		if (recover_unclean(s, true) == -1 ||
+		    (!s->fresh && find_ends(s, false) == -1))
+			return (-1);
+		s->recovery_due = false;
+		return (0);
+	}
 	if (!gdbm_needs_recovery(s->db))
 		return (0);
 	if (clock_monotonic_ms() - s->recovered_ms < RECOVER_EVERY_MS)
@@ -487,70 +791,328 @@ static int
 room_for(struct spool *s, size_t size)
 {
 	struct statvfs	fs;
+	uint64_t	bytes = s->bytes + s->pending_bytes;
 	int64_t		now;
 
-	if (s->max_bytes > 0 && s->bytes + size > s->max_bytes) {
-		snprintf(s->error, sizeof s->error, "spool full: %llu bytes "
-		    "stored, the limit is %llu (--max-spool-size)",
-		    (unsigned long long)s->bytes,
+	if (s->max_bytes > 0 && bytes + size > s->max_bytes) {
+		snprintf(s->append_error, sizeof s->append_error, "spool "
+		    "full: %llu bytes stored, the limit is %llu "
+		    "(--max-spool-size)", (unsigned long long)bytes,
 		    (unsigned long long)s->max_bytes);
 		return (-1);
 	}
 	now = clock_monotonic_ms();
 	if (s->disk_low || now - s->disk_checked_ms >= DISK_CHECK_MS) {
 		s->disk_checked_ms = now;
-		if (fstatvfs(gdbm_fdesc(s->db), &fs) == 0)
+		if (statvfs(s->path, &fs) == 0)
 			s->disk_low = (uint64_t)fs.f_bavail * fs.f_frsize <
 			    DISK_MARGIN + size;
 	}
 	if (s->disk_low) {
-		snprintf(s->error, sizeof s->error, "disk full: less than "
-		    "%d MiB free for %s", DISK_MARGIN >> 20, s->path);
+		snprintf(s->append_error, sizeof s->append_error, "disk full: "
+		    "less than %d MiB free for %s", DISK_MARGIN >> 20, s->path);
 		return (-1);
 	}
 	return (0);
 }
 
+/*
+ * Add a record to the next commit; *seq is its key. It is not stored
+ * until spool_commit() returns 0. The listener's thread only.
+ */
 int
 spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 {
-	unsigned char	buf[KEY_SIZE];
-	datum		data;
-	int		status = -1;
+	int	status = -1;
 
-	data.dptr = (char *)value;
-	data.dsize = (int)size;
-	pthread_mutex_lock(&s->lock);
-	if (usable(s) == 0 && room_for(s, size) == 0) {
-		if (gdbm_store(s->db, sequence_key(s->next, buf), data,
-		    GDBM_REPLACE) != 0)
-			fail(s, "store");
+	pthread_mutex_lock(&s->append_lock);
+	if (room_for(s, size) == 0) {
+		if (journal_add(s->journal, value, size, seq) == -1)
+			snprintf(s->append_error, sizeof s->append_error,
+			    "journal: %s", strerror(errno));
 		else {
-			*seq = s->next++;
-			s->bytes += size;
+			s->next = *seq + 1;
+			s->pending_bytes += size;
 			status = 0;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->append_lock);
 	return (status);
+}
+
+/*
+ * The next commits go to a new journal: made from the spare if there is
+ * one, else begun from nothing.
+ */
+static void
+rotate(struct spool *s)
+{
+	struct journal	*fresh, *old;
+	char		 path[PATH_MAX], spare[PATH_MAX];
+	bool		 use_spare;
+	int		 status = -1;
+
+	pthread_mutex_lock(&s->append_lock);
+	use_spare = s->spare_ready;
+	s->spare_ready = false;
+	pthread_mutex_unlock(&s->append_lock);
+	if (journal_path(s, s->journal_number + 1, path) == 0 &&
+	    (!use_spare || spare_path(s, spare) == 0))
+		status = use_spare ? journal_adopt(&fresh, spare, path,
+		    journal_next(s->journal)) : journal_create(&fresh, path,
+		    journal_next(s->journal));
+	if (status == -1) {
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&s->append_lock);
+	old = s->journal;
+	s->journal = fresh;
+	s->journal_number++;
+	s->committed = journal_committed(fresh);
+	pthread_mutex_unlock(&s->append_lock);
+	s->preallocated = use_spare;
+	journal_close(old);
+}
+
+/*
+ * Have a spare ready for the next journal. The forwarder's thread: writing
+ * megabytes of zeros is no work for the listener's.
+ */
+static void
+prepare_spare(struct spool *s)
+{
+	char	path[PATH_MAX];
+	int64_t	now = clock_monotonic_ms();
+	bool	ready;
+
+	pthread_mutex_lock(&s->append_lock);
+	ready = s->spare_ready;
+	pthread_mutex_unlock(&s->append_lock);
+	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
+		return;
+	s->spare_tried_ms = now;
+	if (spare_path(s, path) == -1 || journal_prepare(path,
+	    SPARE_SIZE) == -1) {
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&s->append_lock);
+	s->spare_ready = true;
+	pthread_mutex_unlock(&s->append_lock);
+}
+
+/*
+ * Make every record appended since the last commit durable, with one write
+ * and one sync. On failure none of them is stored, and their keys are
+ * given again. The listener's thread only.
+ */
+int
+spool_commit(struct spool *s)
+{
+	int	status, saved;
+	bool	full = false;
+
+	status = journal_commit(s->journal);
+	saved = errno;
+	pthread_mutex_lock(&s->append_lock);
+	if (status == 0) {
+		s->committed = journal_committed(s->journal);
+		s->bytes += s->pending_bytes;
+		/* A journal begun from nothing is left for a spare soon. */
+		full = s->committed >= JOURNAL_ROTATE ||
+		    (!s->preallocated && s->spare_ready);
+	} else {
+		snprintf(s->append_error, sizeof s->append_error,
+		    "journal: write: %s", strerror(saved));
+		s->next = journal_next(s->journal);
+	}
+	s->pending_bytes = 0;
+	pthread_mutex_unlock(&s->append_lock);
+	if (full)
+		rotate(s);
+	return (status);
+}
+
+const char *
+spool_append_error(struct spool *s)
+{
+	return (s->append_error);
 }
 
 /* Write both ends and the byte count, then sync the file. */
 static int
 sync_file(struct spool *s)
 {
+	uint64_t	bytes;
+
 	if (usable(s) == -1)
 		return (-1);
+	pthread_mutex_lock(&s->append_lock);
+	bytes = s->bytes;
+	pthread_mutex_unlock(&s->append_lock);
 	if (meta_put(s, "head", s->head) != 0 ||
-	    meta_put(s, "next", s->next) != 0 ||
-	    meta_put(s, "bytes", s->bytes) != 0)
+	    meta_put(s, "next", s->moved) != 0 ||
+	    meta_put(s, "bytes", bytes) != 0)
 		return (fail(s, "store bookkeeping"));
 	if (gdbm_sync(s->db) != 0)
 		return (fail(s, "sync"));
+	s->removals = 0;
 	return (0);
 }
 
-/* Everything appended or removed so far is on disk when this returns 0. */
+/* Sync GDBM when enough was removed, or a removal waited long enough. */
+static int
+sync_if_due(struct spool *s)
+{
+	if (s->removals >= REMOVALS_PER_SYNC || (s->removals > 0 &&
+	    clock_monotonic_ms() - s->removed_ms >= SYNC_AFTER_MS))
+		return (sync_file(s));
+	return (0);
+}
+
+static int
+store_entry(struct spool *s, uint64_t seq, const void *data, size_t size)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		value;
+
+	if (seq < s->head)
+		return (0);	/* delivered before a crash, kept by GDBM */
+	value.dptr = (char *)data;
+	value.dsize = (int)size;
+	if (gdbm_store(s->db, sequence_key(seq, buf), value,
+	    GDBM_REPLACE) != 0)
+		return (fail(s, "store"));
+	if (seq >= s->moved)
+		s->moved = seq + 1;
+	return (0);
+}
+
+/*
+ * An older journal is in GDBM whole: sync GDBM, and only then delete it.
+ * Its removal need not be synced: if it came back, moving it again would
+ * change nothing.
+ */
+static int
+retire_journal(struct spool *s)
+{
+	char	path[PATH_MAX];
+
+	if (sync_file(s) == -1)
+		return (-1);
+	journal_reader_close(s->mover);
+	s->mover = NULL;
+	if (journal_path(s, s->mover_number, path) == 0 &&
+	    unlink(path) == -1 && errno != ENOENT)
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+	s->mover_number++;
+	return (0);
+}
+
+/* Open the journal to move next; 0 if there is none to open yet. */
+static int
+open_mover(struct spool *s, uint64_t current)
+{
+	char	path[PATH_MAX];
+
+	while (s->mover == NULL && s->mover_number <= current) {
+		if (journal_path(s, s->mover_number, path) == -1)
+			return (-1);
+		if (journal_reader_open(&s->mover, path) == 0)
+			return (1);
+		if (errno == EBADMSG && s->mover_number < current)
+			set_journal_aside(s, path, 0);
+		else if (errno != ENOENT || s->mover_number == current) {
+			snprintf(s->error, sizeof s->error, "journal %s: %s",
+			    path, strerror(errno));
+			return (-1);
+		}
+		s->mover_number++;
+	}
+	return (s->mover != NULL);
+}
+
+/*
+ * Move committed journal entries into GDBM, at most budget of them, and of
+ * the journal taking appends only if with_current is set. Returns 1 when
+ * there may be more, 0 when all are moved, -1 on error. A failed store
+ * starts that journal over at the next call: storing an entry twice
+ * changes nothing.
+ */
+static int
+move_entries(struct spool *s, size_t budget, bool with_current)
+{
+	uint64_t	 current, seq;
+	off_t		 limit;
+	const void	*data;
+	size_t		 size;
+	char		 path[PATH_MAX];
+	int		 found;
+
+	for (; budget > 0; budget--) {
+		pthread_mutex_lock(&s->append_lock);
+		current = s->journal_number;
+		limit = s->committed;
+		pthread_mutex_unlock(&s->append_lock);
+		if (!with_current && s->mover_number >= current)
+			return (0);
+		if ((found = open_mover(s, current)) <= 0)
+			return (found);
+		found = journal_read(s->mover, s->mover_number < current ? -1 :
+		    limit, &seq, &data, &size);
+		if (found == 1 && store_entry(s, seq, data, size) == 0)
+			continue;
+		if (found == 0 && s->mover_number == current)
+			return (0);
+		if (found == 0 && retire_journal(s) == 0)
+			continue;
+		if (found == -1 && errno == EBADMSG &&
+		    s->mover_number < current) {
+			/* An older journal, whole when it was closed. */
+			if (journal_path(s, s->mover_number, path) == 0)
+				set_journal_aside(s, path,
+				    journal_reader_offset(s->mover));
+			journal_reader_close(s->mover);
+			s->mover = NULL;
+			s->mover_number++;
+			continue;
+		}
+		if (found == -1)
+			snprintf(s->error, sizeof s->error, "journal: %s",
+			    strerror(errno));
+		journal_reader_close(s->mover);
+		s->mover = NULL;
+		return (-1);
+	}
+	return (1);
+}
+
+/*
+ * Move the journals closed by now into GDBM, a batch at a time, recovering
+ * GDBM first if it was left uncleanly, and sync removals that are due.
+ * The forwarder's thread, when it has time. The journal taking appends is
+ * left alone: its entries are moved when they are wanted, so that syncing
+ * GDBM does not compete with the listener's commits while logs pour in.
+ */
+int
+spool_settle(struct spool *s)
+{
+	int	status;
+
+	pthread_mutex_lock(&s->lock);
+	status = usable(s) == -1 ? -1 : move_entries(s, MOVE_BATCH, false);
+	if (status != -1)
+		status = sync_if_due(s);
+	pthread_mutex_unlock(&s->lock);
+	prepare_spare(s);
+	return (status == -1 ? -1 : 0);
+}
+
+/* Removals so far are on disk when this returns 0. */
 int
 spool_sync(struct spool *s)
 {
@@ -578,6 +1140,35 @@ fetch(struct spool *s, uint64_t seq, void **value, size_t *size)
 	return (1);
 }
 
+/* A reader's look into the journals for a record GDBM does not have. */
+static int
+fetch_journaled(struct spool *s, uint64_t seq, void **value, size_t *size)
+{
+	const void	*data;
+	uint64_t	 got;
+	int		 found;
+
+	if (s->mover != NULL && journal_reader_next(s->mover) > seq) {
+		journal_reader_close(s->mover);
+		s->mover = NULL;
+		s->mover_number = s->first_journal;
+	}
+	while (open_mover(s, s->journal_number) == 1) {
+		while ((found = journal_read(s->mover, -1, &got, &data,
+		    size)) == 1 && got < seq)
+			;
+		if (found == 1)
+			return ((*value = malloc(*size)) == NULL ? -1 :
+			    (memcpy(*value, data, *size), 1));
+		if (found == -1)
+			return (-1);
+		journal_reader_close(s->mover);
+		s->mover = NULL;
+		s->mover_number++;
+	}
+	return (0);
+}
+
 int
 spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
 {
@@ -585,6 +1176,8 @@ spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
 
 	pthread_mutex_lock(&s->lock);
 	status = fetch(s, seq, value, size);
+	if (status == 0 && s->reader)
+		status = fetch_journaled(s, seq, value, size);
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -595,8 +1188,23 @@ spool_range(struct spool *s, uint64_t *head, uint64_t *next)
 {
 	pthread_mutex_lock(&s->lock);
 	*head = s->head;
-	*next = s->next;
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->append_lock);
+	*next = s->next;
+	pthread_mutex_unlock(&s->append_lock);
+}
+
+/* Move entries until the head is in GDBM or none is left to move. */
+static int
+settle_head(struct spool *s)
+{
+	int	more = 1;
+
+	if (usable(s) == -1)
+		return (-1);
+	while (more == 1 && s->head >= s->moved)
+		more = move_entries(s, MOVE_BATCH, true);
+	return (more == -1 ? -1 : 0);
 }
 
 /*
@@ -606,12 +1214,11 @@ spool_range(struct spool *s, uint64_t *head, uint64_t *next)
 int
 spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 {
-	int	status = 0;
+	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	if (usable(s) == -1)
-		status = -1;
-	while (status == 0 && s->head < s->next) {
+	status = settle_head(s);
+	while (status == 0 && s->head < s->moved) {
 		status = fetch(s, s->head, value, size);
 		if (status == 1)
 			*seq = s->head;
@@ -644,27 +1251,107 @@ spool_remove(struct spool *s, uint64_t seq, size_t size)
 	else {
 		if (seq == s->head)
 			s->head++;
-		s->bytes -= size < s->bytes ? size : s->bytes;
+		if (s->removals++ == 0)
+			s->removed_ms = clock_monotonic_ms();
+		status = sync_if_due(s);
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (status == 0) {
+		pthread_mutex_lock(&s->append_lock);
+		s->bytes -= size < s->bytes ? size : s->bytes;
+		pthread_mutex_unlock(&s->append_lock);
+	}
 	return (status);
 }
 
 uint64_t
 spool_count(struct spool *s)
 {
-	uint64_t	count;
+	uint64_t	head, next;
 
-	pthread_mutex_lock(&s->lock);
-	count = s->next - s->head;
-	pthread_mutex_unlock(&s->lock);
-	return (count);
+	spool_range(s, &head, &next);
+	return (next > head ? next - head : 0);
 }
 
 const char *
 spool_error(struct spool *s)
 {
 	return (s->error);
+}
+
+/* GDBM holds everything, synced: the journals are not needed any more. */
+static void
+remove_journals(struct spool *s)
+{
+	char		path[PATH_MAX];
+	uint64_t	number;
+
+	journal_reader_close(s->mover);
+	s->mover = NULL;
+	journal_close(s->journal);
+	s->journal = NULL;
+	for (number = s->first_journal; number > 0 &&
+	    number <= s->journal_number; number++)
+		if (journal_path(s, number, path) == 0 &&
+		    unlink(path) == -1 && errno != ENOENT)
+			log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}",
+			    "path", path, "error", strerror(errno));
+	if (spare_path(s, path) == 0 && unlink(path) == -1 && errno != ENOENT)
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+}
+
+/* Nothing is left: the journals go, then the GDBM file. */
+static int
+remove_database(struct spool *s)
+{
+	/* Synced first: a crash in between leaves a file that says so. */
+	if (sync_file(s) == -1)
+		return (-1);
+	remove_journals(s);
+	/* The file goes next: how its close went no longer matters. */
+	(void)gdbm_close(s->db);
+	s->db = NULL;
+	if (unlink(s->path) == -1) {
+		snprintf(s->error, sizeof s->error, "unlink %s: %s", s->path,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Move every journal entry into GDBM, then close it: marked clean, with
+ * the journals gone, or deleted when empty and remove_if_empty is set.
+ * A file never recovered is left as it is, journals and all, for the next
+ * run to recover.
+ */
+static int
+close_database(struct spool *s, int remove_if_empty)
+{
+	int	status = 0, more = 1;
+
+	while (more == 1 && !s->recovery_due)
+		more = move_entries(s, MOVE_BATCH, true);
+	if (s->recovery_due || more == -1) {
+		/* Not marked clean: the next run recovers it anyway. */
+		(void)gdbm_close(s->db);
+		return (more == -1 ? -1 : 0);
+	}
+	if (remove_if_empty && s->head == s->moved &&
+	    remove_database(s) == 0)
+		return (0);
+	if (s->db == NULL)
+		return (-1);
+	if (meta_put(s, "clean", 1) != 0)
+		status = fail(s, "mark clean");
+	else
+		status = sync_file(s);
+	if (gdbm_close(s->db) != 0 && status == 0)
+		status = fail(s, "close");
+	if (status == 0)
+		remove_journals(s);
+	return (status);
 }
 
 /*
@@ -681,28 +1368,15 @@ spool_close(struct spool *s, int remove_if_empty)
 		return (0);
 	if (s->db != NULL && (s->reader || !s->open))
 		gdbm_close(s->db);
-	else if (s->db != NULL) {
-		if (remove_if_empty && s->head == s->next) {
-			gdbm_close(s->db);
-			if (unlink(s->path) == -1) {
-				snprintf(s->error, sizeof s->error,
-				    "unlink %s: %s", s->path, strerror(errno));
-				status = -1;
-			}
-		} else {
-			/* The clean mark goes in with the last sync. */
-			if (meta_put(s, "clean", 1) != 0)
-				status = fail(s, "mark clean");
-			else
-				status = sync_file(s);
-			if (gdbm_close(s->db) != 0 && status == 0)
-				status = fail(s, "close");
-		}
-	}
+	else if (s->db != NULL)
+		status = close_database(s, remove_if_empty);
 	if (status != 0)
 		log_event(LEVEL_ERROR, "spool_error", "{s:s, s:s}", "path",
 		    s->path, "error", s->error);
+	journal_reader_close(s->mover);
+	journal_close(s->journal);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->append_lock);
 	free(s->path);
 	free(s);
 	return (status);

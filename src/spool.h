@@ -1,11 +1,11 @@
 /*
- * spool.h: the logs not delivered yet, in one GDBM file under DIR.
+ * spool.h: the logs not delivered yet: a GDBM file under DIR, and the
+ * journals that take appends before they go into it.
  *
  * Records are keyed by a 64-bit sequence number given at append, so the
  * oldest is always at "head" and replay order is arrival order, also across
- * restarts. The spool owns its GDBM handle and lock: the listener appends
- * and syncs, the forwarder reads the head and removes it, each from its own
- * thread.
+ * restarts. Two threads share it: the listener's appends and commits (the
+ * journal), and the forwarder's settle, first, remove and sync (GDBM).
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -20,6 +20,9 @@ int		 spool_open_reader(struct spool **, const char *);
 int		 spool_get(struct spool *, uint64_t, void **, size_t *);
 void		 spool_range(struct spool *, uint64_t *, uint64_t *);
 int		 spool_append(struct spool *, const void *, size_t, uint64_t *);
+int		 spool_commit(struct spool *);
+const char	*spool_append_error(struct spool *);
+int		 spool_settle(struct spool *);
 int		 spool_sync(struct spool *);
 int		 spool_first(struct spool *, uint64_t *, void **, size_t *);
 int		 spool_remove(struct spool *, uint64_t, size_t);

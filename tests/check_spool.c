@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ static void
 append_text(struct spool *s, const char *text, uint64_t *seq)
 {
 	ck_assert_int_eq(spool_append(s, text, strlen(text) + 1, seq), 0);
+	ck_assert_int_eq(spool_commit(s), 0);
 }
 
 /* Check the first record is text, then remove it. */
@@ -82,7 +84,6 @@ START_TEST(order_kept)
 			ck_assert_uint_eq(seq, previous + 1);
 		previous = seq;
 	}
-	ck_assert_int_eq(spool_sync(s), 0);
 	ck_assert_uint_eq(spool_count(s), 1000);
 	for (i = 0; i < 1000; i++) {
 		snprintf(text, sizeof text, "record %d", i);
@@ -138,10 +139,7 @@ START_TEST(unclean_stop_resumes)
 		for (i = 0; i < 50; i++) {
 			snprintf(text, sizeof text, "record %d", i);
 			append_text(s, text, &seq);
-			if (i == 20)
-				spool_sync(s);
 		}
-		spool_sync(s);
 		expect_first(s, "record 0");
 		spool_sync(s);
 		kill(getpid(), SIGKILL);	/* no spool_close: a crash */
@@ -156,6 +154,99 @@ START_TEST(unclean_stop_resumes)
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
+/*
+ * Records committed to the journal and never moved into GDBM survive a
+ * crash: GDBM is recovered later, and the journal moved into it.
+ */
+START_TEST(crash_before_move_keeps_journal)
+{
+	struct spool	*s;
+	pid_t		 child;
+	int		 status, i;
+	uint64_t	 seq;
+	char		 text[32];
+
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		s = open_spool();
+		for (i = 0; i < 300; i++) {
+			snprintf(text, sizeof text, "record %d", i);
+			append_text(s, text, &seq);
+		}
+		kill(getpid(), SIGKILL);
+	}
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 300);
+	for (i = 0; i < 300; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+/* Is any journal of the spool left in dir? */
+static bool
+journal_left(void)
+{
+	struct dirent	*entry;
+	DIR		*d;
+	bool		 found = false;
+
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((entry = readdir(d)) != NULL)
+		if (strstr(entry->d_name, ".journal.") != NULL)
+			found = true;
+	closedir(d);
+	return (found);
+}
+
+/*
+ * Many megabytes go through several journals, moved while they arrive, in
+ * order; a clean close leaves everything in GDBM and no journal behind.
+ */
+START_TEST(journals_rotate_in_order)
+{
+	struct spool	*s = open_spool();
+	uint64_t	 seq;
+	char		 text[1000];
+	int		 i;
+
+	for (i = 0; i < 12000; i++) {
+		memset(text, 'x', sizeof text);
+		snprintf(text, sizeof text, "record %d ", i);
+		text[strlen(text)] = 'x';
+		text[sizeof text - 1] = '\0';
+		ck_assert_int_eq(spool_append(s, text, sizeof text, &seq), 0);
+		if (i % 50 == 49) {
+			ck_assert_int_eq(spool_commit(s), 0);
+			ck_assert_int_eq(spool_settle(s), 0);
+		}
+	}
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	ck_assert(!journal_left());
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 12000);
+	for (i = 0; i < 12000; i++) {
+		memset(text, 'x', sizeof text);
+		snprintf(text, sizeof text, "record %d ", i);
+		text[strlen(text)] = 'x';
+		text[sizeof text - 1] = '\0';
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert(!journal_left());
+	ck_assert_int_eq(access(path, F_OK), -1);
 }
 END_TEST
 
@@ -204,11 +295,13 @@ START_TEST(cap_refuses_then_recovers)
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(spool_append(s, record, sizeof record, &seq),
 		    0);
+	ck_assert_int_eq(spool_commit(s), 0);
 	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), -1);
-	ck_assert_ptr_nonnull(strstr(spool_error(s), "--max-spool-size"));
+	ck_assert_ptr_nonnull(strstr(spool_append_error(s), "--max-spool-size"));
 	ck_assert_uint_eq(spool_count(s), 4);
 	expect_first(s, record);
 	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), 0);
+	ck_assert_int_eq(spool_commit(s), 0);
 	ck_assert_uint_eq(spool_count(s), 4);
 	ck_assert_int_eq(spool_close(s, 0), 0);
 }
@@ -258,6 +351,8 @@ spool_suite(void)
 	tcase_add_test(t, order_kept);
 	tcase_add_test(t, reopen_resumes);
 	tcase_add_test(t, unclean_stop_resumes);
+	tcase_add_test(t, crash_before_move_keeps_journal);
+	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, lost_bookkeeping_rebuilt);
 	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, damaged_file_set_aside);

@@ -48,6 +48,7 @@ main(void)
 	runner = srunner_create(options_suite());
 	srunner_add_suite(runner, record_suite());
 	srunner_add_suite(runner, request_suite());
+	srunner_add_suite(runner, journal_suite());
 	srunner_add_suite(runner, spool_suite());
 	srunner_add_suite(runner, forwarder_suite());
 	srunner_add_suite(runner, log_suite());

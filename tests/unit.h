@@ -7,6 +7,7 @@
 Suite	*options_suite(void);
 Suite	*record_suite(void);
 Suite	*request_suite(void);
+Suite	*journal_suite(void);
 Suite	*spool_suite(void);
 Suite	*forwarder_suite(void);
 Suite	*log_suite(void);

@@ -1,0 +1,515 @@
+/*
+ * journal.c: the append-only journal files of the spool.
+ *
+ * Layout, all numbers big-endian:
+ *	header	"EPJ1", first sequence number (8), CRC-32 of both (4)
+ *	entry	sequence number (8), length (4), CRC-32 (4) of the
+ *		sequence number, the length and the data, then the data
+ * Entries follow each other with consecutive sequence numbers. Reading
+ * stops at the first entry that is cut short, fails its CRC or is out of
+ * sequence: after a crash that is where the last commit was torn.
+ *
+ * A journal may be made from a spare: a file written with zeros ahead of
+ * time. Overwriting blocks that are already there lets fdatasync skip the
+ * file system's own journal, which an append that grows the file cannot;
+ * here that halves the cost of a commit. Zeros where an entry would begin
+ * (a sequence number, length and CRC all zero, which no entry has) end the
+ * entries.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zlib.h>
+
+#include "journal.h"
+#include "log.h"
+
+#define MAGIC		"EPJ1"
+#define ENTRY_HEAD	16
+/* No record is larger: --max-message-size is far below. */
+#define ENTRY_MAX	(256U * 1024 * 1024)
+#define READ_CHUNK	(64 * 1024)
+
+struct journal {
+	int		 fd;
+	uint64_t	 first;		/* sequence number of the first entry */
+	uint64_t	 next;		/* of the next entry added */
+	uint64_t	 committed_next; /* next, as of the last commit */
+	off_t		 committed;	/* end of the last commit */
+	bool		 torn;		/* a failed commit left bytes behind */
+	unsigned char	*pending;	/* entries added, not committed */
+	size_t		 pending_len;
+	size_t		 pending_size;
+};
+
+struct journal_reader {
+	int		 fd;
+	uint64_t	 first;
+	uint64_t	 expected;	/* sequence number of the next entry */
+	off_t		 offset;	/* of the next entry */
+	unsigned char	*buf;
+	size_t		 start;		/* of offset's byte in buf */
+	size_t		 buf_len;
+	size_t		 buf_size;
+};
+
+static void
+put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static void
+put_u64(unsigned char *p, uint64_t v)
+{
+	put_u32(p, (uint32_t)(v >> 32));
+	put_u32(p + 4, (uint32_t)v);
+}
+
+static uint32_t
+get_u32(const unsigned char *p)
+{
+	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3]);
+}
+
+static uint64_t
+get_u64(const unsigned char *p)
+{
+	return ((uint64_t)get_u32(p) << 32 | get_u32(p + 4));
+}
+
+static uint32_t
+checksum(const void *head, size_t head_len, const void *data, size_t len)
+{
+	uLong	crc = crc32(0, Z_NULL, 0);
+
+	crc = crc32(crc, head, (uInt)head_len);
+	if (len > 0)
+		crc = crc32(crc, data, (uInt)len);
+	return ((uint32_t)crc);
+}
+
+static void
+encode_header(unsigned char header[JOURNAL_HEADER_SIZE], uint64_t first)
+{
+	memcpy(header, MAGIC, 4);
+	put_u64(header + 4, first);
+	put_u32(header + 12, checksum(header, 12, NULL, 0));
+}
+
+/* A file created or removed in a directory is durable once it is synced. */
+static int
+sync_parent(const char *path)
+{
+	char	*copy, *slash;
+	int	 fd, status = -1;
+
+	if ((copy = strdup(path)) == NULL)
+		return (-1);
+	if ((slash = strrchr(copy, '/')) != NULL)
+		*(slash == copy ? slash + 1 : slash) = '\0';
+	fd = open(slash != NULL ? copy : ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (fd != -1) {
+		status = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return (status);
+}
+
+/* Write the header at the start of j's file, and sync it. */
+static int
+begin(struct journal *j, uint64_t first)
+{
+	unsigned char	header[JOURNAL_HEADER_SIZE];
+
+	encode_header(header, first);
+	if (pwrite(j->fd, header, sizeof header, 0) != (ssize_t)sizeof header)
+		return (-1);
+	if (fdatasync(j->fd) == -1 || lseek(j->fd, JOURNAL_HEADER_SIZE,
+	    SEEK_SET) == -1)
+		return (-1);
+	j->first = j->next = j->committed_next = first;
+	j->committed = JOURNAL_HEADER_SIZE;
+	return (0);
+}
+
+static struct journal *
+new_journal(void)
+{
+	struct journal	*j;
+
+	if ((j = calloc(1, sizeof *j)) != NULL)
+		j->fd = -1;
+	return (j);
+}
+
+/* Create a journal whose first entry will be number first, durably. */
+int
+journal_create(struct journal **jp, const char *path, uint64_t first)
+{
+	struct journal	*j;
+	int		 saved;
+
+	*jp = NULL;
+	if ((j = new_journal()) == NULL)
+		return (-1);
+	j->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (j->fd == -1 || begin(j, first) == -1 ||
+	    sync_parent(path) == -1) {
+		saved = errno;
+		if (j->fd != -1)
+			unlink(path);
+		journal_close(j);
+		errno = saved;
+		return (-1);
+	}
+	*jp = j;
+	return (0);
+}
+
+/*
+ * Make a spare: a file of size zero bytes, on disk, for journal_adopt().
+ * A spare of that size left by an earlier run is taken as it is: nothing
+ * but a header is ever written to a spare before it is adopted.
+ */
+int
+journal_prepare(const char *path, off_t size)
+{
+	static const unsigned char	 zeros[READ_CHUNK];
+	struct stat			 sb;
+	off_t				 done;
+	int				 fd, status = -1;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return (-1);
+	if (fstat(fd, &sb) == 0 && sb.st_size == size) {
+		close(fd);
+		return (0);
+	}
+	if (ftruncate(fd, 0) == 0) {
+		for (done = 0; done < size; done += sizeof zeros)
+			if (write_all(fd, zeros, sizeof zeros) == -1)
+				break;
+		if (done >= size && fdatasync(fd) == 0)
+			status = 0;
+	}
+	if (close(fd) == -1)
+		status = -1;
+	if (status == -1)
+		unlink(path);
+	return (status);
+}
+
+/* Turn the spare at spare into the journal at path, as journal_create. */
+int
+journal_adopt(struct journal **jp, const char *spare, const char *path,
+    uint64_t first)
+{
+	struct journal	*j;
+	int		 saved;
+
+	*jp = NULL;
+	if ((j = new_journal()) == NULL)
+		return (-1);
+	j->fd = open(spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->fd == -1 || begin(j, first) == -1 ||
+	    rename(spare, path) == -1 || sync_parent(path) == -1) {
+		saved = errno;
+		journal_close(j);
+		errno = saved;
+		return (-1);
+	}
+	*jp = j;
+	return (0);
+}
+
+/*
+ * Take up the journal a run left: find its last whole entry, cut off what
+ * follows (a commit torn by the crash, never acknowledged, or the zeros of
+ * a spare) and append after it.
+ */
+int
+journal_resume(struct journal **jp, const char *path)
+{
+	struct journal_reader	*r;
+	struct journal		*j;
+	struct stat		 sb;
+	uint64_t		 seq;
+	const void		*data;
+	size_t			 size;
+	int			 found, saved;
+
+	*jp = NULL;
+	if (journal_reader_open(&r, path) == -1)
+		return (-1);
+	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+		;
+	if ((j = new_journal()) == NULL) {
+		journal_reader_close(r);
+		return (-1);
+	}
+	j->first = journal_reader_first(r);
+	j->next = j->committed_next = journal_reader_next(r);
+	j->committed = journal_reader_offset(r);
+	journal_reader_close(r);
+	j->fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->fd == -1 || fstat(j->fd, &sb) == -1 ||
+	    (sb.st_size > j->committed && (ftruncate(j->fd, j->committed) ==
+	    -1 || fdatasync(j->fd) == -1)) ||
+	    lseek(j->fd, j->committed, SEEK_SET) == -1) {
+		saved = errno;
+		journal_close(j);
+		errno = saved;
+		return (-1);
+	}
+	if (found == -1)
+		log_event(LEVEL_WARN, "journal_repaired", "{s:s, s:I}",
+		    "path", path, "cut_bytes",
+		    (json_int_t)(sb.st_size - j->committed));
+	*jp = j;
+	return (0);
+}
+
+/* Add an entry to the next commit; *seq is its sequence number. */
+int
+journal_add(struct journal *j, const void *data, size_t size, uint64_t *seq)
+{
+	unsigned char	*p;
+	size_t		 need, grown;
+
+	if (size > ENTRY_MAX) {
+		errno = EFBIG;
+		return (-1);
+	}
+	need = j->pending_len + ENTRY_HEAD + size;
+	if (need > j->pending_size) {
+		grown = j->pending_size > 0 ? j->pending_size : READ_CHUNK;
+		while (grown < need)
+			grown *= 2;
+		if ((p = realloc(j->pending, grown)) == NULL)
+			return (-1);
+		j->pending = p;
+		j->pending_size = grown;
+	}
+	p = j->pending + j->pending_len;
+	put_u64(p, j->next);
+	put_u32(p + 8, (uint32_t)size);
+	put_u32(p + 12, checksum(p, 12, data, size));
+	memcpy(p + ENTRY_HEAD, data, size);
+	j->pending_len = need;
+	*seq = j->next++;
+	return (0);
+}
+
+/*
+ * Write the added entries and sync them. If that fails none of them is
+ * kept: their numbers are given again, and whatever reached the file is
+ * cut off before anything else is written after it.
+ */
+int
+journal_commit(struct journal *j)
+{
+	int	saved;
+
+	if (j->pending_len == 0)
+		return (0);
+	if ((!j->torn || ftruncate(j->fd, j->committed) == 0) &&
+	    (j->torn = false, lseek(j->fd, j->committed, SEEK_SET) != -1) &&
+	    write_all(j->fd, j->pending, j->pending_len) == 0 &&
+	    fdatasync(j->fd) == 0) {
+		j->committed += (off_t)j->pending_len;
+		j->committed_next = j->next;
+		j->pending_len = 0;
+		return (0);
+	}
+	saved = errno;
+	j->torn = true;
+	if (ftruncate(j->fd, j->committed) == 0)
+		j->torn = false;
+	j->next = j->committed_next;
+	j->pending_len = 0;
+	errno = saved;
+	return (-1);
+}
+
+uint64_t
+journal_next(const struct journal *j)
+{
+	return (j->next);
+}
+
+off_t
+journal_committed(const struct journal *j)
+{
+	return (j->committed);
+}
+
+void
+journal_close(struct journal *j)
+{
+	if (j == NULL)
+		return;
+	if (j->fd != -1)
+		close(j->fd);
+	free(j->pending);
+	free(j);
+}
+
+/*
+ * Have at least want bytes from r->offset on in the buffer, from r->start;
+ * 0 if the file, or limit (-1: none), ends first. Bytes before r->start
+ * were handed out already. Nothing past limit is read: in a journal made
+ * from a spare, what lies there are zeros that commits will overwrite.
+ */
+static int
+fill(struct journal_reader *r, size_t want, off_t limit)
+{
+	unsigned char	*p;
+	size_t		 size, room;
+	off_t		 end;
+	ssize_t		 n;
+
+	if (r->buf_len - r->start >= want)
+		return (1);
+	memmove(r->buf, r->buf + r->start, r->buf_len - r->start);
+	r->buf_len -= r->start;
+	r->start = 0;
+	if (want > r->buf_size) {
+		size = want > READ_CHUNK ? want : READ_CHUNK;
+		if ((p = realloc(r->buf, size)) == NULL)
+			return (-1);
+		r->buf = p;
+		r->buf_size = size;
+	}
+	while (r->buf_len < want) {
+		end = r->offset + (off_t)r->buf_len;
+		room = r->buf_size - r->buf_len;
+		if (limit != -1 && (off_t)room > limit - end)
+			room = (size_t)(limit - end);
+		if (room == 0)
+			return (0);
+		n = pread(r->fd, r->buf + r->buf_len, room, end);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return (-1);
+		if (n == 0)
+			return (0);
+		r->buf_len += (size_t)n;
+	}
+	return (1);
+}
+
+void
+journal_reader_close(struct journal_reader *r)
+{
+	if (r == NULL)
+		return;
+	close(r->fd);
+	free(r->buf);
+	free(r);
+}
+
+int
+journal_reader_open(struct journal_reader **rp, const char *path)
+{
+	struct journal_reader	*r;
+	int			 found, saved;
+
+	*rp = NULL;
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return (-1);
+	if ((r->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		free(r);
+		return (-1);
+	}
+	if ((found = fill(r, JOURNAL_HEADER_SIZE, JOURNAL_HEADER_SIZE)) != 1 ||
+	    memcmp(r->buf, MAGIC, 4) != 0 ||
+	    get_u32(r->buf + 12) != checksum(r->buf, 12, NULL, 0)) {
+		saved = found == -1 ? errno : EBADMSG;
+		journal_reader_close(r);
+		errno = saved;
+		return (-1);
+	}
+	r->first = r->expected = get_u64(r->buf + 4);
+	r->offset = JOURNAL_HEADER_SIZE;
+	r->start = JOURNAL_HEADER_SIZE;
+	*rp = r;
+	return (0);
+}
+
+/*
+ * The next entry, if it ends at or before limit (-1: the end of the file).
+ * Returns 1 with *data valid until the next call, 0 at the end, -1 with
+ * errno EBADMSG for an entry that is damaged or out of sequence.
+ */
+int
+journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
+    const void **data, size_t *size)
+{
+	static const unsigned char	zeros[ENTRY_HEAD];
+	const unsigned char	*p;
+	size_t			 len, whole;
+	int			 found;
+
+	if ((found = fill(r, ENTRY_HEAD, limit)) != 1)
+		return (found);
+	p = r->buf + r->start;
+	if (memcmp(p, zeros, ENTRY_HEAD) == 0)
+		return (0);	/* the unused rest of a spare */
+	len = get_u32(p + 8);
+	whole = ENTRY_HEAD + len;
+	if (len > ENTRY_MAX || get_u64(p) != r->expected) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	if ((found = fill(r, whole, limit)) != 1)
+		return (found);
+	p = r->buf + r->start;
+	if (get_u32(p + 12) != checksum(p, 12, p + ENTRY_HEAD, len)) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	*seq = r->expected++;
+	*data = p + ENTRY_HEAD;
+	*size = len;
+	r->offset += (off_t)whole;
+	r->start += whole;
+	return (1);
+}
+
+uint64_t
+journal_reader_first(const struct journal_reader *r)
+{
+	return (r->first);
+}
+
+/* Where the next entry starts; after the last whole one, the file's end. */
+off_t
+journal_reader_offset(const struct journal_reader *r)
+{
+	return (r->offset);
+}
+
+/* The sequence number the next entry must have. */
+uint64_t
+journal_reader_next(const struct journal_reader *r)
+{
+	return (r->expected);
+}

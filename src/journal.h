@@ -1,0 +1,45 @@
+/*
+ * journal.h: an append-only file of records, the spool's fast way to disk.
+ *
+ * A journal file begins with a header naming the sequence number of its
+ * first entry. Each entry carries its sequence number, its length and a
+ * CRC-32, so that a write torn by a crash is found and cut off. Appends
+ * are gathered in memory and go out with one write and one fdatasync per
+ * commit: a group of calls costs one disk sync, and no GDBM work.
+ *
+ * A writer owns the file; readers open it on their own descriptor and read
+ * entries up to a limit the writer has committed.
+ */
+#ifndef JOURNAL_H
+#define JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define JOURNAL_HEADER_SIZE	16
+
+struct journal;
+struct journal_reader;
+
+int		 journal_create(struct journal **, const char *, uint64_t);
+int		 journal_resume(struct journal **, const char *);
+int		 journal_prepare(const char *, off_t);
+int		 journal_adopt(struct journal **, const char *, const char *,
+		    uint64_t);
+int		 journal_add(struct journal *, const void *, size_t,
+		    uint64_t *);
+int		 journal_commit(struct journal *);
+uint64_t	 journal_next(const struct journal *);
+off_t		 journal_committed(const struct journal *);
+void		 journal_close(struct journal *);
+
+int		 journal_reader_open(struct journal_reader **, const char *);
+int		 journal_read(struct journal_reader *, off_t, uint64_t *,
+		    const void **, size_t *);
+uint64_t	 journal_reader_first(const struct journal_reader *);
+uint64_t	 journal_reader_next(const struct journal_reader *);
+off_t		 journal_reader_offset(const struct journal_reader *);
+void		 journal_reader_close(struct journal_reader *);
+
+#endif
