@@ -65,8 +65,8 @@ struct forwarder {
 	CURL			*health;
 	char			*body;
 	size_t			 body_len;
-	bool			 headers_ended;	/* the answer's blank line came */
-	struct curl_slist	*headers;	/* the request's, for headers_key */
+	bool			 headers_ended;	/* the blank line came */
+	struct curl_slist	*headers;	/* built for headers_key */
 	char			*headers_key;
 	unsigned int		 failures;
 	bool			 settle_failed;

@@ -18,7 +18,7 @@ struct spool;
 
 struct listener_config {
 	const char	*socket_path;
-	const char	*anchor_path;	/* the bound name; socket_path links it */
+	const char	*anchor_path;	/* the bound name, linked to */
 	mode_t		 socket_mode;
 	int64_t		 max_message_size;
 };

@@ -77,7 +77,7 @@ struct spool {
 	uint64_t	 head;		/* oldest record, if head < moved */
 	uint64_t	 moved;		/* the records below it went to GDBM */
 	uint64_t	 gdbm_bytes;	/* "bytes" as GDBM last had it */
-	bool		 recovery_due;	/* closed uncleanly, not recovered yet */
+	bool		 recovery_due;	/* closed uncleanly, not recovered */
 	unsigned int	 removals;	/* since the last sync */
 	int64_t		 removed_ms;	/* when the first of them was made */
 	struct journal_reader *mover;	/* the journal being moved to GDBM */
@@ -85,7 +85,7 @@ struct spool {
 	uint64_t	 first_journal;	/* the oldest journal at open */
 	bool		 reader;	/* opened by spool_open_reader */
 	bool		 open;		/* opened in full: may be removed */
-	bool		 rebuilt;	/* recovered once for a missing record */
+	bool		 rebuilt;	/* recovered once for a lost record */
 	bool		 fresh;		/* the file was new or set aside */
 	int64_t		 recovered_ms;	/* last gdbm_recover */
 	char		 error[PATH_MAX + 256];

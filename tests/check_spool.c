@@ -297,7 +297,8 @@ START_TEST(cap_refuses_then_recovers)
 		    0);
 	ck_assert_int_eq(spool_commit(s), 0);
 	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), -1);
-	ck_assert_ptr_nonnull(strstr(spool_append_error(s), "--max-spool-size"));
+	ck_assert_ptr_nonnull(strstr(spool_append_error(s),
+	    "--max-spool-size"));
 	ck_assert_uint_eq(spool_count(s), 4);
 	expect_first(s, record);
 	ck_assert_int_eq(spool_append(s, record, sizeof record, &seq), 0);
