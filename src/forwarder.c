@@ -28,6 +28,8 @@
 #define PROGRESS_MS		1000
 /* While waiting, the journal is moved into GDBM this often. */
 #define SETTLE_MS		100
+/* While nobody listens at the server's port, it is tried this often. */
+#define PROBE_MS		250
 
 #define BAR_MS			200
 #define BAR_WIDTH		24
@@ -70,6 +72,7 @@ struct forwarder {
 	char			*headers_key;
 	unsigned int		 failures;
 	bool			 settle_failed;
+	bool			 refused;	/* the last check: no listener */
 	struct progress		 progress;
 };
 
@@ -280,6 +283,7 @@ check_health(struct forwarder *f)
 	long		code = 0;
 
 	rc = curl_easy_perform(f->health);
+	f->refused = rc == CURLE_COULDNT_CONNECT;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(f->health, CURLINFO_RESPONSE_CODE, &code);
 	if (health_answer_ok(rc, code))
@@ -458,6 +462,49 @@ quarantine(struct forwarder *f, uint64_t seq, const void *data, size_t size,
 	return (0);
 }
 
+/* Does anything accept a connection at the health URL's host and port? */
+static bool
+server_listening(struct forwarder *f)
+{
+	CURL	*probe;
+	bool	 up;
+
+	if ((probe = curl_easy_init()) == NULL)
+		return (false);
+	up = curl_easy_setopt(probe, CURLOPT_URL, f->config.health_url) ==
+	    CURLE_OK && curl_easy_setopt(probe, CURLOPT_CONNECT_ONLY, 1L) ==
+	    CURLE_OK && curl_easy_setopt(probe, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)PROBE_MS) == CURLE_OK && curl_easy_setopt(probe,
+	    CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	    curl_easy_perform(probe) == CURLE_OK;
+	curl_easy_cleanup(probe);
+	return (up);
+}
+
+/*
+ * Wait before the next health check, for the backoff's ms. The backoff
+ * spares a server that answers but is not well. A refused connection
+ * costs the server nothing, though: while nobody listens, the port is
+ * tried every PROBE_MS, and the health check comes as soon as it opens.
+ */
+static void
+wait_for_server(struct forwarder *f, int64_t ms)
+{
+	int64_t	end = clock_monotonic_ms() + ms, now;
+
+	if (!f->refused) {
+		pause_ms(f, ms);
+		return;
+	}
+	while (!stopping(f) && (now = clock_monotonic_ms()) < end) {
+		pause_ms(f, end - now < PROBE_MS ? end - now : PROBE_MS);
+		if (server_listening(f)) {
+			log_event(LEVEL_DEBUG, "server_listening", "{}");
+			return;
+		}
+	}
+}
+
 /* Only while logs are accepted: the lock tells the SDK's peers so. */
 static void
 note_server_down(struct forwarder *f)
@@ -566,7 +613,7 @@ replay(struct forwarder *f)
 		if (!healthy) {
 			if (check_health(f) == -1) {
 				note_server_down(f);
-				pause_ms(f, backoff_ms(
+				wait_for_server(f, backoff_ms(
 				    f->config.health_interval_ms,
 				    f->failures++));
 				continue;

@@ -60,6 +60,8 @@
 /* A spare holds that and room for the group that crosses the line. */
 #define SPARE_SIZE	(JOURNAL_ROTATE + 256 * 1024)
 #define SPARE_RETRY_MS	1000
+/* Spares are made only once a journal holds this much: under load. */
+#define SPARE_AFTER	(256 * 1024)
 /* Entries moved to GDBM at one go, so that the forwarder stays responsive. */
 #define MOVE_BATCH	4096
 /*
@@ -888,7 +890,8 @@ prepare_spare(struct spool *s)
 	bool	ready;
 
 	pthread_mutex_lock(&s->append_lock);
-	ready = s->spare_ready;
+	ready = s->spare_ready || (s->committed < SPARE_AFTER &&
+	    s->journal_number == s->first_journal);
 	pthread_mutex_unlock(&s->append_lock);
 	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
