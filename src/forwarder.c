@@ -499,7 +499,7 @@ wait_for_server(struct forwarder *f, int64_t ms)
 	while (!stopping(f) && (now = clock_monotonic_ms()) < end) {
 		pause_ms(f, end - now < PROBE_MS ? end - now : PROBE_MS);
 		if (server_listening(f)) {
-			log_event(LEVEL_DEBUG, "server_listening", "{}");
+			log_event(LEVEL_INFO, "server_listening", "{}");
 			return;
 		}
 	}

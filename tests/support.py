@@ -84,6 +84,17 @@ RPC_TIMEOUT = 10.0 * SLOW
 # --------------------------------------------------------------------------
 # Helpers
 
+def wait_until(predicate, timeout, step=0.02):
+    """Poll predicate until it is true or timeout seconds have passed;
+    returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
 def send_log(sock, json_data, pipelines=(), api_key="", timeout=RPC_TIMEOUT):
     """One SendLog over a NEW channel, closed after, as the SDK does.
     Returns the LogResponse; raises grpc.RpcError on an RPC failure."""

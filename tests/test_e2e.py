@@ -35,7 +35,7 @@ from support import (  # noqa: E402
     ECHOPOST, ECHOPOST_SEND, PID_FILE, REPO, RFC3339_UTC_RE, SESSION_RE,
     SOCKET_NAME, SPOOL, STATUS_LOCK, SUN_PATH_MAX, EchoPostTest, Sent,
     files_under, load_stubs, log_text, read_events, read_json_lines,
-    send_log, sockets_under)
+    send_log, sockets_under, wait_until)
 
 
 def setUpModule():
@@ -799,6 +799,27 @@ class HealthTest(EchoPostTest):
         self.assertEqual(posts[0]["path"], "/health/log")
         self.assertEqual(json.loads(posts[0]["body"])["log_data"],
                          {"health": "check"})
+
+    def test_server_back_noticed_before_the_backoff_ends(self):
+        # Protects: with default options the health checks back off to 5 s
+        # apart, but while the server's port refuses connections it is
+        # tried every 250 ms, so the server coming back is seen within
+        # about that, not up to 5 s later.
+        self.start_server("down")
+        proc = self.start_echopost(interval=None)
+        self.wait_socket(proc)
+        r = send_log(self.sock, '{"back": "soon"}')
+        self.assertTrue(r.success, r.message)
+        time.sleep(6.0)             # the backoff is at its 5 s cap by now
+        self.server.up()
+        back = time.monotonic()
+        self.assertTrue(wait_until(lambda: len(self.posts()) > 0, 10.0,
+                                   0.02), "nothing delivered")
+        latency = time.monotonic() - back
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertLess(latency, 2.0, "the server coming back was noticed "
+                        "only after %.1f s" % latency)
+        self.assertIn("server_listening", self.names_of(proc))
 
     def test_timeouts_are_transient(self):
         self.start_server("down")

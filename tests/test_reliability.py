@@ -47,7 +47,7 @@ import grpc  # noqa: E402
 from support import (  # noqa: E402
     PID_FILE, RFC3339_UTC_RE, SESSION_RE, SOCKET_NAME, SPOOL, STATUS_LOCK,
     EchoPostTest, Sent, files_under, load_stubs, log_text,
-    read_json_lines, send_log)
+    read_json_lines, send_log, wait_until)
 
 
 def setUpModule():
@@ -67,16 +67,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --------------------------------------------------------------------------
 # Helpers
-
-def wait_until(predicate, timeout, step=0.02):
-    """Poll predicate until it is true or timeout seconds have passed;
-    returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def cpu_ticks(pid):
