@@ -522,7 +522,7 @@ set_journal_aside(struct spool *s, const char *path, off_t offset)
 	    (int)sizeof kept || rename(path, kept) == -1)
 		strlcpy(kept, path, sizeof kept);
 	log_event(LEVEL_ERROR, "journal_damaged", "{s:s, s:I, s:s}", "path",
-	    s->path, "offset", (json_int_t)offset, "kept_as", kept);
+	    path, "offset", (json_int_t)offset, "kept_as", kept);
 }
 
 static int
@@ -612,7 +612,6 @@ recover_unclean(struct spool *s, bool readable)
 		return (0);
 	if (set_aside(s, s->error) == -1 || open_file(s) == -1)
 		return (-1);
-	start_at_journals(s);
 	return (0);
 }
 
@@ -654,7 +653,8 @@ open_database(struct spool *s)
 	readable = meta_get(s, "clean", &clean) != -1;
 	closed_cleanly = readable && clean == 1;
 	if (!s->fresh && !closed_cleanly) {
-		if (have_journal) {
+		/* Damage GDBM reports right away is rare: repaired here. */
+		if (have_journal && readable) {
 			s->recovery_due = true;
 			(void)meta_get(s, "head", &s->head);
 		} else if (recover_unclean(s, readable) == -1)
@@ -775,8 +775,7 @@ static int
 usable(struct spool *s)
 {
 	if (s->recovery_due) {
-		if (recover_unclean(s, true) == -1 ||
-		    (!s->fresh && find_ends(s, false) == -1))
+		if (recover_unclean(s, true) == -1 || read_ends(s, false) == -1)
 			return (-1);
 		s->recovery_due = false;
 		return (0);
