@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,13 +35,12 @@
 
 #define MAGIC		"EPJ1"
 #define ENTRY_HEAD	16
-/* No record is larger: --max-message-size is far below. */
-#define ENTRY_MAX	(256U * 1024 * 1024)
+/* No record is larger: --max-message-size stays below 2 GiB. */
+#define ENTRY_MAX	((uint32_t)INT32_MAX)
 #define READ_CHUNK	(64 * 1024)
 
 struct journal {
 	int		 fd;
-	uint64_t	 first;		/* sequence number of the first entry */
 	uint64_t	 next;		/* of the next entry added */
 	uint64_t	 committed_next; /* next, as of the last commit */
 	off_t		 committed;	/* end of the last commit */
@@ -142,7 +142,7 @@ begin(struct journal *j, uint64_t first)
 	if (fdatasync(j->fd) == -1 || lseek(j->fd, JOURNAL_HEADER_SIZE,
 	    SEEK_SET) == -1)
 		return (-1);
-	j->first = j->next = j->committed_next = first;
+	j->next = j->committed_next = first;
 	j->committed = JOURNAL_HEADER_SIZE;
 	return (0);
 }
@@ -264,7 +264,6 @@ journal_resume(struct journal **jp, const char *path)
 		journal_reader_close(r);
 		return (-1);
 	}
-	j->first = journal_reader_first(r);
 	j->next = j->committed_next = journal_reader_next(r);
 	j->committed = journal_reader_offset(r);
 	journal_reader_close(r);
@@ -380,6 +379,7 @@ journal_close(struct journal *j)
 static int
 fill(struct journal_reader *r, size_t want, off_t limit)
 {
+	struct stat	 sb;
 	unsigned char	*p;
 	size_t		 size, room;
 	off_t		 end;
@@ -391,6 +391,11 @@ fill(struct journal_reader *r, size_t want, off_t limit)
 	r->buf_len -= r->start;
 	r->start = 0;
 	if (want > r->buf_size) {
+		/* A length read from a damaged file must not cost memory. */
+		if (fstat(r->fd, &sb) == -1)
+			return (-1);
+		if (r->offset + (off_t)want > sb.st_size)
+			return (0);
 		size = want > READ_CHUNK ? want : READ_CHUNK;
 		if ((p = realloc(r->buf, size)) == NULL)
 			return (-1);

@@ -82,6 +82,19 @@ add_entries(struct journal *j, uint64_t from, uint64_t to)
 	}
 }
 
+/* Take up the journal, as after a restart, and add entries from to to. */
+static void
+resume_and_add(uint64_t from, uint64_t to)
+{
+	struct journal	*j;
+
+	ck_assert_int_eq(journal_resume(&j, path), 0);
+	ck_assert_uint_eq(journal_next(j), from);
+	add_entries(j, from, to);
+	ck_assert_int_eq(journal_commit(j), 0);
+	journal_close(j);
+}
+
 START_TEST(entries_in_order_up_to_the_limit)
 {
 	struct journal	*j;
@@ -117,11 +130,7 @@ START_TEST(torn_commit_cut_off)
 	ck_assert_int_eq(write(fd, torn, sizeof torn), (ssize_t)sizeof torn);
 	close(fd);
 
-	ck_assert_int_eq(journal_resume(&j, path), 0);
-	ck_assert_uint_eq(journal_next(j), 10);
-	add_entries(j, 10, 20);
-	ck_assert_int_eq(journal_commit(j), 0);
-	journal_close(j);
+	resume_and_add(10, 20);
 	ck_assert_uint_eq(read_all(path, -1, 0), 20);
 }
 END_TEST
@@ -142,11 +151,7 @@ START_TEST(spare_reads_the_same)
 	ck_assert_int_eq(sb.st_size, 1 << 20);
 	ck_assert_uint_eq(read_all(path, -1, 7), 493);
 
-	ck_assert_int_eq(journal_resume(&j, path), 0);
-	ck_assert_uint_eq(journal_next(j), 500);
-	add_entries(j, 500, 510);
-	ck_assert_int_eq(journal_commit(j), 0);
-	journal_close(j);
+	resume_and_add(500, 510);
 	ck_assert_uint_eq(read_all(path, -1, 7), 503);
 }
 END_TEST

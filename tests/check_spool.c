@@ -121,10 +121,11 @@ START_TEST(reopen_resumes)
 END_TEST
 
 /*
- * A run that died after a sync: the bookkeeping keys are stale, no clean
- * mark. Reopening finds every synced record and both ends.
+ * A run that appends count records, delivers the first removed of them,
+ * syncs, and dies: no spool_close, a crash.
  */
-START_TEST(unclean_stop_resumes)
+static void
+crash_after(int count, int removed)
 {
 	struct spool	*s;
 	pid_t		 child;
@@ -136,24 +137,46 @@ START_TEST(unclean_stop_resumes)
 	ck_assert_int_ne(child, -1);
 	if (child == 0) {
 		s = open_spool();
-		for (i = 0; i < 50; i++) {
+		for (i = 0; i < count; i++) {
 			snprintf(text, sizeof text, "record %d", i);
 			append_text(s, text, &seq);
 		}
-		expect_first(s, "record 0");
+		for (i = 0; i < removed; i++) {
+			snprintf(text, sizeof text, "record %d", i);
+			expect_first(s, text);
+		}
 		spool_sync(s);
-		kill(getpid(), SIGKILL);	/* no spool_close: a crash */
+		kill(getpid(), SIGKILL);
 	}
 	ck_assert_int_eq(waitpid(child, &status, 0), child);
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
 
-	s = open_spool();
-	ck_assert_uint_eq(spool_count(s), 49);
-	for (i = 1; i < 50; i++) {
+/* Reopen: records from to count are there, in order. */
+static void
+expect_left(int from, int count)
+{
+	struct spool	*s = open_spool();
+	char		 text[32];
+	int		 i;
+
+	ck_assert_uint_eq(spool_count(s), (uint64_t)(count - from));
+	for (i = from; i < count; i++) {
 		snprintf(text, sizeof text, "record %d", i);
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+
+/*
+ * A run that died after a sync: the bookkeeping keys are stale, no clean
+ * mark. Reopening finds every synced record and both ends.
+ */
+START_TEST(unclean_stop_resumes)
+{
+	crash_after(50, 1);
+	expect_left(1, 50);
 }
 END_TEST
 
@@ -163,33 +186,8 @@ END_TEST
  */
 START_TEST(crash_before_move_keeps_journal)
 {
-	struct spool	*s;
-	pid_t		 child;
-	int		 status, i;
-	uint64_t	 seq;
-	char		 text[32];
-
-	child = fork();
-	ck_assert_int_ne(child, -1);
-	if (child == 0) {
-		s = open_spool();
-		for (i = 0; i < 300; i++) {
-			snprintf(text, sizeof text, "record %d", i);
-			append_text(s, text, &seq);
-		}
-		kill(getpid(), SIGKILL);
-	}
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-
-	s = open_spool();
-	ck_assert_uint_eq(spool_count(s), 300);
-	for (i = 0; i < 300; i++) {
-		snprintf(text, sizeof text, "record %d", i);
-		expect_first(s, text);
-	}
-	ck_assert_int_eq(spool_close(s, 1), 0);
-	ck_assert_int_eq(access(path, F_OK), -1);
+	crash_after(300, 0);
+	expect_left(0, 300);
 }
 END_TEST
 
