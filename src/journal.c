@@ -38,6 +38,8 @@
 /* No record is larger: --max-message-size stays below 2 GiB. */
 #define ENTRY_MAX	((uint32_t)INT32_MAX)
 #define READ_CHUNK	(64 * 1024)
+/* Added entries are written out, not yet synced, past this much. */
+#define PENDING_MAX	(256 * 1024)
 
 struct journal {
 	int		 fd;
@@ -45,9 +47,11 @@ struct journal {
 	uint64_t	 committed_next; /* next, as of the last commit */
 	off_t		 committed;	/* end of the last commit */
 	bool		 torn;		/* a failed commit left bytes behind */
-	unsigned char	*pending;	/* entries added, not committed */
+	unsigned char	*pending;	/* entries added, not written */
 	size_t		 pending_len;
 	size_t		 pending_size;
+	off_t		 written;	/* past committed, for this commit */
+	int		 write_error;	/* of a write for this commit */
 };
 
 struct journal_reader {
@@ -285,7 +289,36 @@ journal_resume(struct journal **jp, const char *path)
 	return (0);
 }
 
-/* Add an entry to the next commit; *seq is its sequence number. */
+/*
+ * Write the added entries after what this commit wrote so far, without a
+ * sync. The first write after a failed commit cuts off what it left.
+ */
+static int
+write_pending(struct journal *j)
+{
+	if (j->write_error != 0) {
+		errno = j->write_error;
+		return (-1);
+	}
+	if (j->pending_len == 0)
+		return (0);
+	if ((j->torn && ftruncate(j->fd, j->committed) == -1) ||
+	    lseek(j->fd, j->committed + j->written, SEEK_SET) == -1)
+		return (-1);
+	j->torn = false;
+	if (write_all(j->fd, j->pending, j->pending_len) == -1)
+		return (-1);
+	j->written += (off_t)j->pending_len;
+	j->pending_len = 0;
+	return (0);
+}
+
+/*
+ * Add an entry to the next commit; *seq is its sequence number. Memory
+ * stays bounded however large the group: past PENDING_MAX, the entries go
+ * to the file, and the commit only syncs them. A failed write fails the
+ * commit.
+ */
 int
 journal_add(struct journal *j, const void *data, size_t size, uint64_t *seq)
 {
@@ -295,6 +328,13 @@ journal_add(struct journal *j, const void *data, size_t size, uint64_t *seq)
 	if (size > ENTRY_MAX) {
 		errno = EFBIG;
 		return (-1);
+	}
+	if (j->pending_len > 0 &&
+	    j->pending_len + ENTRY_HEAD + size > PENDING_MAX &&
+	    write_pending(j) == -1) {
+		if (j->write_error == 0)
+			j->write_error = errno;
+		j->pending_len = 0;
 	}
 	need = j->pending_len + ENTRY_HEAD + size;
 	if (need > j->pending_size) {
@@ -326,15 +366,12 @@ journal_commit(struct journal *j)
 {
 	int	saved;
 
-	if (j->pending_len == 0)
+	if (j->next == j->committed_next)
 		return (0);
-	if ((!j->torn || ftruncate(j->fd, j->committed) == 0) &&
-	    (j->torn = false, lseek(j->fd, j->committed, SEEK_SET) != -1) &&
-	    write_all(j->fd, j->pending, j->pending_len) == 0 &&
-	    fdatasync(j->fd) == 0) {
-		j->committed += (off_t)j->pending_len;
+	if (write_pending(j) == 0 && fdatasync(j->fd) == 0) {
+		j->committed += j->written;
+		j->written = 0;
 		j->committed_next = j->next;
-		j->pending_len = 0;
 		return (0);
 	}
 	saved = errno;
@@ -343,6 +380,8 @@ journal_commit(struct journal *j)
 		j->torn = false;
 	j->next = j->committed_next;
 	j->pending_len = 0;
+	j->written = 0;
+	j->write_error = 0;
 	errno = saved;
 	return (-1);
 }

@@ -156,6 +156,42 @@ START_TEST(spare_reads_the_same)
 }
 END_TEST
 
+/*
+ * A group larger than the memory kept for it goes out in parts, and
+ * still commits, or not, as one.
+ */
+START_TEST(large_group_one_commit)
+{
+	struct journal		*j;
+	struct journal_reader	*r;
+	const void		*data;
+	size_t			 size;
+	uint64_t		 seq, i;
+	static char		 big[40000];
+
+	ck_assert_int_eq(journal_create(&j, path, 0), 0);
+	for (i = 0; i < 100; i++) {
+		memset(big, 'a' + (int)(i % 26), sizeof big);
+		ck_assert_int_eq(journal_add(j, big, sizeof big, &seq), 0);
+		ck_assert_uint_eq(seq, i);
+	}
+	ck_assert_int_eq(journal_commit(j), 0);
+	ck_assert_int_eq(journal_committed(j),
+	    JOURNAL_HEADER_SIZE + 100 * (16 + (off_t)sizeof big));
+	journal_close(j);
+	ck_assert_int_eq(journal_reader_open(&r, path), 0);
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(journal_read(r, -1, &seq, &data, &size), 1);
+		ck_assert_uint_eq(seq, i);
+		ck_assert_uint_eq(size, sizeof big);
+		ck_assert_int_eq(((const char *)data)[size - 1],
+		    'a' + (int)(i % 26));
+	}
+	ck_assert_int_eq(journal_read(r, -1, &seq, &data, &size), 0);
+	journal_reader_close(r);
+}
+END_TEST
+
 /* A file that is not a journal is refused, not read. */
 START_TEST(no_header_refused)
 {
@@ -180,6 +216,7 @@ journal_suite(void)
 	tcase_add_test(tc, entries_in_order_up_to_the_limit);
 	tcase_add_test(tc, torn_commit_cut_off);
 	tcase_add_test(tc, spare_reads_the_same);
+	tcase_add_test(tc, large_group_one_commit);
 	tcase_add_test(tc, no_header_refused);
 	suite_add_tcase(s, tc);
 	return (s);
