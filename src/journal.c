@@ -426,9 +426,11 @@ fill(struct journal_reader *r, size_t want, off_t limit)
 
 	if (r->buf_len - r->start >= want)
 		return (1);
-	memmove(r->buf, r->buf + r->start, r->buf_len - r->start);
-	r->buf_len -= r->start;
-	r->start = 0;
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->buf_len - r->start);
+		r->buf_len -= r->start;
+		r->start = 0;
+	}
 	if (want > r->buf_size) {
 		/* A length read from a damaged file must not cost memory. */
 		if (fstat(r->fd, &sb) == -1)
