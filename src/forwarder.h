@@ -5,7 +5,8 @@
  * healthy, then sends the spool's records one at a time, oldest first, and
  * removes each once the server has answered for it. When the spool is empty
  * and the server healthy it asks main to stop listening, delivers what the
- * listener stored meanwhile, and ends.
+ * listener stored meanwhile, and ends. Whenever it waits, it lets the spool
+ * move the listener's journal into GDBM (spool_settle).
  */
 #ifndef FORWARDER_H
 #define FORWARDER_H
