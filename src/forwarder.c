@@ -27,7 +27,7 @@
 #define RETRY_AFTER_MAX_MS	(10 * 60 * 1000)
 #define PROGRESS_MS		1000
 /* While waiting, the journal is moved into GDBM this often. */
-#define SETTLE_MS		100
+#define SETTLE_MS		250
 /* While nobody listens at the server's port, it is tried this often. */
 #define PROBE_MS		250
 
