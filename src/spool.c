@@ -80,6 +80,7 @@ struct spool {
 	uint64_t	 moved;		/* the records below it went to GDBM */
 	uint64_t	 gdbm_bytes;	/* "bytes" as GDBM last had it */
 	bool		 recovery_due;	/* closed uncleanly, not recovered */
+	bool		 marked_open;	/* the clean mark is gone, on disk */
 	unsigned int	 removals;	/* since the last sync */
 	int64_t		 removed_ms;	/* when the first of them was made */
 	struct journal_reader *mover;	/* the journal being moved to GDBM */
@@ -676,13 +677,7 @@ open_database(struct spool *s)
 	if (s->head > s->next)
 		s->head = s->next;
 	s->bytes = s->gdbm_bytes + journal_bytes(s, low, high);
-	if (!s->recovery_due) {
-		if (gdbm_delete(s->db, name_key("clean")) != 0 &&
-		    gdbm_errno != GDBM_ITEM_NOT_FOUND)
-			return (fail(s, "mark open"));
-		if (gdbm_sync(s->db) != 0)
-			return (fail(s, "sync"));
-	}
+	s->marked_open = !closed_cleanly;
 	s->open = true;
 	return (0);
 }
@@ -944,13 +939,32 @@ spool_append_error(struct spool *s)
 	return (s->append_error);
 }
 
+/*
+ * Before GDBM is first changed, the clean mark goes, on disk. A run that
+ * ends without changing it, however it ends, leaves a file that needs no
+ * recovery.
+ */
+static int
+mark_open(struct spool *s)
+{
+	if (s->marked_open)
+		return (0);
+	if (gdbm_delete(s->db, name_key("clean")) != 0 &&
+	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
+		return (fail(s, "mark open"));
+	if (gdbm_sync(s->db) != 0)
+		return (fail(s, "sync"));
+	s->marked_open = true;
+	return (0);
+}
+
 /* Write both ends and the byte count, then sync the file. */
 static int
 sync_file(struct spool *s)
 {
 	uint64_t	bytes;
 
-	if (usable(s) == -1)
+	if (usable(s) == -1 || mark_open(s) == -1)
 		return (-1);
 	pthread_mutex_lock(&s->append_lock);
 	bytes = s->bytes;
@@ -983,6 +997,8 @@ store_entry(struct spool *s, uint64_t seq, const void *data, size_t size)
 
 	if (seq < s->head)
 		return (0);	/* delivered before a crash, kept by GDBM */
+	if (mark_open(s) == -1)
+		return (-1);
 	value.dptr = (char *)data;
 	value.dsize = (int)size;
 	if (gdbm_store(s->db, sequence_key(seq, buf), value,
@@ -1245,7 +1261,7 @@ spool_remove(struct spool *s, uint64_t seq, size_t size)
 	int		status = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (usable(s) == -1)
+	if (usable(s) == -1 || mark_open(s) == -1)
 		status = -1;
 	else if (gdbm_delete(s->db, sequence_key(seq, buf)) != 0 &&
 	    gdbm_errno != GDBM_ITEM_NOT_FOUND)
@@ -1345,9 +1361,10 @@ close_database(struct spool *s, int remove_if_empty)
 		return (0);
 	if (s->db == NULL)
 		return (-1);
-	if (meta_put(s, "clean", 1) != 0)
+	/* A file not changed since it was opened is still marked clean. */
+	if (s->marked_open && meta_put(s, "clean", 1) != 0)
 		status = fail(s, "mark clean");
-	else
+	else if (s->marked_open)
 		status = sync_file(s);
 	if (gdbm_close(s->db) != 0 && status == 0)
 		status = fail(s, "close");

@@ -191,6 +191,44 @@ START_TEST(crash_before_move_keeps_journal)
 }
 END_TEST
 
+/*
+ * A run that changes nothing in GDBM and dies leaves it marked clean: the
+ * next run needs no recovery.
+ */
+START_TEST(crash_without_change_stays_clean)
+{
+	struct spool	*s = open_spool();
+	GDBM_FILE	 db;
+	datum		 key, value;
+	uint64_t	 seq;
+	pid_t		 child;
+	int		 status;
+
+	append_text(s, "kept", &seq);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		s = open_spool();
+		kill(getpid(), SIGKILL);
+	}
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	db = gdbm_open(path, 0, GDBM_READER, 0600, NULL);
+	ck_assert_ptr_nonnull(db);
+	key.dptr = "clean";
+	key.dsize = 5;
+	value = gdbm_fetch(db, key);
+	ck_assert_ptr_nonnull(value.dptr);
+	free(value.dptr);
+	gdbm_close(db);
+	s = open_spool();
+	expect_first(s, "kept");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
 /* Is any journal of the spool left in dir? */
 static bool
 journal_left(void)
@@ -351,6 +389,7 @@ spool_suite(void)
 	tcase_add_test(t, reopen_resumes);
 	tcase_add_test(t, unclean_stop_resumes);
 	tcase_add_test(t, crash_before_move_keeps_journal);
+	tcase_add_test(t, crash_without_change_stays_clean);
 	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, lost_bookkeeping_rebuilt);
 	tcase_add_test(t, cap_refuses_then_recovers);
