@@ -257,6 +257,21 @@ class EchoPostTest(unittest.TestCase):
         self.procs.append(proc)
         return proc
 
+    def store(self, text, pipelines=()):
+        """Send one log to self.sock and assert that it was stored."""
+        r = send_log(self.sock, text, pipelines)
+        self.assertTrue(r.success, r.message)
+        return r
+
+    def start_with_log(self, text, pipelines=(), **kwargs):
+        """Server down, echopost started (kwargs as for start_echopost),
+        one log stored; returns the process."""
+        self.start_server("down")
+        proc = self.start_echopost(**kwargs)
+        self.wait_socket(proc)
+        self.store(text, pipelines)
+        return proc
+
     def wait_socket(self, proc, sock=None, not_inode=None):
         """Poll like the SDK (every 50 ms) and assert that the socket is
         there within 2 s. not_inode: wait for a socket other than that one

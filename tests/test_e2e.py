@@ -192,8 +192,7 @@ class AnswersTest(EchoPostTest):
         proc = self.start_echopost()
         self.wait_socket(proc)
         for text in texts:
-            r = send_log(self.sock, text, pipelines)
-            self.assertTrue(r.success, r.message)
+            self.store(text, pipelines)
         return proc
 
     def _permanent(self, status, body):
@@ -408,8 +407,7 @@ class DirectoryTest(EchoPostTest):
         self.start_server("down")
         first = self.start_echopost()
         st = self.wait_socket(first)
-        r = send_log(self.sock, '{"who": "before"}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"who": "before"}')
 
         started = time.monotonic()
         second = self.start_echopost()
@@ -426,8 +424,7 @@ class DirectoryTest(EchoPostTest):
                          "the second instance replaced the socket")
         with open(os.path.join(self.dir, PID_FILE)) as f:
             self.assertEqual(int(f.read().strip()), first.pid)
-        r = send_log(self.sock, '{"who": "after"}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"who": "after"}')
 
         self.server.up()
         self.assertEqual(self.wait_exit(first), 0)
@@ -446,8 +443,7 @@ class DirectoryTest(EchoPostTest):
         second = self.start_echopost(sdk=True)
         self.wait_socket(first)
         self.assertEqual(self.wait_exit(second, timeout=5), 0)
-        r = send_log(self.sock, '{"after": "delete"}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"after": "delete"}')
         self.assertEqual(first.poll(), None)
         self.server.up()
         self.assertEqual(self.wait_exit(first), 0)
@@ -490,8 +486,7 @@ class DirectoryTest(EchoPostTest):
 
         proc = self.start_echopost()
         self.wait_socket(proc, not_inode=stale_ino)
-        r = send_log(self.sock, '{"stale": false}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"stale": false}')
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         self.assertEqual([json.loads(p["body"])["log_data"]
@@ -505,11 +500,7 @@ class DirectoryTest(EchoPostTest):
 class InvalidLogTest(EchoPostTest):
 
     def test_invalid_json_data_is_refused_with_reason_and_not_stored(self):
-        self.start_server("down")
-        proc = self.start_echopost()
-        self.wait_socket(proc)
-        r = send_log(self.sock, '{"good": 1}', ["pl"])
-        self.assertTrue(r.success, r.message)
+        proc = self.start_with_log('{"good": 1}', ["pl"])
         for bad in ("not json", "[1,2]", '"str"', "", "{\"a\": 1} trailing",
                     '{"a": 1'):
             with self.subTest(json_data=bad):
@@ -523,8 +514,7 @@ class InvalidLogTest(EchoPostTest):
                      api_key="bad\r\nX-Injected: 1")
         self.assertFalse(r.success, "an API key with CR LF was stored")
         self.assertIn("api_key", r.message)
-        r = send_log(self.sock, '{"good": 2}', ["pl"])
-        self.assertTrue(r.success, r.message)
+        self.store('{"good": 2}', ["pl"])
 
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
@@ -606,8 +596,7 @@ class OptionsTest(EchoPostTest):
              "--socket-mode=0600"])
         st = self.wait_socket(proc)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
-        r = send_log(self.sock, '{"form": "equals"}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"form": "equals"}')
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         posts = self.posts()
@@ -638,11 +627,8 @@ class OptionsTest(EchoPostTest):
         self.assertEqual(self.stop_echopost(proc), 0)
 
     def test_api_key_from_environment(self):
-        self.start_server("down")
-        proc = self.start_echopost(key=None, env_key="ENV-KEY-77")
-        self.wait_socket(proc)
-        r = send_log(self.sock, '{"from": "env"}')
-        self.assertTrue(r.success, r.message)
+        proc = self.start_with_log('{"from": "env"}', key=None,
+                                   env_key="ENV-KEY-77")
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         posts = self.posts()
@@ -653,11 +639,7 @@ class OptionsTest(EchoPostTest):
             self.assertNotIn("ENV-KEY-77", f.read())
 
     def test_api_key_flag_beats_environment(self):
-        self.start_server("down")
-        proc = self.start_echopost(env_key="ENV-KEY-77")
-        self.wait_socket(proc)
-        r = send_log(self.sock, '{"from": "flag"}')
-        self.assertTrue(r.success, r.message)
+        proc = self.start_with_log('{"from": "flag"}', env_key="ENV-KEY-77")
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         self.assertEqual(self.posts()[0]["headers"].get("datanadhi-api-key"),
@@ -777,8 +759,7 @@ class HealthTest(EchoPostTest):
              "-health-url", self.server.url + "/health/",
              "--health-interval", "100ms"])
         self.wait_socket(proc)
-        r = send_log(self.sock, '{"health": "check"}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"health": "check"}')
         # Up, but unhealthy: nothing may be delivered.
         self.server.set(health_status=503)
         self.server.up()
@@ -805,11 +786,7 @@ class HealthTest(EchoPostTest):
         # apart, but while the server's port refuses connections it is
         # tried every 250 ms, so the server coming back is seen within
         # about that, not up to 5 s later.
-        self.start_server("down")
-        proc = self.start_echopost(interval=None)
-        self.wait_socket(proc)
-        r = send_log(self.sock, '{"back": "soon"}')
-        self.assertTrue(r.success, r.message)
+        proc = self.start_with_log('{"back": "soon"}', interval=None)
         time.sleep(6.0)             # the backoff is at its 5 s cap by now
         self.server.up()
         back = time.monotonic()
@@ -828,8 +805,7 @@ class HealthTest(EchoPostTest):
              "-health-url", self.server.url, "--health-interval", "100ms",
              "--timeout", "200ms"])
         self.wait_socket(proc)
-        r = send_log(self.sock, '{"slow": true}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"slow": true}')
         self.server.set(delay=0.6)
         self.server.up()
         time.sleep(1.5)
@@ -874,11 +850,7 @@ class LimitsTest(EchoPostTest):
     def test_empty_api_key_still_sends_the_header(self):
         # No -api-key, no DATANADHI_API_KEY, no api_key in the request: the
         # contract's header "DATANADHI-API-KEY: KEY" with KEY empty.
-        self.start_server("down")
-        proc = self.start_echopost(key=None)
-        self.wait_socket(proc)
-        r = send_log(self.sock, '{"key": "none"}')
-        self.assertTrue(r.success, r.message)
+        proc = self.start_with_log('{"key": "none"}', key=None)
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         posts = self.posts()
@@ -895,8 +867,7 @@ class LimitsTest(EchoPostTest):
         text = json.dumps({"big": "\u00e9x" * 200000, "n": [1, 2.5, None]},
                           ensure_ascii=False)
         pipelines = ['quo"te', "back\\slash", "new\nline", "\u00fcml"]
-        r = send_log(self.sock, text, pipelines)
-        self.assertTrue(r.success, r.message)
+        self.store(text, pipelines)
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         posts = self.posts()
@@ -919,8 +890,7 @@ class LimitsTest(EchoPostTest):
             self.assertFalse(r.success, "a request over the limit stored")
         except grpc.RpcError as e:
             self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        r = send_log(self.sock, '{"small": true}')
-        self.assertTrue(r.success, r.message)
+        self.store('{"small": true}')
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         self.assertEqual([json.loads(p["body"])["log_data"]
