@@ -248,6 +248,7 @@ set_mode(struct options *o, int code, FILE *err)
 static enum options_result
 set_option(struct options *o, int code, const char *value, FILE *err)
 {
+	const char	*problem;
 	char		*end;
 	long		 mode;
 	int64_t		 number;
@@ -310,13 +311,10 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 		o->log_level = level;
 		return (OPTIONS_RUN);
 	case OPT_KEEP_SESSIONS:
-		errno = 0;
-		number = strtoll(value, &end, 10);
-		if (*value == '\0' || *end != '\0' || errno != 0 ||
-		    number < 1 || number > 100000)
+		o->keep_sessions = (int)strtonum(value, 1, 100000, &problem);
+		if (problem != NULL)
 			return (bad_value(err, "keep-sessions", value,
 			    "not a number from 1 to 100000"));
-		o->keep_sessions = (int)number;
 		return (OPTIONS_RUN);
 	case OPT_JSON:
 		o->json = true;
