@@ -166,6 +166,9 @@ START_TEST(bad_values)
 		{ "--max-message-size", "12X", "-max-message-size" },
 		{ "--max-message-size", "100", "-max-message-size" },
 		{ "--log-level", "loud", "-log-level" },
+		{ "--keep-sessions", "0", "-keep-sessions" },
+		{ "--keep-sessions", "12x", "-keep-sessions" },
+		{ "--keep-sessions", "100001", "-keep-sessions" },
 		{ "-datanadhi", "", "-datanadhi" },
 		{ "extra", NULL, "unexpected argument" },
 	};
