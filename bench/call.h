@@ -18,7 +18,8 @@
 enum call_result {
 	CALL_STORED,		/* success: true */
 	CALL_REFUSED,		/* success: false */
-	CALL_FAILED		/* an RPC error */
+	CALL_FAILED,		/* an RPC error */
+	CALL_RESULTS		/* how many there are: counts[CALL_RESULTS] */
 };
 
 grpc_channel		*call_channel(const char *);

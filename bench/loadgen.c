@@ -50,9 +50,7 @@ struct caller {
 	int64_t			*latencies;
 	size_t			 count;
 	size_t			 room;
-	uint64_t		 stored;
-	uint64_t		 refused;
-	uint64_t		 failed;
+	uint64_t		 counts[CALL_RESULTS];
 	uint64_t		 made;		/* counted or not */
 };
 
@@ -72,22 +70,6 @@ keep_latency(struct caller *c, int64_t ns)
 	}
 	c->latencies[c->count++] = ns;
 	return (0);
-}
-
-static void
-tally(struct caller *c, enum call_result result)
-{
-	switch (result) {
-	case CALL_STORED:
-		c->stored++;
-		break;
-	case CALL_REFUSED:
-		c->refused++;
-		break;
-	case CALL_FAILED:
-		c->failed++;
-		break;
-	}
 }
 
 /* One call on its own channel, or on the caller's; its latency in ns. */
@@ -144,9 +126,9 @@ caller_main(void *arg)
 		if (load->end_ns != 0 && (end < load->measure_ns ||
 		    end > load->end_ns))
 			continue;
-		tally(c, result);
 		if (result == CALL_STORED && keep_latency(c, end - start) == -1)
-			c->failed++;
+			result = CALL_FAILED;
+		c->counts[result]++;
 	}
 	if (kept != NULL)
 		grpc_channel_destroy(kept);
@@ -184,9 +166,9 @@ report(struct caller *callers, int n, const struct load *load,
     double seconds)
 {
 	int64_t		*all;
-	uint64_t	 stored = 0, refused = 0, failed = 0, made = 0;
+	uint64_t	 counts[CALL_RESULTS] = { 0 }, made = 0;
 	size_t		 total = 0, at = 0;
-	int		 i;
+	int		 i, r;
 
 	for (i = 0; i < n; i++)
 		total += callers[i].count;
@@ -196,9 +178,8 @@ report(struct caller *callers, int n, const struct load *load,
 		memcpy(all + at, callers[i].latencies,
 		    callers[i].count * sizeof *all);
 		at += callers[i].count;
-		stored += callers[i].stored;
-		refused += callers[i].refused;
-		failed += callers[i].failed;
+		for (r = 0; r < CALL_RESULTS; r++)
+			counts[r] += callers[i].counts[r];
 		made += callers[i].made;
 	}
 	qsort(all, total, sizeof *all, compare_ns);
@@ -208,14 +189,16 @@ report(struct caller *callers, int n, const struct load *load,
 	    "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
 	    "\"max_us\": %.1f}\n",
 	    load->persistent ? "persistent" : "new", n, load->size, seconds,
-	    (unsigned long long)stored, (unsigned long long)refused,
-	    (unsigned long long)failed, (unsigned long long)made,
-	    seconds > 0 ? stored / seconds : 0,
+	    (unsigned long long)counts[CALL_STORED],
+	    (unsigned long long)counts[CALL_REFUSED],
+	    (unsigned long long)counts[CALL_FAILED], (unsigned long long)made,
+	    seconds > 0 ? counts[CALL_STORED] / seconds : 0,
 	    percentile_us(all, total, 0.50), percentile_us(all, total, 0.99),
 	    percentile_us(all, total, 0.999),
 	    total > 0 ? (double)all[total - 1] / 1000.0 : 0);
 	free(all);
-	return (refused + failed == 0 && stored > 0 ? 0 : 1);
+	return (counts[CALL_REFUSED] + counts[CALL_FAILED] == 0 &&
+	    counts[CALL_STORED] > 0 ? 0 : 1);
 }
 
 static void

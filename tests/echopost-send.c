@@ -30,9 +30,7 @@ struct sender {
 	const char	*api_key;
 	const char	*pipeline;
 	const char	*message;
-	long		 stored;
-	long		 refused;
-	long		 failed;
+	long		 counts[CALL_RESULTS];
 };
 
 static grpc_byte_buffer *
@@ -80,19 +78,8 @@ sender_main(void *arg)
 	struct sender	*s = arg;
 	long		 seq;
 
-	for (seq = 0; seq < s->count; seq++) {
-		switch (send_one(s, seq)) {
-		case CALL_STORED:
-			s->stored++;
-			break;
-		case CALL_REFUSED:
-			s->refused++;
-			break;
-		case CALL_FAILED:
-			s->failed++;
-			break;
-		}
-	}
+	for (seq = 0; seq < s->count; seq++)
+		s->counts[send_one(s, seq)]++;
 	return (NULL);
 }
 
@@ -108,7 +95,7 @@ int
 main(int argc, char *argv[])
 {
 	struct sender	*senders, base;
-	long		 stored = 0, refused = 0, failed = 0, threads = 1;
+	long		 counts[CALL_RESULTS] = { 0 }, threads = 1;
 	char		*target;
 	int		 c, i;
 
@@ -155,14 +142,14 @@ main(int argc, char *argv[])
 	}
 	for (i = 0; i < threads; i++) {
 		pthread_join(senders[i].thread, NULL);
-		stored += senders[i].stored;
-		refused += senders[i].refused;
-		failed += senders[i].failed;
+		for (c = 0; c < CALL_RESULTS; c++)
+			counts[c] += senders[i].counts[c];
 	}
 	grpc_shutdown();
 	printf("sent %ld, stored %ld, refused %ld, failed %ld\n",
-	    stored + refused + failed, stored, refused, failed);
+	    counts[CALL_STORED] + counts[CALL_REFUSED] + counts[CALL_FAILED],
+	    counts[CALL_STORED], counts[CALL_REFUSED], counts[CALL_FAILED]);
 	free(senders);
 	free(target);
-	return (stored == base.count * threads ? 0 : 1);
+	return (counts[CALL_STORED] == base.count * threads ? 0 : 1);
 }
