@@ -157,8 +157,8 @@ START_TEST(spare_reads_the_same)
 END_TEST
 
 /*
- * A group larger than the memory kept for it goes out in parts, and
- * still commits, or not, as one.
+ * A group larger than the memory kept for it goes out in parts; readers
+ * that stop at the commit (the mover) see it only once it is committed.
  */
 START_TEST(large_group_one_commit)
 {
@@ -175,6 +175,9 @@ START_TEST(large_group_one_commit)
 		ck_assert_int_eq(journal_add(j, big, sizeof big, &seq), 0);
 		ck_assert_uint_eq(seq, i);
 	}
+	/* Parts are in the file, but a reader up to the commit sees none. */
+	ck_assert_int_eq(journal_committed(j), JOURNAL_HEADER_SIZE);
+	ck_assert_uint_eq(read_all(path, journal_committed(j), 0), 0);
 	ck_assert_int_eq(journal_commit(j), 0);
 	ck_assert_int_eq(journal_committed(j),
 	    JOURNAL_HEADER_SIZE + 100 * (16 + (off_t)sizeof big));

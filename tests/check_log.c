@@ -111,6 +111,12 @@ START_TEST(levels_filter)
 	log_event(LEVEL_ERROR, "shown", NULL);
 	lines = read_lines();
 	ck_assert_int_eq(json_array_size(lines), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    lines, 0), "level")), "warn");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    lines, 1), "level")), "error");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    lines, 1), "event")), "shown");
 	json_decref(lines);
 }
 END_TEST

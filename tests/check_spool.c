@@ -120,6 +120,23 @@ START_TEST(reopen_resumes)
 }
 END_TEST
 
+/* Is any journal of the spool left in dir? */
+static bool
+journal_left(void)
+{
+	struct dirent	*entry;
+	DIR		*d;
+	bool		 found = false;
+
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((entry = readdir(d)) != NULL)
+		if (strstr(entry->d_name, ".journal.") != NULL)
+			found = true;
+	closedir(d);
+	return (found);
+}
+
 /*
  * A run that appends count records, delivers the first removed of them,
  * syncs, and dies: no spool_close, a crash.
@@ -187,6 +204,7 @@ END_TEST
 START_TEST(crash_before_move_keeps_journal)
 {
 	crash_after(300, 0);
+	ck_assert(journal_left());
 	expect_left(0, 300);
 }
 END_TEST
@@ -229,55 +247,46 @@ START_TEST(crash_without_change_stays_clean)
 }
 END_TEST
 
-/* Is any journal of the spool left in dir? */
-static bool
-journal_left(void)
+/* Record i of the rotation test: "record i " padded with x to 999 bytes. */
+static void
+long_text(char text[1000], int i)
 {
-	struct dirent	*entry;
-	DIR		*d;
-	bool		 found = false;
-
-	d = opendir(dir);
-	ck_assert_ptr_nonnull(d);
-	while ((entry = readdir(d)) != NULL)
-		if (strstr(entry->d_name, ".journal.") != NULL)
-			found = true;
-	closedir(d);
-	return (found);
+	memset(text, 'x', 1000);
+	snprintf(text, 1000, "record %d ", i);
+	text[strlen(text)] = 'x';
+	text[999] = '\0';
 }
 
 /*
  * Many megabytes go through several journals, moved while they arrive, in
- * order; a clean close leaves everything in GDBM and no journal behind.
+ * order; a moved journal is deleted, and a clean close leaves everything
+ * in GDBM and no journal behind.
  */
 START_TEST(journals_rotate_in_order)
 {
 	struct spool	*s = open_spool();
 	uint64_t	 seq;
-	char		 text[1000];
+	char		 text[1000], first[4096 + 16];
 	int		 i;
 
 	for (i = 0; i < 12000; i++) {
-		memset(text, 'x', sizeof text);
-		snprintf(text, sizeof text, "record %d ", i);
-		text[strlen(text)] = 'x';
-		text[sizeof text - 1] = '\0';
+		long_text(text, i);
 		ck_assert_int_eq(spool_append(s, text, sizeof text, &seq), 0);
 		if (i % 50 == 49) {
 			ck_assert_int_eq(spool_commit(s), 0);
 			ck_assert_int_eq(spool_settle(s), 0);
 		}
 	}
+	snprintf(first, sizeof first, "%s.journal.1", path);
+	ck_assert_int_eq(access(first, F_OK), -1);
+	ck_assert(journal_left());
 	ck_assert_int_eq(spool_close(s, 0), 0);
 	ck_assert(!journal_left());
 
 	s = open_spool();
 	ck_assert_uint_eq(spool_count(s), 12000);
 	for (i = 0; i < 12000; i++) {
-		memset(text, 'x', sizeof text);
-		snprintf(text, sizeof text, "record %d ", i);
-		text[strlen(text)] = 'x';
-		text[sizeof text - 1] = '\0';
+		long_text(text, i);
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);

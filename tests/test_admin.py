@@ -40,7 +40,7 @@ class AdminTest(EchoPostTest):
         return (result.returncode, result.stdout.decode(),
                 result.stderr.decode())
 
-    def store(self, count, tag="x"):
+    def store_logs(self, count, tag="x"):
         """Start echopost with the server down and store count logs;
         returns the running process and the texts sent."""
         proc = self.start_echopost()
@@ -52,7 +52,7 @@ class AdminTest(EchoPostTest):
 
     def spool_left(self, count):
         """A spool of count logs left by a run stopped with SIGTERM."""
-        proc, texts = self.store(count)
+        proc, texts = self.store_logs(count)
         self.assertEqual(self.stop_echopost(proc), 0)
         self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
         return texts
@@ -79,7 +79,7 @@ class StatusTest(AdminTest):
 
     def test_status_of_a_running_instance_as_table_and_json(self):
         self.start_server("down")
-        proc, texts = self.store(5)
+        proc, texts = self.store_logs(5)
         code, out, err = self.admin("--status")
         self.assertEqual(code, 0, err)
         self.assertIn("running, pid %d" % proc.pid, out)
@@ -154,7 +154,7 @@ class DumpTest(AdminTest):
 
     def test_dump_while_running_changes_nothing(self):
         self.start_server("down")
-        proc, texts = self.store(8)
+        proc, texts = self.store_logs(8)
         code, first, err = self.admin("--dump")
         self.assertEqual(code, 0, err)
         self.check_dump(first, texts)
@@ -207,7 +207,7 @@ class ReplayOnlyTest(AdminTest):
 
     def test_replay_only_refuses_to_share_a_directory(self):
         self.start_server("down")
-        running, _ = self.store(1)
+        running, _ = self.store_logs(1)
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
                                     "-health-url", self.server.url])
         self.assertEqual(self.wait_exit(proc), 0)

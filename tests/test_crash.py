@@ -88,7 +88,7 @@ def start_agent(echopost, state_dir, url, out):
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_listening(proc, socket_path, limit=2.0):
+def wait_listening(proc, socket_path, limit=2.0 * support.SLOW):
     """True once the socket is there; False if the process exited first."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
