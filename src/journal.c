@@ -235,6 +235,9 @@ journal_adopt(struct journal **jp, const char *spare, const char *path,
 	if (j->fd == -1 || begin(j, first) == -1 ||
 	    rename(spare, path) == -1 || sync_parent(path) == -1) {
 		saved = errno;
+		/* Never leave a newest journal that takes no appends. */
+		if (j->fd != -1 && access(spare, F_OK) == -1)
+			unlink(path);
 		journal_close(j);
 		errno = saved;
 		return (-1);
@@ -501,9 +504,24 @@ journal_reader_open(struct journal_reader **rp, const char *path)
 }
 
 /*
+ * The file ends inside an entry. Up to a limit, the rest is still to come;
+ * at the end of the file it is a write cut short, or damage.
+ */
+static int
+cut_short(const struct journal_reader *r, int found, off_t limit)
+{
+	if (found == 0 && limit == -1 && r->buf_len > r->start) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	return (found);
+}
+
+/*
  * The next entry, if it ends at or before limit (-1: the end of the file).
  * Returns 1 with *data valid until the next call, 0 at the end, -1 with
- * errno EBADMSG for an entry that is damaged or out of sequence.
+ * errno EBADMSG for an entry that is damaged, out of sequence, or (with no
+ * limit) cut short by the end of the file.
  */
 int
 journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
@@ -515,7 +533,7 @@ journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
 	int			 found;
 
 	if ((found = fill(r, ENTRY_HEAD, limit)) != 1)
-		return (found);
+		return (cut_short(r, found, limit));
 	p = r->buf + r->start;
 	if (memcmp(p, zeros, ENTRY_HEAD) == 0)
 		return (0);	/* the unused rest of a spare */
@@ -526,7 +544,7 @@ journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
 		return (-1);
 	}
 	if ((found = fill(r, whole, limit)) != 1)
-		return (found);
+		return (cut_short(r, found, limit));
 	p = r->buf + r->start;
 	if (get_u32(p + 12) != checksum(p, 12, p + ENTRY_HEAD, len)) {
 		errno = EBADMSG;

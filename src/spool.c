@@ -99,6 +99,7 @@ struct spool {
 	uint64_t	 journal_number;
 	off_t		 committed;	/* the end of its last commit */
 	bool		 preallocated;	/* it was made from a spare */
+	int64_t		 rotate_failed_ms;
 	bool		 spare_ready;	/* a spare waits for the next one */
 	int64_t		 spare_tried_ms;
 	uint64_t	 next;		/* key of the next append */
@@ -735,6 +736,7 @@ new_spool(const char *path)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->append_lock, NULL);
 	s->recovered_ms = -RECOVER_EVERY_MS;
+	s->spare_tried_ms = s->rotate_failed_ms = -SPARE_RETRY_MS;
 	return (s);
 }
 
@@ -843,14 +845,17 @@ spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 static void
 rotate(struct spool *s)
 {
-	struct journal	*fresh, *old;
+	struct journal	*fresh = NULL, *old;
 	char		 path[PATH_MAX], spare[PATH_MAX];
 	bool		 use_spare;
 	int		 status = -1;
+	int64_t		 now = clock_monotonic_ms();
 
+	if (now - s->rotate_failed_ms < SPARE_RETRY_MS)
+		return;
+	/* spare_ready stays set meanwhile, so no new spare is begun. */
 	pthread_mutex_lock(&s->append_lock);
 	use_spare = s->spare_ready;
-	s->spare_ready = false;
 	pthread_mutex_unlock(&s->append_lock);
 	if (journal_path(s, s->journal_number + 1, path) == 0 &&
 	    (!use_spare || spare_path(s, spare) == 0))
@@ -860,16 +865,22 @@ rotate(struct spool *s)
 	if (status == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
 		    path, "error", strerror(errno));
-		return;
+		s->rotate_failed_ms = now;
 	}
 	pthread_mutex_lock(&s->append_lock);
+	if (use_spare)
+		s->spare_ready = false;
 	old = s->journal;
-	s->journal = fresh;
-	s->journal_number++;
-	s->committed = journal_committed(fresh);
+	if (status == 0) {
+		s->journal = fresh;
+		s->journal_number++;
+		s->committed = journal_committed(fresh);
+	}
 	pthread_mutex_unlock(&s->append_lock);
-	s->preallocated = use_spare;
-	journal_close(old);
+	if (status == 0) {
+		s->preallocated = use_spare;
+		journal_close(old);
+	}
 }
 
 /*
@@ -1042,9 +1053,11 @@ open_mover(struct spool *s, uint64_t current)
 			return (-1);
 		if (journal_reader_open(&s->mover, path) == 0)
 			return (1);
-		if (errno == EBADMSG && s->mover_number < current)
-			set_journal_aside(s, path, 0);
-		else if (errno != ENOENT || s->mover_number == current) {
+		if (errno == EBADMSG && s->mover_number < current) {
+			/* A reader writes nothing: it only passes it by. */
+			if (!s->reader)
+				set_journal_aside(s, path, 0);
+		} else if (errno != ENOENT || s->mover_number == current) {
 			snprintf(s->error, sizeof s->error, "journal %s: %s",
 			    path, strerror(errno));
 			return (-1);
@@ -1175,6 +1188,8 @@ fetch_journaled(struct spool *s, uint64_t seq, void **value, size_t *size)
 		while ((found = journal_read(s->mover, -1, &got, &data,
 		    size)) == 1 && got < seq)
 			;
+		if (found == 1 && got > seq)
+			return (0);	/* in no journal */
 		if (found == 1)
 			return ((*value = malloc(*size)) == NULL ? -1 :
 			    (memcpy(*value, data, *size), 1));

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,25 @@ read_all(const char *file, off_t limit, uint64_t first)
 		count++;
 	}
 	ck_assert_int_eq(found, 0);
+	journal_reader_close(r);
+	return (count);
+}
+
+/* Read a journal whose end is damaged: the whole entries, then -1. */
+static uint64_t
+read_cut(const char *file)
+{
+	struct journal_reader	*r;
+	const void		*data;
+	size_t			 size;
+	uint64_t		 seq, count = 0;
+	int			 found;
+
+	ck_assert_int_eq(journal_reader_open(&r, file), 0);
+	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+		count++;
+	ck_assert_int_eq(found, -1);
+	ck_assert_int_eq(errno, EBADMSG);
 	journal_reader_close(r);
 	return (count);
 }
@@ -132,6 +152,27 @@ START_TEST(torn_commit_cut_off)
 
 	resume_and_add(10, 20);
 	ck_assert_uint_eq(read_all(path, -1, 0), 20);
+}
+END_TEST
+
+/*
+ * A journal whose last entry the end of the file cuts short: reading it
+ * whole says so (damage, if it was closed), and taking it up cuts it off.
+ */
+START_TEST(entry_cut_short_is_damage)
+{
+	struct journal	*j;
+	struct stat	 sb;
+
+	ck_assert_int_eq(journal_create(&j, path, 0), 0);
+	add_entries(j, 0, 10);
+	ck_assert_int_eq(journal_commit(j), 0);
+	journal_close(j);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(truncate(path, sb.st_size - 3), 0);
+	ck_assert_uint_eq(read_cut(path), 9);
+	resume_and_add(9, 12);
+	ck_assert_uint_eq(read_all(path, -1, 0), 12);
 }
 END_TEST
 
@@ -218,6 +259,7 @@ journal_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, entries_in_order_up_to_the_limit);
 	tcase_add_test(tc, torn_commit_cut_off);
+	tcase_add_test(tc, entry_cut_short_is_damage);
 	tcase_add_test(tc, spare_reads_the_same);
 	tcase_add_test(tc, large_group_one_commit);
 	tcase_add_test(tc, no_header_refused);

@@ -295,6 +295,50 @@ START_TEST(journals_rotate_in_order)
 }
 END_TEST
 
+/*
+ * A reader beside a running owner finds records still in the journal, and
+ * only the record asked for: one that is gone is not there.
+ */
+START_TEST(reader_finds_journaled_records)
+{
+	struct spool	*s = open_spool(), *reader;
+	uint64_t	 seq, head, next;
+	char		 text[32];
+	void		*value;
+	size_t		 size;
+	int		 i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		append_text(s, text, &seq);
+	}
+	for (i = 0; i < 10; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	s = open_spool();
+	for (i = 10; i < 15; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		append_text(s, text, &seq);
+	}
+
+	ck_assert_int_eq(spool_open_reader(&reader, path), 0);
+	spool_range(reader, &head, &next);
+	ck_assert_uint_eq(head, 10);
+	ck_assert_uint_eq(next, 15);
+	ck_assert_int_eq(spool_get(reader, 12, &value, &size), 1);
+	ck_assert_str_eq(value, "record 12");
+	free(value);
+	ck_assert_int_eq(spool_get(reader, 3, &value, &size), 0);
+	ck_assert_int_eq(spool_get(reader, 14, &value, &size), 1);
+	ck_assert_str_eq(value, "record 14");
+	free(value);
+	ck_assert_int_eq(spool_close(reader, 0), 0);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+}
+END_TEST
+
 /* Lost bookkeeping keys are rebuilt from the records themselves. */
 START_TEST(lost_bookkeeping_rebuilt)
 {
@@ -399,6 +443,7 @@ spool_suite(void)
 	tcase_add_test(t, unclean_stop_resumes);
 	tcase_add_test(t, crash_before_move_keeps_journal);
 	tcase_add_test(t, crash_without_change_stays_clean);
+	tcase_add_test(t, reader_finds_journaled_records);
 	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, lost_bookkeeping_rebuilt);
 	tcase_add_test(t, cap_refuses_then_recovers);
