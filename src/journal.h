@@ -4,8 +4,9 @@
  * A journal file begins with a header naming the sequence number of its
  * first entry. Each entry carries its sequence number, its length and a
  * CRC-32, so that a write torn by a crash is found and cut off. Appends
- * are gathered in memory and go out with one write and one fdatasync per
- * commit: a group of calls costs one disk sync, and no GDBM work.
+ * are gathered in memory and go out with one write (a few, for a group
+ * over 256 KiB) and one fdatasync per commit: a group of calls costs one
+ * disk sync, and no GDBM work.
  *
  * A writer owns the file; readers open it on their own descriptor and read
  * entries up to a limit the writer has committed.

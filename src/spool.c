@@ -78,7 +78,7 @@ struct spool {
 	char		*path;
 	uint64_t	 head;		/* oldest record, if head < moved */
 	uint64_t	 moved;		/* the records below it went to GDBM */
-	uint64_t	 gdbm_bytes;	/* "bytes" as GDBM last had it */
+	uint64_t	 gdbm_bytes;	/* "bytes" as read from GDBM at open */
 	bool		 recovery_due;	/* closed uncleanly, not recovered */
 	bool		 marked_open;	/* the clean mark is gone, on disk */
 	unsigned int	 removals;	/* since the last sync */
@@ -658,7 +658,9 @@ open_database(struct spool *s)
 		/* Damage GDBM reports right away is rare: repaired here. */
 		if (have_journal && readable) {
 			s->recovery_due = true;
+			/* Best guesses until the recovery: for counts only. */
 			(void)meta_get(s, "head", &s->head);
+			(void)meta_get(s, "bytes", &s->gdbm_bytes);
 		} else if (recover_unclean(s, readable) == -1)
 			return (-1);
 	}
@@ -677,7 +679,12 @@ open_database(struct spool *s)
 	s->committed = journal_committed(s->journal);
 	if (s->head > s->next)
 		s->head = s->next;
-	s->bytes = s->gdbm_bytes + journal_bytes(s, low, high);
+	/*
+	 * "bytes" counts all that was appended and not removed, as of the
+	 * last sync; after a crash, what the journals got since may be more.
+	 */
+	s->bytes = s->gdbm_bytes + (closed_cleanly ? 0 :
+	    journal_bytes(s, low, high));
 	s->marked_open = !closed_cleanly;
 	s->open = true;
 	return (0);
@@ -913,8 +920,7 @@ prepare_spare(struct spool *s)
 }
 
 /*
- * Make every record appended since the last commit durable, with one write
- * and one sync. On failure none of them is stored, and their keys are
+ * Make every record appended since the last commit durable, with one sync. On failure none of them is stored, and their keys are
  * given again. The listener's thread only.
  */
 int
@@ -1150,7 +1156,8 @@ spool_sync(struct spool *s)
 	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	status = sync_file(s);
+	/* Moves need no sync: their journal stays until GDBM is synced. */
+	status = s->removals > 0 ? sync_file(s) : 0;
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -1400,7 +1407,7 @@ spool_close(struct spool *s, int remove_if_empty)
 
 	if (s == NULL)
 		return (0);
-	if (s->db != NULL && (s->reader || !s->open))
+	if (s->db != NULL && !s->open)
 		gdbm_close(s->db);
 	else if (s->db != NULL)
 		status = close_database(s, remove_if_empty);
