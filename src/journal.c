@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/endian.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,35 +66,6 @@ struct journal_reader {
 	size_t		 buf_size;
 };
 
-static void
-put_u32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static void
-put_u64(unsigned char *p, uint64_t v)
-{
-	put_u32(p, (uint32_t)(v >> 32));
-	put_u32(p + 4, (uint32_t)v);
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | (uint32_t)p[3]);
-}
-
-static uint64_t
-get_u64(const unsigned char *p)
-{
-	return ((uint64_t)get_u32(p) << 32 | get_u32(p + 4));
-}
-
 static uint32_t
 checksum(const void *head, size_t head_len, const void *data, size_t len)
 {
@@ -109,8 +81,8 @@ static void
 encode_header(unsigned char header[JOURNAL_HEADER_SIZE], uint64_t first)
 {
 	memcpy(header, MAGIC, 4);
-	put_u64(header + 4, first);
-	put_u32(header + 12, checksum(header, 12, NULL, 0));
+	be64enc(header + 4, first);
+	be32enc(header + 12, checksum(header, 12, NULL, 0));
 }
 
 /* A file created or removed in a directory is durable once it is synced. */
@@ -350,9 +322,9 @@ journal_add(struct journal *j, const void *data, size_t size, uint64_t *seq)
 		j->pending_size = grown;
 	}
 	p = j->pending + j->pending_len;
-	put_u64(p, j->next);
-	put_u32(p + 8, (uint32_t)size);
-	put_u32(p + 12, checksum(p, 12, data, size));
+	be64enc(p, j->next);
+	be32enc(p + 8, (uint32_t)size);
+	be32enc(p + 12, checksum(p, 12, data, size));
 	memcpy(p + ENTRY_HEAD, data, size);
 	j->pending_len = need;
 	*seq = j->next++;
@@ -490,13 +462,13 @@ journal_reader_open(struct journal_reader **rp, const char *path)
 	}
 	if ((found = fill(r, JOURNAL_HEADER_SIZE, JOURNAL_HEADER_SIZE)) != 1 ||
 	    memcmp(r->buf, MAGIC, 4) != 0 ||
-	    get_u32(r->buf + 12) != checksum(r->buf, 12, NULL, 0)) {
+	    be32dec(r->buf + 12) != checksum(r->buf, 12, NULL, 0)) {
 		saved = found == -1 ? errno : EBADMSG;
 		journal_reader_close(r);
 		errno = saved;
 		return (-1);
 	}
-	r->first = r->expected = get_u64(r->buf + 4);
+	r->first = r->expected = be64dec(r->buf + 4);
 	r->offset = JOURNAL_HEADER_SIZE;
 	r->start = JOURNAL_HEADER_SIZE;
 	*rp = r;
@@ -537,16 +509,16 @@ journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
 	p = r->buf + r->start;
 	if (memcmp(p, zeros, ENTRY_HEAD) == 0)
 		return (0);	/* the unused rest of a spare */
-	len = get_u32(p + 8);
+	len = be32dec(p + 8);
 	whole = ENTRY_HEAD + len;
-	if (len > ENTRY_MAX || get_u64(p) != r->expected) {
+	if (len > ENTRY_MAX || be64dec(p) != r->expected) {
 		errno = EBADMSG;
 		return (-1);
 	}
 	if ((found = fill(r, whole, limit)) != 1)
 		return (cut_short(r, found, limit));
 	p = r->buf + r->start;
-	if (get_u32(p + 12) != checksum(p, 12, p + ENTRY_HEAD, len)) {
+	if (be32dec(p + 12) != checksum(p, 12, p + ENTRY_HEAD, len)) {
 		errno = EBADMSG;
 		return (-1);
 	}

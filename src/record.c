@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/endian.h>
 
 #include <jansson.h>
 #include <zlib.h>
@@ -25,27 +26,10 @@
 #define HEADER_SIZE	(4 + 1 + 8)
 
 static unsigned char *
-put_uint(unsigned char *p, uint64_t value, int bytes)
-{
-	while (bytes-- > 0)
-		*p++ = (unsigned char)(value >> (8 * bytes));
-	return (p);
-}
-
-static uint64_t
-get_uint(const unsigned char *p, int bytes)
-{
-	uint64_t	value = 0;
-
-	while (bytes-- > 0)
-		value = value << 8 | *p++;
-	return (value);
-}
-
-static unsigned char *
 put_field(unsigned char *p, const char *text, size_t len)
 {
-	p = put_uint(p, len, 4);
+	be32enc(p, (uint32_t)len);
+	p += 4;
 	memcpy(p, text, len);
 	p[len] = '\0';
 	return (p + len + 1);
@@ -70,12 +54,12 @@ record_encode(const struct record *r, size_t *size)
 	    r->payload_len;
 	if ((data = malloc(*size)) == NULL)
 		return (NULL);
-	p = put_uint(data + 4, RECORD_VERSION, 1);
-	p = put_uint(p, (uint64_t)r->received_at_us, 8);
-	p = put_field(p, r->api_key, r->api_key_len);
+	data[4] = RECORD_VERSION;
+	be64enc(data + 5, (uint64_t)r->received_at_us);
+	p = put_field(data + HEADER_SIZE, r->api_key, r->api_key_len);
 	p = put_field(p, r->pipelines, r->pipelines_len);
 	put_field(p, r->payload, r->payload_len);
-	put_uint(data, checksum(data + 4, *size - 4), 4);
+	be32enc(data, checksum(data + 4, *size - 4));
 	return (data);
 }
 
@@ -85,7 +69,7 @@ get_field(const unsigned char *p, const unsigned char *end, const char **text,
 {
 	if (end - p < 4)
 		return (NULL);
-	*len = get_uint(p, 4);
+	*len = be32dec(p);
 	p += 4;
 	if ((size_t)(end - p) < *len + 1 || p[*len] != '\0')
 		return (NULL);
@@ -101,11 +85,11 @@ record_decode(const void *data, size_t size, struct record *r)
 
 	if (size < HEADER_SIZE)
 		return (RECORD_TRUNCATED);
-	if (get_uint(p, 4) != checksum(p + 4, size - 4))
+	if (be32dec(p) != checksum(p + 4, size - 4))
 		return (RECORD_BAD_CHECKSUM);
 	if (p[4] != RECORD_VERSION)
 		return (RECORD_BAD_VERSION);
-	r->received_at_us = (int64_t)get_uint(p + 5, 8);
+	r->received_at_us = (int64_t)be64dec(p + 5);
 	p += HEADER_SIZE;
 	if ((p = get_field(p, end, &r->api_key, &r->api_key_len)) == NULL ||
 	    (p = get_field(p, end, &r->pipelines, &r->pipelines_len)) == NULL ||

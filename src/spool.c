@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/endian.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -115,10 +116,8 @@ static datum
 sequence_key(uint64_t seq, unsigned char buf[KEY_SIZE])
 {
 	datum	key;
-	int	i;
 
-	for (i = KEY_SIZE - 1; i >= 0; i--, seq >>= 8)
-		buf[i] = (unsigned char)seq;
+	be64enc(buf, seq);
 	key.dptr = (char *)buf;
 	key.dsize = KEY_SIZE;
 	return (key);
@@ -127,12 +126,7 @@ sequence_key(uint64_t seq, unsigned char buf[KEY_SIZE])
 static uint64_t
 key_sequence(datum key)
 {
-	uint64_t	seq = 0;
-	int		i;
-
-	for (i = 0; i < KEY_SIZE; i++)
-		seq = seq << 8 | (unsigned char)key.dptr[i];
-	return (seq);
+	return (be64dec(key.dptr));
 }
 
 static datum
