@@ -62,6 +62,7 @@ struct listener {
 	struct spool		*spool;
 	char			*socket_path;
 	char			*anchor_path;
+	grpc_slice		 stored_answer;
 	bool			 closing;
 	bool			 closed;
 	int			 shutdown_tag;
@@ -155,20 +156,31 @@ store_call(struct listener *l, struct call *c)
 	grpc_slice_unref(slice);
 }
 
+/* A packed LogResponse, as a slice the caller must unref. */
+static int
+pack_answer(bool stored, const char *message, grpc_slice *slice)
+{
+	void	*data;
+	size_t	 len;
+
+	if ((data = response_pack(stored, message, &len)) == NULL)
+		return (-1);
+	*slice = grpc_slice_from_copied_buffer(data, len);
+	free(data);
+	return (0);
+}
+
 static int
 answer_call(struct call *c)
 {
 	grpc_op		 ops[4];
 	grpc_slice	 slice;
-	void		*data;
-	size_t		 len;
 
-	data = response_pack(c->stored, c->stored ? "stored" : c->reason,
-	    &len);
-	if (data == NULL)
+	/* Every stored call gets the same answer, packed once. */
+	if (c->stored)
+		slice = grpc_slice_ref(c->listener->stored_answer);
+	else if (pack_answer(false, c->reason, &slice) == -1)
 		return (-1);
-	slice = grpc_slice_from_copied_buffer(data, len);
-	free(data);
 	c->response = grpc_raw_byte_buffer_create(&slice, 1);
 	grpc_slice_unref(slice);
 
@@ -230,6 +242,8 @@ commit_group(struct listener *l)
 	}
 	l->group = NULL;
 	l->group_size = 0;
+	if (synced && l->spool != NULL)
+		spool_roll(l->spool);
 }
 
 static void
@@ -390,7 +404,8 @@ listener_start(struct listener **lp, const struct listener_config *config,
 	gpr_set_log_function(grpc_log);
 	grpc_init();
 	l->spool = spool;
-	if ((l->socket_path = strdup(config->socket_path)) == NULL ||
+	if (pack_answer(true, "stored", &l->stored_answer) == -1 ||
+	    (l->socket_path = strdup(config->socket_path)) == NULL ||
 	    (l->anchor_path = strdup(config->anchor_path)) == NULL ||
 	    start_server(l, config) == -1) {
 		*lp = l;
@@ -444,6 +459,7 @@ listener_close(struct listener *l, struct listener_counts *counts)
 			;
 		grpc_completion_queue_destroy(l->queue);
 	}
+	grpc_slice_unref(l->stored_answer);
 	grpc_shutdown();
 	if (counts != NULL)
 		*counts = l->counts;

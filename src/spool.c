@@ -921,7 +921,6 @@ int
 spool_commit(struct spool *s)
 {
 	int	status, saved;
-	bool	full = false;
 
 	status = journal_commit(s->journal);
 	saved = errno;
@@ -929,9 +928,6 @@ spool_commit(struct spool *s)
 	if (status == 0) {
 		s->committed = journal_committed(s->journal);
 		s->bytes += s->pending_bytes;
-		/* A journal begun from nothing is left for a spare soon. */
-		full = s->committed >= JOURNAL_ROTATE ||
-		    (!s->preallocated && s->spare_ready);
 	} else {
 		snprintf(s->append_error, sizeof s->append_error,
 		    "journal: write: %s", strerror(saved));
@@ -939,9 +935,25 @@ spool_commit(struct spool *s)
 	}
 	s->pending_bytes = 0;
 	pthread_mutex_unlock(&s->append_lock);
+	return (status);
+}
+
+/*
+ * Begin a new journal if this one is long enough, or if it was begun from
+ * nothing and a spare is ready. The listener's thread, after it answered
+ * the calls of a commit: no call waits for the files this makes.
+ */
+void
+spool_roll(struct spool *s)
+{
+	bool	full;
+
+	pthread_mutex_lock(&s->append_lock);
+	full = s->committed >= JOURNAL_ROTATE ||
+	    (!s->preallocated && s->spare_ready);
+	pthread_mutex_unlock(&s->append_lock);
 	if (full)
 		rotate(s);
-	return (status);
 }
 
 const char *

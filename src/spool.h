@@ -4,8 +4,8 @@
  *
  * Records are keyed by a 64-bit sequence number given at append, so the
  * oldest is always at "head" and replay order is arrival order, also across
- * restarts. Two threads share it: the listener's appends and commits (the
- * journal), and the forwarder's settle, first, remove and sync (GDBM).
+ * restarts. Two threads share it: the listener's appends, commits and rolls
+ * (the journal), and the forwarder's settle, first, remove and sync (GDBM).
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -21,6 +21,7 @@ int		 spool_get(struct spool *, uint64_t, void **, size_t *);
 void		 spool_range(struct spool *, uint64_t *, uint64_t *);
 int		 spool_append(struct spool *, const void *, size_t, uint64_t *);
 int		 spool_commit(struct spool *);
+void		 spool_roll(struct spool *);
 const char	*spool_append_error(struct spool *);
 int		 spool_settle(struct spool *);
 int		 spool_sync(struct spool *);
