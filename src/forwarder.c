@@ -72,7 +72,7 @@ struct forwarder {
 	char			*headers_key;
 	unsigned int		 failures;
 	bool			 settle_failed;
-	bool			 refused;	/* the last check: no listener */
+	bool			 refused;	/* no listener at last check */
 	struct progress		 progress;
 };
 

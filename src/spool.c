@@ -56,6 +56,7 @@
 #define CACHE_BUCKETS	64
 #define JOURNAL_SUFFIX	".journal."
 #define SPARE_SUFFIX	".journal.spare"
+#define SPARE		0	/* the journal "number" of the spare */
 /* A journal this long is closed and the next one begun. */
 #define JOURNAL_ROTATE	(4 * 1024 * 1024)
 /* A spare holds that and room for the group that crosses the line. */
@@ -272,26 +273,34 @@ remove_recovery_leftovers(struct spool *s)
 	closedir(dir);
 }
 
+/* The spool's name and a suffix: a journal's number, or "spare". */
 static int
 journal_path(const struct spool *s, uint64_t number, char path[PATH_MAX])
 {
-	if (snprintf(path, PATH_MAX, "%s" JOURNAL_SUFFIX "%llu", s->path,
-	    (unsigned long long)number) >= PATH_MAX) {
+	int	n;
+
+	if (number == 0)
+		n = snprintf(path, PATH_MAX, "%s" SPARE_SUFFIX, s->path);
+	else
+		n = snprintf(path, PATH_MAX, "%s" JOURNAL_SUFFIX "%llu",
+		    s->path, (unsigned long long)number);
+	if (n >= PATH_MAX) {
 		errno = ENAMETOOLONG;
 		return (-1);
 	}
 	return (0);
 }
 
-static int
-spare_path(const struct spool *s, char path[PATH_MAX])
+/* Delete journal number (or the spare); one already gone is fine. */
+static void
+remove_journal(const struct spool *s, uint64_t number)
 {
-	if (snprintf(path, PATH_MAX, "%s" SPARE_SUFFIX, s->path) >=
-	    PATH_MAX) {
-		errno = ENAMETOOLONG;
-		return (-1);
-	}
-	return (0);
+	char	path[PATH_MAX];
+
+	if (journal_path(s, number, path) == 0 && unlink(path) == -1 &&
+	    errno != ENOENT)
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
 }
 
 /* Is name the spool's name, JOURNAL_SUFFIX and a number? */
@@ -440,6 +449,20 @@ damaged(int error)
 	return (false);
 }
 
+/* Rename path to path.damaged-TIME, kept, for a person to look at. */
+static int
+rename_damaged(const char *path, char kept[PATH_MAX])
+{
+	char	when[TIME_BUFSIZE];
+
+	format_time(clock_realtime_us(), when);
+	if (snprintf(kept, PATH_MAX, "%s.damaged-%s", path, when) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (rename(path, kept));
+}
+
 /*
  * A spool GDBM cannot open or rebuild is renamed aside, never deleted, and
  * a fresh one takes its place so that logs can be stored again.
@@ -447,14 +470,12 @@ damaged(int error)
 static int
 set_aside(struct spool *s, const char *why)
 {
-	char	when[TIME_BUFSIZE], kept[PATH_MAX];
+	char	kept[PATH_MAX];
 
 	if (s->db != NULL)
 		gdbm_close(s->db);
 	s->db = NULL;
-	format_time(clock_realtime_us(), when);
-	if (snprintf(kept, sizeof kept, "%s.damaged-%s", s->path, when) >=
-	    (int)sizeof kept || rename(s->path, kept) == -1) {
+	if (rename_damaged(s->path, kept) == -1) {
 		snprintf(s->error, sizeof s->error, "set aside %s: %s",
 		    s->path, strerror(errno));
 		return (-1);
@@ -511,11 +532,9 @@ open_file(struct spool *s)
 static void
 set_journal_aside(struct spool *s, const char *path, off_t offset)
 {
-	char	when[TIME_BUFSIZE], kept[PATH_MAX];
+	char	kept[PATH_MAX];
 
-	format_time(clock_realtime_us(), when);
-	if (snprintf(kept, sizeof kept, "%s.damaged-%s", path, when) >=
-	    (int)sizeof kept || rename(path, kept) == -1)
+	if (rename_damaged(path, kept) == -1)
 		strlcpy(kept, path, sizeof kept);
 	log_event(LEVEL_ERROR, "journal_damaged", "{s:s, s:I, s:s}", "path",
 	    path, "offset", (json_int_t)offset, "kept_as", kept);
@@ -859,7 +878,7 @@ rotate(struct spool *s)
 	use_spare = s->spare_ready;
 	pthread_mutex_unlock(&s->append_lock);
 	if (journal_path(s, s->journal_number + 1, path) == 0 &&
-	    (!use_spare || spare_path(s, spare) == 0))
+	    (!use_spare || journal_path(s, SPARE, spare) == 0))
 		status = use_spare ? journal_adopt(&fresh, spare, path,
 		    journal_next(s->journal)) : journal_create(&fresh, path,
 		    journal_next(s->journal));
@@ -902,7 +921,7 @@ prepare_spare(struct spool *s)
 	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
 	s->spare_tried_ms = now;
-	if (spare_path(s, path) == -1 || journal_prepare(path,
+	if (journal_path(s, SPARE, path) == -1 || journal_prepare(path,
 	    SPARE_SIZE) == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
 		    path, "error", strerror(errno));
@@ -914,8 +933,9 @@ prepare_spare(struct spool *s)
 }
 
 /*
- * Make every record appended since the last commit durable, with one sync. On failure none of them is stored, and their keys are
- * given again. The listener's thread only.
+ * Make every record appended since the last commit durable, with one
+ * sync. On failure none of them is stored, and their keys are given
+ * again. The listener's thread only.
  */
 int
 spool_commit(struct spool *s)
@@ -1040,17 +1060,11 @@ store_entry(struct spool *s, uint64_t seq, const void *data, size_t size)
 static int
 retire_journal(struct spool *s)
 {
-	char	path[PATH_MAX];
-
 	if (sync_file(s) == -1)
 		return (-1);
 	journal_reader_close(s->mover);
 	s->mover = NULL;
-	if (journal_path(s, s->mover_number, path) == 0 &&
-	    unlink(path) == -1 && errno != ENOENT)
-		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
-	s->mover_number++;
+	remove_journal(s, s->mover_number++);
 	return (0);
 }
 
@@ -1329,7 +1343,6 @@ spool_error(struct spool *s)
 static void
 remove_journals(struct spool *s)
 {
-	char		path[PATH_MAX];
 	uint64_t	number;
 
 	journal_reader_close(s->mover);
@@ -1338,13 +1351,8 @@ remove_journals(struct spool *s)
 	s->journal = NULL;
 	for (number = s->first_journal; number > 0 &&
 	    number <= s->journal_number; number++)
-		if (journal_path(s, number, path) == 0 &&
-		    unlink(path) == -1 && errno != ENOENT)
-			log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}",
-			    "path", path, "error", strerror(errno));
-	if (spare_path(s, path) == 0 && unlink(path) == -1 && errno != ENOENT)
-		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
+		remove_journal(s, number);
+	remove_journal(s, SPARE);
 }
 
 /* Nothing is left: the journals go, then the GDBM file. */
