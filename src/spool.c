@@ -904,8 +904,9 @@ rotate(struct spool *s)
 }
 
 /*
- * Have a spare ready for the next journal. The forwarder's thread: writing
- * megabytes of zeros is no work for the listener's.
+ * Have a spare ready for the next journal, if logs pour in. The
+ * forwarder's thread, when it waits or replays: writing megabytes of zeros
+ * is no work for the listener's.
  */
 static void
 prepare_spare(struct spool *s)
@@ -1292,6 +1293,8 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* Logs may pour in during a long replay too. */
+	prepare_spare(s);
 	return (status);
 }
 
