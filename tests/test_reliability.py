@@ -485,11 +485,17 @@ class StorageCorruptionTest(ReliabilityTest):
 
 class DiskTest(ReliabilityTest):
 
+    def cannot_mount(self, why):
+        if os.environ.get("ECHOPOST_REQUIRE_TMPFS"):
+            self.fail(why + " (ECHOPOST_REQUIRE_TMPFS is set)")
+        self.skipTest(why)
+
     def mount_tmpfs(self, size):
         """A tmpfs of size under the temp dir, unmounted at cleanup (after
-        every process is killed). Skips the test if mount is refused."""
+        every process is killed). Skips the test if mount is refused,
+        unless ECHOPOST_REQUIRE_TMPFS is set (CI): then it fails."""
         if os.geteuid() != 0:
-            self.skipTest("mounting a tmpfs needs root")
+            self.cannot_mount("mounting a tmpfs needs root")
         fs = os.path.join(self.tmp, "fs")
         os.mkdir(fs)
         r = subprocess.run(["mount", "-t", "tmpfs", "-o",
@@ -497,8 +503,8 @@ class DiskTest(ReliabilityTest):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=10)
         if r.returncode != 0:
-            self.skipTest("mount -t tmpfs not permitted here: %s"
-                          % r.stderr.decode(errors="replace").strip())
+            self.cannot_mount("mount -t tmpfs not permitted here: %s"
+                              % r.stderr.decode(errors="replace").strip())
 
         def unmount():
             for proc in self.procs:
