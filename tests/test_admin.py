@@ -19,8 +19,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST, RFC3339_UTC_RE, SOCKET_WAIT, SPOOL, STATUS_LOCK, EchoPostTest,
-    load_stubs, log_text, send_log)
+    ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, SPOOL, STATUS_LOCK,
+    EchoPostTest, load_stubs, log_text, send_log, wait_until)
 
 
 def setUpModule():
@@ -196,14 +196,32 @@ class ReplayOnlyTest(AdminTest):
         self.assertFalse(os.path.lexists(self.sock))
 
     def test_interrupt_leaves_the_rest_in_the_spool(self):
+        # Protects: SIGINT in the middle of a replay keeps what was not
+        # delivered, in order: what the server got and what --dump shows
+        # make up every log, the one in flight at most twice.
         self.start_server("down")
-        self.spool_left(3)
+        texts = self.canonical(self.spool_left(20))
+        self.server.set(log_delay=0.05)
+        self.server.up()
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
                                     "-health-url", self.server.url])
-        self.wait_event(proc, "server_down")
+        self.assertTrue(wait_until(lambda: len(self.posts()) >= 3,
+                                   10.0 * SLOW), "replay did not start")
         self.assertEqual(self.stop_echopost(proc, signal.SIGINT), 0)
+        delivered = self.delivered_payloads()
+        code, out, err = self.admin("--dump")
+        self.assertEqual(code, 0, err)
+        left = [json.dumps(json.loads(line)["log_data"]["payload"],
+                           sort_keys=True) for line in out.splitlines()]
+        self.assertLess(len(delivered), 20, "the replay was not cut short")
+        self.assertGreater(len(left), 0)
+        self.assertEqual(delivered, texts[:len(delivered)])
+        self.assertEqual(left, texts[-len(left):])
+        self.assertLessEqual(len(texts) - len(left), len(delivered))
+        self.assertLessEqual(len(delivered) - (len(texts) - len(left)), 1)
         code, out, err = self.admin("--status", "--json")
-        self.assertEqual(json.loads(out)["spool"]["records"], 3)
+        self.assertEqual(code, 3, "--status of a stopped run")
+        self.assertEqual(json.loads(out)["spool"]["records"], len(left))
 
     def test_replay_only_refuses_to_share_a_directory(self):
         self.start_server("down")
@@ -309,14 +327,20 @@ class SessionRetentionTest(AdminTest):
         self.assertEqual(len(left), 1)
         self.assertFalse(left[0].startswith("session-2020"))
 
-        for day in range(1, 26):
-            os.mkdir(os.path.join(self.dir, "session-2020-02-%02dT00-00-00Z"
-                                  % day))
+        before = left + ["session-2020-02-%02dT00-00-00Z" % day
+                         for day in range(1, 26)]
+        for name in before[1:]:
+            os.mkdir(os.path.join(self.dir, name))
         proc = self.start_echopost(["-datanadhi", self.dir, "-health-url",
                                     self.server.url])
         self.assertEqual(self.wait_exit(proc), 0)
-        left = [n for n in os.listdir(self.dir) if n.startswith("session-")]
-        self.assertEqual(len(left), 20)
+        current = os.path.basename(self.events_of(proc)[0]["session"])
+        left = sorted(n for n in os.listdir(self.dir)
+                      if n.startswith("session-"))
+        # The 20 newest, this run's among them (a run in the same second
+        # as the first shares its directory).
+        self.assertEqual(left, sorted(set(before + [current]))[-20:])
+        self.assertIn(current, left)
 
 
 class AdminOptionsTest(AdminTest):
