@@ -133,22 +133,34 @@ new_journal(void)
 	return (j);
 }
 
-/* Create a journal whose first entry will be number first, durably. */
-int
-journal_create(struct journal **jp, const char *path, uint64_t first)
+/*
+ * Begin a journal at path whose first entry will be number first, durably:
+ * a new file, or the spare at spare (NULL: none) under its new name. On
+ * failure nothing is left at path: a newest journal that takes no appends
+ * would give its numbers again.
+ */
+static int
+begin_file(struct journal **jp, const char *spare, const char *path,
+    uint64_t first)
 {
 	struct journal	*j;
+	bool		 named;
 	int		 saved;
 
 	*jp = NULL;
 	if ((j = new_journal()) == NULL)
 		return (-1);
-	j->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	if (spare == NULL)
+		j->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	else
+		j->fd = open(spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	named = spare == NULL && j->fd != -1;
 	if (j->fd == -1 || begin(j, first) == -1 ||
+	    (spare != NULL && !(named = rename(spare, path) == 0)) ||
 	    sync_parent(path) == -1) {
 		saved = errno;
-		if (j->fd != -1)
+		if (named)
 			unlink(path);
 		journal_close(j);
 		errno = saved;
@@ -156,6 +168,13 @@ journal_create(struct journal **jp, const char *path, uint64_t first)
 	}
 	*jp = j;
 	return (0);
+}
+
+/* Create a journal whose first entry will be number first. */
+int
+journal_create(struct journal **jp, const char *path, uint64_t first)
+{
+	return (begin_file(jp, NULL, path, first));
 }
 
 /*
@@ -197,25 +216,7 @@ int
 journal_adopt(struct journal **jp, const char *spare, const char *path,
     uint64_t first)
 {
-	struct journal	*j;
-	int		 saved;
-
-	*jp = NULL;
-	if ((j = new_journal()) == NULL)
-		return (-1);
-	j->fd = open(spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (j->fd == -1 || begin(j, first) == -1 ||
-	    rename(spare, path) == -1 || sync_parent(path) == -1) {
-		saved = errno;
-		/* Never leave a newest journal that takes no appends. */
-		if (j->fd != -1 && access(spare, F_OK) == -1)
-			unlink(path);
-		journal_close(j);
-		errno = saved;
-		return (-1);
-	}
-	*jp = j;
-	return (0);
+	return (begin_file(jp, spare, path, first));
 }
 
 /*
