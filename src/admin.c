@@ -82,17 +82,14 @@ static void
 read_spool(const char *dir, struct status *st)
 {
 	struct spool	*spool;
-	struct stat	 sb;
 	char		 path[PATH_MAX];
 	uint64_t	 head, next;
 
-	if (dir_file(path, dir, SPOOL_NAME) == -1 || stat(path, &sb) == -1) {
-		st->spool_readable = errno == ENOENT;
+	if (dir_file(path, dir, SPOOL_NAME) == -1) {
 		strlcpy(st->spool_error, strerror(errno),
 		    sizeof st->spool_error);
 		return;
 	}
-	st->bytes = sb.st_size;
 	if (spool_open_reader(&spool, path) == -1) {
 		strlcpy(st->spool_error, spool != NULL ? spool_error(spool) :
 		    strerror(errno), sizeof st->spool_error);
@@ -100,6 +97,7 @@ read_spool(const char *dir, struct status *st)
 		return;
 	}
 	st->spool_readable = true;
+	st->bytes = spool_size(spool);
 	spool_range(spool, &head, &next);
 	st->records = next - head;
 	if (st->records > 0) {
@@ -275,8 +273,6 @@ admin_dump(const struct options *o)
 		    strerror(errno));
 		return (EXIT_IOERROR);
 	}
-	if (access(path, F_OK) == -1 && errno == ENOENT)
-		return (0);	/* no spool: nothing is waiting */
 	if (spool_open_reader(&spool, path) == -1) {
 		fprintf(stderr, "%s: cannot read spool %s: %s\n", PACKAGE,
 		    path, spool != NULL ? spool_error(spool) :

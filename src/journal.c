@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "files.h"
 #include "journal.h"
 #include "log.h"
 
@@ -83,27 +84,6 @@ encode_header(unsigned char header[JOURNAL_HEADER_SIZE], uint64_t first)
 	memcpy(header, MAGIC, 4);
 	be64enc(header + 4, first);
 	be32enc(header + 12, checksum(header, 12, NULL, 0));
-}
-
-/* A file created or removed in a directory is durable once it is synced. */
-static int
-sync_parent(const char *path)
-{
-	char	*copy, *slash;
-	int	 fd, status = -1;
-
-	if ((copy = strdup(path)) == NULL)
-		return (-1);
-	if ((slash = strrchr(copy, '/')) != NULL)
-		*(slash == copy ? slash + 1 : slash) = '\0';
-	fd = open(slash != NULL ? copy : ".", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC);
-	if (fd != -1) {
-		status = fsync(fd);
-		close(fd);
-	}
-	free(copy);
-	return (status);
 }
 
 /* Write the header at the start of j's file, and sync it. */

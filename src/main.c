@@ -4,7 +4,7 @@
  *	lock DIR -> open the spool -> listen -> forward
  *	spool empty and server healthy -> stop listening -> deliver the rest
  *	-> remove socket, status lock and spool -> exit 0
- *	SIGINT, SIGTERM -> stop listening -> keep the spool -> exit 0
+ *	SIGINT, SIGTERM, SIGHUP -> stop listening -> keep the spool -> exit 0
  *
  * Signals are blocked in every thread and taken with sigtimedwait(2) here,
  * between polls of the listener: no handler, nothing async-signal-unsafe.
@@ -194,7 +194,7 @@ open_everything(struct run *run)
 	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");
 	session_prune(run->session, o->keep_sessions);
 	if (spool_open(&run->spool, run->paths.spool,
-	    (uint64_t)o->max_spool_size) == -1)
+	    (uint64_t)o->max_spool_size, (off_t)o->journal_size) == -1)
 		return (fatal(EXIT_IOERROR, "cannot open spool",
 		    run->paths.spool, run->spool != NULL ?
 		    spool_error(run->spool) : strerror(errno)));
@@ -377,6 +377,8 @@ main(int argc, char *argv[])
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
+	/* An admin's terminal that goes away stops it as cleanly. */
+	sigaddset(&stop_signals, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		fprintf(stderr, "%s: cannot initialise\n", PACKAGE);

@@ -326,10 +326,13 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 static enum options_result
 set_defaults(struct options *o)
 {
-	const char	*key;
+	const char	*key, *size;
 
 	memset(o, 0, sizeof *o);
 	key = getenv(API_KEY_ENV);
+	if ((size = getenv(JOURNAL_SIZE_ENV)) != NULL &&
+	    parse_size(size, &o->journal_size) == -1)
+		o->journal_size = 0;
 	if (replace(&o->dir, DEFAULT_DIR) == -1 ||
 	    replace(&o->health_url, DEFAULT_HEALTH_URL) == -1 ||
 	    replace(&o->api_key, key != NULL ? key : "") == -1)

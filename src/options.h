@@ -22,6 +22,8 @@
 #define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
 #define DEFAULT_KEEP_SESSIONS	20
 #define API_KEY_ENV		"DATANADHI_API_KEY"
+/* For the test suite: journals this long, so that rotation comes soon. */
+#define JOURNAL_SIZE_ENV	"ECHOPOST_TEST_JOURNAL_SIZE"
 
 enum mode {
 	MODE_SERVE,		/* the SDK's helper: listen, store, replay */
@@ -41,6 +43,7 @@ struct options {
 	int64_t		 timeout_ms;
 	int64_t		 max_message_size;
 	int64_t		 max_spool_size;	/* 0: no limit */
+	int64_t		 journal_size;	/* 0: the spool's own */
 	enum log_level	 log_level;
 	int		 keep_sessions;
 };

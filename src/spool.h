@@ -12,10 +12,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct spool;
 
-int		 spool_open(struct spool **, const char *, uint64_t);
+int		 spool_open(struct spool **, const char *, uint64_t, off_t);
 int		 spool_open_reader(struct spool **, const char *);
 int		 spool_get(struct spool *, uint64_t, void **, size_t *);
 void		 spool_range(struct spool *, uint64_t *, uint64_t *);
@@ -28,6 +29,7 @@ int		 spool_sync(struct spool *);
 int		 spool_first(struct spool *, uint64_t *, void **, size_t *);
 int		 spool_remove(struct spool *, uint64_t, size_t);
 uint64_t	 spool_count(struct spool *);
+uint64_t	 spool_size(struct spool *);
 int		 spool_close(struct spool *, int);
 const char	*spool_error(struct spool *);
 

@@ -1,6 +1,6 @@
 /*
- * check_spool.c: append and read in order, remove, reopen and resume,
- * recovery after an unclean stop.
+ * check_spool.c: append and read in order, remove, reopen and resume after
+ * a crash, sealing, the spools of echopost 1, damage.
  */
 #include "config.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/endian.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,7 +43,7 @@ open_spool(void)
 {
 	struct spool	*s;
 
-	ck_assert_msg(spool_open(&s, path, 0) == 0, "open: %s",
+	ck_assert_msg(spool_open(&s, path, 0, 0) == 0, "open: %s",
 	    s != NULL ? spool_error(s) : "out of memory");
 	return (s);
 }
@@ -95,6 +96,23 @@ START_TEST(order_kept)
 }
 END_TEST
 
+/* Is a file whose name holds part left in dir? */
+static bool
+file_left(const char *part)
+{
+	struct dirent	*entry;
+	DIR		*d;
+	bool		 found = false;
+
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((entry = readdir(d)) != NULL)
+		if (strstr(entry->d_name, part) != NULL)
+			found = true;
+	closedir(d);
+	return (found);
+}
+
 /* A clean close and reopen resumes where it was, and numbering goes on. */
 START_TEST(reopen_resumes)
 {
@@ -106,7 +124,8 @@ START_TEST(reopen_resumes)
 	append_text(s, "three", &last);
 	expect_first(s, "one");
 	ck_assert_int_eq(spool_close(s, 1), 0);
-	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert(file_left(".journal."));
+	ck_assert(file_left(".position"));
 
 	s = open_spool();
 	ck_assert_uint_eq(spool_count(s), 2);
@@ -116,33 +135,16 @@ START_TEST(reopen_resumes)
 	expect_first(s, "three");
 	expect_first(s, "four");
 	ck_assert_int_eq(spool_close(s, 1), 0);
-	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert(!file_left("test.spool"));
 }
 END_TEST
-
-/* Is any journal of the spool left in dir? */
-static bool
-journal_left(void)
-{
-	struct dirent	*entry;
-	DIR		*d;
-	bool		 found = false;
-
-	d = opendir(dir);
-	ck_assert_ptr_nonnull(d);
-	while ((entry = readdir(d)) != NULL)
-		if (strstr(entry->d_name, ".journal.") != NULL)
-			found = true;
-	closedir(d);
-	return (found);
-}
 
 /*
  * A run that appends count records, delivers the first removed of them,
  * syncs, and dies: no spool_close, a crash.
  */
 static void
-crash_after(int count, int removed)
+crash_after(int count, int removed, off_t journal_size)
 {
 	struct spool	*s;
 	pid_t		 child;
@@ -153,10 +155,14 @@ crash_after(int count, int removed)
 	child = fork();
 	ck_assert_int_ne(child, -1);
 	if (child == 0) {
-		s = open_spool();
+		if (spool_open(&s, path, 0, journal_size) == -1)
+			_exit(1);
 		for (i = 0; i < count; i++) {
 			snprintf(text, sizeof text, "record %d", i);
 			append_text(s, text, &seq);
+			spool_roll(s);
+			if (i % 10 == 9 && spool_settle(s) == -1)
+				_exit(1);
 		}
 		for (i = 0; i < removed; i++) {
 			snprintf(text, sizeof text, "record %d", i);
@@ -183,67 +189,37 @@ expect_left(int from, int count)
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
-	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert(!file_left("test.spool"));
 }
 
-/*
- * A run that died after a sync: the bookkeeping keys are stale, no clean
- * mark. Reopening finds every synced record and both ends.
- */
+/* A run that died after saving its head resumes at that head. */
 START_TEST(unclean_stop_resumes)
 {
-	crash_after(50, 1);
+	crash_after(50, 1, 0);
 	expect_left(1, 50);
 }
 END_TEST
 
-/*
- * Records committed to the journal and never moved into GDBM survive a
- * crash: GDBM is recovered later, and the journal moved into it.
- */
-START_TEST(crash_before_move_keeps_journal)
+/* Records only in the journal survive a crash. */
+START_TEST(crash_keeps_journal)
 {
-	crash_after(300, 0);
-	ck_assert(journal_left());
+	crash_after(300, 0, 0);
+	ck_assert(file_left(".journal."));
+	ck_assert(!file_left(".sealed."));
 	expect_left(0, 300);
 }
 END_TEST
 
 /*
- * A run that changes nothing in GDBM and dies leaves it marked clean: the
- * next run needs no recovery.
+ * Closed journals are sealed into GDBM while the spool waits, and go; a
+ * crash after that loses nothing, and the sealed files go once delivered.
  */
-START_TEST(crash_without_change_stays_clean)
+START_TEST(closed_journals_sealed)
 {
-	struct spool	*s = open_spool();
-	GDBM_FILE	 db;
-	datum		 key, value;
-	uint64_t	 seq;
-	pid_t		 child;
-	int		 status;
-
-	append_text(s, "kept", &seq);
-	ck_assert_int_eq(spool_close(s, 0), 0);
-	child = fork();
-	ck_assert_int_ne(child, -1);
-	if (child == 0) {
-		s = open_spool();
-		kill(getpid(), SIGKILL);
-	}
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-
-	db = gdbm_open(path, 0, GDBM_READER, 0600, NULL);
-	ck_assert_ptr_nonnull(db);
-	key.dptr = "clean";
-	key.dsize = 5;
-	value = gdbm_fetch(db, key);
-	ck_assert_ptr_nonnull(value.dptr);
-	free(value.dptr);
-	gdbm_close(db);
-	s = open_spool();
-	expect_first(s, "kept");
-	ck_assert_int_eq(spool_close(s, 1), 0);
+	crash_after(300, 20, 1024);
+	ck_assert(file_left(".sealed."));
+	ck_assert(!file_left(".journal.1"));
+	expect_left(20, 300);
 }
 END_TEST
 
@@ -258,9 +234,8 @@ long_text(char text[1000], int i)
 }
 
 /*
- * Many megabytes go through several journals, moved while they arrive, in
- * order; a moved journal is deleted, and a clean close leaves everything
- * in GDBM and no journal behind.
+ * Many megabytes go through several journals of the default size, sealed
+ * while they arrive, in order; a sealed journal is deleted.
  */
 START_TEST(journals_rotate_in_order)
 {
@@ -280,9 +255,8 @@ START_TEST(journals_rotate_in_order)
 	}
 	snprintf(first, sizeof first, "%s.journal.1", path);
 	ck_assert_int_eq(access(first, F_OK), -1);
-	ck_assert(journal_left());
+	ck_assert(file_left(".sealed."));
 	ck_assert_int_eq(spool_close(s, 0), 0);
-	ck_assert(!journal_left());
 
 	s = open_spool();
 	ck_assert_uint_eq(spool_count(s), 12000);
@@ -291,14 +265,13 @@ START_TEST(journals_rotate_in_order)
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
-	ck_assert(!journal_left());
-	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert(!file_left("test.spool"));
 }
 END_TEST
 
 /*
  * A reader beside a running owner finds records still in the journal, and
- * only the record asked for: one that is gone is not there.
+ * only those not delivered.
  */
 START_TEST(reader_finds_journaled_records)
 {
@@ -340,34 +313,78 @@ START_TEST(reader_finds_journaled_records)
 }
 END_TEST
 
-/* Lost bookkeeping keys are rebuilt from the records themselves. */
-START_TEST(lost_bookkeeping_rebuilt)
+/*
+ * A spool of echopost 1 at path: records first to end - 1 ("record i"),
+ * bookkeeping as it kept it, the clean mark if clean.
+ */
+static void
+write_legacy(uint64_t first, uint64_t end, bool clean)
 {
-	struct spool	*s = open_spool();
 	GDBM_FILE	 db;
-	datum		 key;
+	unsigned char	 buf[8];
+	char		 text[32];
+	datum		 key, value;
 	uint64_t	 seq;
+	const char	*names[] = { "head", "next", "clean" };
+	uint64_t	 values[] = { first, end, 1 };
+	int		 i;
 
-	append_text(s, "a", &seq);
-	append_text(s, "b", &seq);
-	expect_first(s, "a");
-	ck_assert_int_eq(spool_close(s, 0), 0);
-
-	db = gdbm_open(path, 0, GDBM_WRITER, 0600, NULL);
+	db = gdbm_open(path, 0, GDBM_NEWDB, 0600, NULL);
 	ck_assert_ptr_nonnull(db);
-	key.dptr = "head";
-	key.dsize = 4;
-	ck_assert_int_eq(gdbm_delete(db, key), 0);
-	key.dptr = "next";
-	ck_assert_int_eq(gdbm_delete(db, key), 0);
-	gdbm_close(db);
+	key.dptr = (char *)buf;
+	key.dsize = sizeof buf;
+	for (seq = first; seq < end; seq++) {
+		be64enc(buf, seq);
+		snprintf(text, sizeof text, "record %d", (int)seq);
+		value.dptr = text;
+		value.dsize = (int)strlen(text) + 1;
+		ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
+	}
+	for (i = 0; i < (clean ? 3 : 2); i++) {
+		key.dptr = (char *)names[i];
+		key.dsize = (int)strlen(names[i]);
+		be64enc(buf, values[i]);
+		value.dptr = (char *)buf;
+		value.dsize = sizeof buf;
+		ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
+	}
+	ck_assert_int_eq(gdbm_close(db), 0);
+}
 
+/* A clean echopost 1 spool is taken as a sealed file, by its name alone. */
+START_TEST(clean_legacy_spool_taken_as_it_is)
+{
+	struct spool	*s;
+	char		 sealed[4096 + 32];
+
+	write_legacy(3, 40, true);
 	s = open_spool();
-	ck_assert_uint_eq(spool_count(s), 1);
-	append_text(s, "c", &seq);
-	expect_first(s, "b");
-	expect_first(s, "c");
+	snprintf(sealed, sizeof sealed, "%s.sealed.3-40", path);
+	ck_assert_int_eq(access(sealed, F_OK), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	expect_left(3, 40);
+}
+END_TEST
+
+/* Any other is copied, recovered and sealed: new records follow its own. */
+START_TEST(unclean_legacy_spool_imported)
+{
+	struct spool	*s;
+	uint64_t	 seq;
+	char		 text[32];
+	int		 i;
+
+	write_legacy(3, 40, false);
+	s = open_spool();
+	append_text(s, "record 40", &seq);
+	ck_assert_uint_eq(seq, 40);
+	for (i = 3; i <= 40; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert(!file_left("test.spool"));
 }
 END_TEST
 
@@ -379,7 +396,7 @@ START_TEST(cap_refuses_then_recovers)
 	uint64_t	 seq;
 	int		 i;
 
-	ck_assert_int_eq(spool_open(&s, path, 4500), 0);
+	ck_assert_int_eq(spool_open(&s, path, 4500, 0), 0);
 	memset(record, 'r', sizeof record - 1);
 	record[sizeof record - 1] = '\0';
 	for (i = 0; i < 4; i++)
@@ -398,28 +415,39 @@ START_TEST(cap_refuses_then_recovers)
 }
 END_TEST
 
-/* A file GDBM cannot open is kept aside, and a fresh spool takes over. */
-START_TEST(damaged_file_set_aside)
+/*
+ * A sealed file GDBM cannot open is kept aside, never deleted; its records
+ * are reported missing, and the spool goes on.
+ */
+START_TEST(damaged_sealed_file_set_aside)
 {
 	struct spool	*s;
 	struct dirent	*entry;
 	FILE		*f;
 	DIR		*d;
-	char		 kept[4096] = "";
+	uint64_t	 seq;
+	void		*value;
+	size_t		 size;
+	char		 sealed[4096 + 32], kept[4096] = "";
 	char		 text[] = "this is not a GDBM file\n";
 
-	f = fopen(path, "w");
+	snprintf(sealed, sizeof sealed, "%s.sealed.0-5", path);
+	f = fopen(sealed, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
 	fclose(f);
 	s = open_spool();
-	ck_assert_uint_eq(spool_count(s), 0);
-	ck_assert_int_eq(spool_close(s, 0), 0);
+	ck_assert_uint_eq(spool_count(s), 5);
+	append_text(s, "after", &seq);
+	ck_assert_uint_eq(seq, 5);
+	expect_first(s, "after");
+	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 0);
+	ck_assert_int_eq(spool_close(s, 1), 0);
 
 	d = opendir(dir);
 	ck_assert_ptr_nonnull(d);
 	while ((entry = readdir(d)) != NULL)
-		if (strstr(entry->d_name, "test.spool.damaged-") != NULL)
+		if (strstr(entry->d_name, ".sealed.0-5.damaged-") != NULL)
 			snprintf(kept, sizeof kept, "%s/%s", dir,
 			    entry->d_name);
 	closedir(d);
@@ -436,19 +464,20 @@ Suite *
 spool_suite(void)
 {
 	Suite	*s = suite_create("spool");
-	TCase	*t = tcase_create("gdbm");
+	TCase	*t = tcase_create("files");
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, order_kept);
 	tcase_add_test(t, reopen_resumes);
 	tcase_add_test(t, unclean_stop_resumes);
-	tcase_add_test(t, crash_before_move_keeps_journal);
-	tcase_add_test(t, crash_without_change_stays_clean);
+	tcase_add_test(t, crash_keeps_journal);
+	tcase_add_test(t, closed_journals_sealed);
 	tcase_add_test(t, reader_finds_journaled_records);
 	tcase_add_test(t, journals_rotate_in_order);
-	tcase_add_test(t, lost_bookkeeping_rebuilt);
+	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
+	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, cap_refuses_then_recovers);
-	tcase_add_test(t, damaged_file_set_aside);
+	tcase_add_test(t, damaged_sealed_file_set_aside);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -65,10 +65,28 @@ SOCKET_NAME = "data-nadhi-agent.sock"
 STATUS_LOCK = "agent-status.lock"
 PID_FILE = "echopost.pid"
 SPOOL = "echopost.spool"
+POSITION = SPOOL + ".position"
 SESSION_RE = re.compile(r"^session-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
 RFC3339_UTC_RE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 SUN_PATH_MAX = 107
+
+
+def spool_names(dir):
+    """The spool's files in dir: journals, sealed files, the position."""
+    return sorted(n for n in os.listdir(dir)
+                  if n == SPOOL or n.startswith(SPOOL + "."))
+
+
+SEALED_RE = re.compile(re.escape(SPOOL) + r"\.sealed\.(\d+)-(\d+)")
+
+
+def spool_kept(dir):
+    """Whether dir holds records not delivered yet: a journal or a sealed
+    file."""
+    return any(re.fullmatch(re.escape(SPOOL) + r"\.(journal\.\d+|"
+                            r"sealed\.\d+-\d+)", n)
+               for n in spool_names(dir))
 
 # The SDK polls for the socket every 50 ms and gives up after 2 s.
 SOCKET_POLL = 0.05
@@ -220,12 +238,15 @@ class EchoPostTest(unittest.TestCase):
     # -- echopost -----------------------------------------------------------
 
     def start_echopost(self, args=None, sdk=False, env_key=None,
-                       interval="100ms", dir=None, key=API_KEY, cwd=None):
+                       interval="100ms", dir=None, key=API_KEY, cwd=None,
+                       journal_size=None):
         """Start echopost. args None: the SDK's own command line
         (-datanadhi DIR -api-key KEY -health-url URL) plus the health
         interval. sdk=True: stdio on /dev/null and a new session, like the
         SDK; otherwise stdout and stderr go to files in the temp dir
-        (proc.out_path, proc.err_path)."""
+        (proc.out_path, proc.err_path). journal_size: bytes after which a
+        journal is closed (ECHOPOST_TEST_JOURNAL_SIZE), so that a few logs
+        make echopost rotate and seal journals."""
         dir = self.dir if dir is None else dir
         if args is None:
             args = ["-datanadhi", dir]
@@ -238,6 +259,8 @@ class EchoPostTest(unittest.TestCase):
         env.pop("DATANADHI_API_KEY", None)
         if env_key is not None:
             env["DATANADHI_API_KEY"] = env_key
+        if journal_size is not None:
+            env["ECHOPOST_TEST_JOURNAL_SIZE"] = str(journal_size)
         self.outputs += 1
         out_path = os.path.join(self.tmp, "out-%d.txt" % self.outputs)
         err_path = os.path.join(self.tmp, "err-%d.txt" % self.outputs)

@@ -19,8 +19,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, SPOOL, STATUS_LOCK,
-    EchoPostTest, load_stubs, log_text, send_log, wait_until)
+    ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, STATUS_LOCK,
+    EchoPostTest, load_stubs, log_text, send_log, spool_kept, spool_names,
+    wait_until)
 
 
 def setUpModule():
@@ -54,7 +55,7 @@ class AdminTest(EchoPostTest):
         """A spool of count logs left by a run stopped with SIGTERM."""
         proc, texts = self.store_logs(count)
         self.assertEqual(self.stop_echopost(proc), 0)
-        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertTrue(spool_kept(self.dir))
         return texts
 
     def wait_event(self, proc, name):
@@ -173,7 +174,8 @@ class DumpTest(AdminTest):
         code, out, err = self.admin("--dump")
         self.assertEqual(code, 0, err)
         self.check_dump(out, texts)
-        os.unlink(os.path.join(self.dir, SPOOL))
+        for name in spool_names(self.dir):
+            os.unlink(os.path.join(self.dir, name))
         self.assertEqual(self.admin("--dump")[:2], (0, ""))
 
 
@@ -192,7 +194,7 @@ class ReplayOnlyTest(AdminTest):
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
         self.assertEqual(self.delivered_payloads(), self.canonical(texts))
-        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(spool_names(self.dir), [])
         self.assertFalse(os.path.lexists(self.sock))
 
     def test_interrupt_leaves_the_rest_in_the_spool(self):

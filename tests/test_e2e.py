@@ -33,7 +33,8 @@ import grpc  # noqa: E402
 
 from support import (  # noqa: E402
     ECHOPOST, ECHOPOST_SEND, PID_FILE, REPO, RFC3339_UTC_RE, SESSION_RE,
-    SLOW, SOCKET_NAME, SPOOL, STATUS_LOCK, SUN_PATH_MAX, EchoPostTest, Sent,
+    POSITION, SLOW, SOCKET_NAME, STATUS_LOCK, SUN_PATH_MAX, EchoPostTest, Sent,
+    spool_kept, spool_names,
     files_under, load_stubs, log_text, read_events, read_json_lines,
     send_log, sockets_under, wait_until)
 
@@ -80,7 +81,7 @@ class MainJobTest(EchoPostTest):
         time.sleep(0.3)
         self.assertEqual(proc.poll(), None, "echopost exited while down")
         self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)))
-        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertTrue(spool_kept(self.dir))
         self.assertEqual(self.posts(), [])
 
         self.server.up()
@@ -118,7 +119,7 @@ class MainJobTest(EchoPostTest):
         self.assert_in_ack_order(sent, posts)
 
         # Clean exit: nothing of the run is left but the session.
-        for name in (SOCKET_NAME, STATUS_LOCK, SPOOL, PID_FILE):
+        for name in (SOCKET_NAME, STATUS_LOCK, POSITION, PID_FILE):
             self.assertFalse(os.path.lexists(os.path.join(self.dir, name)),
                              "%s left behind" % name)
         self.assertEqual(sockets_under(self.dir), [])
@@ -216,7 +217,7 @@ class AnswersTest(EchoPostTest):
             self.assertEqual(line["context"].get("response"), body)
         self.assertEqual(self.session_file("agent-success.log"), [])
         # Removed from the spool: it is gone at the clean exit.
-        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(spool_names(self.dir), [])
         self.assertIn("record_rejected", self.names_of(proc))
 
     def test_permanent_failure_400_goes_to_failure_log_and_leaves_spool(self):
@@ -282,7 +283,7 @@ class RestartTest(EchoPostTest):
         for name in (SOCKET_NAME, STATUS_LOCK, PID_FILE):
             self.assertFalse(os.path.lexists(os.path.join(self.dir, name)),
                              "%s left after the signal" % name)
-        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)),
+        self.assertTrue(spool_kept(self.dir),
                         "the spool was not kept")
 
     def test_restart_resumes_in_order(self):
@@ -314,10 +315,10 @@ class RestartTest(EchoPostTest):
         self.assertEqual(sorted(keys[20:]),
                          sorted((2, s.thread, s.seq) for s in sent2))
         self.assert_in_ack_order(sent1 + sent2, posts)
-        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(spool_names(self.dir), [])
 
     def test_signal_keeps_spool_and_later_run_delivers_it(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with self.subTest(signal=sig.name):
                 if self.server is not None:
                     self.server.stop()
@@ -342,8 +343,7 @@ class RestartTest(EchoPostTest):
                 keys = [json.loads(p["body"])["log_data"]["seq"]
                         for p in self.posts()]
                 self.assertEqual(keys, [s.seq for s in sent])
-                self.assertFalse(os.path.exists(os.path.join(self.dir,
-                                                             SPOOL)))
+                self.assertEqual(spool_names(self.dir), [])
 
     def test_sigterm_with_calls_in_flight_loses_nothing_acknowledged(self):
         self.start_server("down")
@@ -395,7 +395,7 @@ class RestartTest(EchoPostTest):
                          self.stderr_of(later))
         self.assert_in_ack_order(sent, self.posts())
         self.assertFalse(os.path.lexists(self.sock))
-        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(spool_names(self.dir), [])
 
 
 # --------------------------------------------------------------------------
@@ -467,8 +467,7 @@ class DirectoryTest(EchoPostTest):
         self.wait_socket(proc, sock=sock)
         self.assertTrue(send_log(sock, '{"dir": "default"}').success)
         self.assertEqual(self.stop_echopost(proc), 0)
-        self.assertTrue(os.path.exists(os.path.join(self.tmp, ".datanadhi",
-                                                    SPOOL)))
+        self.assertTrue(spool_kept(os.path.join(self.tmp, ".datanadhi")))
 
     def test_stale_socket_is_replaced_and_served(self):
         self.start_server("down")
@@ -733,7 +732,7 @@ class ClientsTest(EchoPostTest):
         self.assertGreaterEqual(exit_event.get("stored"), len(acked))
         self.assertEqual(exit_event.get("spooled"), 0)
         self.assertGreaterEqual(len(posts), exit_event.get("stored"))
-        self.assertFalse(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertEqual(spool_names(self.dir), [])
 
 
 # --------------------------------------------------------------------------
@@ -745,7 +744,7 @@ class HealthTest(EchoPostTest):
         self.start_server("up")
         proc = self.start_echopost()
         self.assertEqual(self.wait_exit(proc, timeout=5 * SLOW), 0)
-        for name in (SOCKET_NAME, STATUS_LOCK, SPOOL, PID_FILE):
+        for name in (SOCKET_NAME, STATUS_LOCK, POSITION, PID_FILE):
             self.assertFalse(os.path.lexists(os.path.join(self.dir, name)),
                              "%s left behind" % name)
         self.assertEqual(self.posts(), [])

@@ -30,6 +30,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import stat
@@ -45,9 +46,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 
 from support import (  # noqa: E402
-    PID_FILE, RFC3339_UTC_RE, SESSION_RE, SLOW, SOCKET_NAME, SPOOL,
-    STATUS_LOCK, EchoPostTest, Sent, files_under, load_stubs, log_text,
-    read_json_lines, send_log, wait_until)
+    PID_FILE, POSITION, RFC3339_UTC_RE, SEALED_RE, SESSION_RE, SLOW,
+    SOCKET_NAME, SPOOL, STATUS_LOCK, EchoPostTest, Sent, files_under,
+    load_stubs, log_text, read_json_lines, send_log, spool_kept,
+    spool_names, wait_until)
 
 
 def setUpModule():
@@ -184,11 +186,12 @@ class ReliabilityTest(EchoPostTest):
                  "-health-url", self.server.url,
                  "--health-interval", interval] + list(extra))
 
-    def start_in(self, dir, extra=(), interval="100ms"):
+    def start_in(self, dir, extra=(), interval="100ms", journal_size=None):
         """Start echopost on dir and wait (as the SDK does, 2 s at most)
         for its socket. Returns (proc, socket path)."""
         sock = os.path.join(dir, SOCKET_NAME)
-        proc = self.start_echopost(self.args(dir, extra, interval))
+        proc = self.start_echopost(self.args(dir, extra, interval),
+                                   journal_size=journal_size)
         self.wait_socket(proc, sock=sock)
         return proc, sock
 
@@ -224,31 +227,55 @@ class ReliabilityTest(EchoPostTest):
 # --------------------------------------------------------------------------
 # 1. Storage corruption
 
+KINDS = ((False, "sealed"), (True, "echopost1"))
+
+
 class StorageCorruptionTest(ReliabilityTest):
+    """Damage found by a later start in a GDBM file of the spool: a sealed
+    file (written once, then only read), or the same bytes as the spool of
+    echopost 1 (echopost.spool, imported with gdbm_recover). The first run
+    stores STORED logs in small journals, so that the mover seals most of
+    them, and stops; each test damages a copy."""
 
     STORED = 200
+    JOURNAL = 8192
 
     def make_spool(self):
-        """Store STORED logs with the server down, stop with SIGTERM (the
-        spool is kept and marked clean) and return (texts, spool bytes)."""
+        """Store STORED logs with the server down, wait until journals are
+        sealed, stop with SIGTERM. Returns (texts, the largest sealed
+        file's name, its bytes)."""
         self.start_server("down")
-        proc, sock = self.start_in(self.dir)
+        proc = self.start_echopost(self.args(self.dir),
+                                   journal_size=self.JOURNAL)
+        sock = os.path.join(self.dir, SOCKET_NAME)
+        self.wait_socket(proc, sock=sock)
         texts = self.store_seq_logs(sock, self.STORED)
-        self.assertEqual(self.stop_echopost(proc), 0)
-        with open(os.path.join(self.dir, SPOOL), "rb") as f:
-            data = f.read()
-        return texts, data
 
-    def fresh_dir(self, name, spool_bytes):
-        """A new DIR holding spool_bytes as its spool (mode 0600)."""
+        def sealed_names():
+            return [n for n in os.listdir(self.dir) if SEALED_RE.fullmatch(n)]
+        self.assertTrue(wait_until(sealed_names, 10 * SLOW),
+                        "no journal was sealed")
+        self.assertEqual(self.stop_echopost(proc), 0)
+        name = max(sealed_names(), key=lambda n: os.path.getsize(
+            os.path.join(self.dir, n)))
+        with open(os.path.join(self.dir, name), "rb") as f:
+            data = f.read()
+        return texts, name, data
+
+    def fresh_dir(self, name, sealed, data, legacy=False):
+        """A new DIR holding the stopped run's spool files, with data in
+        place of the sealed file, or (legacy) as echopost.spool instead."""
         parent = os.path.join(self.tmp, name)
         os.mkdir(parent)
         dir = os.path.join(parent, "dn")
         os.mkdir(dir, 0o750)
-        fd = os.open(os.path.join(dir, SPOOL),
+        for n in spool_names(self.dir):
+            if n != sealed:
+                shutil.copy2(os.path.join(self.dir, n), dir)
+        fd = os.open(os.path.join(dir, SPOOL if legacy else sealed),
                      os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(spool_bytes)
+            f.write(data)
         return dir
 
     def run_damaged(self, dir):
@@ -270,11 +297,13 @@ class StorageCorruptionTest(ReliabilityTest):
         bodies = [log_data_of(p) for p in posts]
         self.assertIn(json.loads(new_text), bodies,
                       "the log stored after the damage was not delivered")
+        self.assertEqual([n for n in spool_names(dir) if ".damaged-" not in n],
+                         [], "spool files left after a clean exit")
         return proc, events, new_text, first, posts
 
     def assert_delivered_intact(self, texts, first, posts):
-        """What is delivered of the old spool is what was stored, once,
-        in the order it was stored."""
+        """What is delivered of the old spool is what was stored, once
+        at least, in the order it was stored."""
         for p in posts:
             d = log_data_of(p)
             if "seq" not in d:
@@ -288,12 +317,10 @@ class StorageCorruptionTest(ReliabilityTest):
                          "old records delivered out of order")
 
     def kept_files(self, events):
-        """Kept copies named by spool_recovered (copy) and spool_damaged
-        (kept_as) events; each must exist and be private (0600)."""
+        """Files set aside, named by spool_damaged events (kept_as); each
+        must exist and be private (0600)."""
         kept = []
         for e in events:
-            if e["event"] == "spool_recovered" and e.get("copy"):
-                kept.append(e["copy"])
             if e["event"] == "spool_damaged":
                 self.assertTrue(e.get("kept_as"),
                                 "spool_damaged without kept_as: %r" % e)
@@ -305,32 +332,35 @@ class StorageCorruptionTest(ReliabilityTest):
                              "kept copy %s is not private" % path)
         return kept
 
-    def assert_accounted(self, stored, delivered, quarantined, events):
-        """Every stored record is delivered, quarantined, reported by a
-        record_missing event, or lost in a way GDBM reported: a
-        spool_damaged set-aside (the whole file is kept),
-        or a spool_recovered with a kept copy, whose failed_keys cover the
-        loss unless whole buckets failed (then GDBM cannot count keys)."""
-        lost = sorted(set(stored) - set(delivered) - set(quarantined))
-        reported = {e["seq"] for e in events if e["event"] == "record_missing"}
+    def assert_accounted(self, stored, delivered, quarantined, events,
+                         legacy):
+        """Every stored record is delivered, quarantined, or reported by a
+        record_missing event (seq, count). An echopost 1 spool may also
+        lose what gdbm_recover reports (spool_recovered: failed_keys, or
+        failed buckets whose keys GDBM cannot count), or be set aside
+        whole (spool_damaged); a sealed file's losses are all reported
+        record by record, since its range is in its name."""
+        reported = set()
+        for e in events:
+            if e["event"] == "record_missing":
+                reported.update(range(e["seq"], e["seq"] + e["count"]))
         self.assertFalse(reported & set(delivered),
                          "a record reported missing was delivered")
-        lost = [seq for seq in lost if seq not in reported]
+        lost = sorted(set(stored) - set(delivered) - set(quarantined)
+                      - reported)
         if not lost:
             return
-        damaged = [e for e in events if e["event"] == "spool_damaged"]
-        recovered = [e for e in events if e["event"] == "spool_recovered"
-                     and e.get("copy")]
-        self.assertTrue(
-            damaged or recovered,
-            "%d stored records vanished without any spool_damaged or "
-            "spool_recovered (with a copy) event, and were not "
-            "quarantined: seqs %s" % (len(lost), lost))
-        if damaged:
+        self.assertTrue(legacy, "%d records of a sealed file vanished "
+                        "without a record_missing event: seqs %s"
+                        % (len(lost), lost))
+        if [e for e in events if e["event"] == "spool_damaged"]:
             return
-        failed_keys = sum(e.get("failed_keys", 0) for e in recovered)
-        failed_buckets = sum(e.get("failed_buckets", 0) for e in recovered)
-        if failed_buckets == 0:
+        recovered = [e for e in events if e["event"] == "spool_recovered"]
+        self.assertTrue(recovered, "%d records vanished without any "
+                        "spool_damaged or spool_recovered event: seqs %s"
+                        % (len(lost), lost))
+        failed_keys = sum(e["failed_keys"] for e in recovered)
+        if sum(e["failed_buckets"] for e in recovered) == 0:
             self.assertLessEqual(
                 len(lost), failed_keys,
                 "%d records lost but GDBM reported only %d failed keys "
@@ -364,28 +394,22 @@ class StorageCorruptionTest(ReliabilityTest):
         return [l["seq"] for l in lines]
 
     def test_truncated_spool_is_noticed_and_service_continues(self):
-        # Protects: a truncated spool neither stops echopost from starting
-        # (the SDK gives it 2 s) nor is trusted silently: the damage is
-        # reported (spool_recovered with a kept copy, or spool_damaged
-        # with the file kept aside), new logs are served, exit is 0.
-        texts, original = self.make_spool()
+        # Protects: a truncated GDBM file neither stops echopost from
+        # starting (the SDK gives it 2 s) nor is trusted silently: what is
+        # lost is reported, new logs are served, exit is 0.
+        texts, sealed, original = self.make_spool()
         for fraction in (0.9, 0.5, 0.05):
-            with self.subTest(fraction=fraction):
-                cut = original[:int(len(original) * fraction)]
-                dir = self.fresh_dir("trunc-%d" % int(fraction * 100), cut)
-                proc, events, _, first, posts = self.run_damaged(dir)
-                names = [e["event"] for e in events]
-                self.assertTrue(
-                    "spool_recovered" in names or "spool_damaged" in names,
-                    "spool truncated to %d%% (%d of %d bytes) but no "
-                    "spool_recovered/spool_damaged event; %d of %d stored "
-                    "records delivered; events: %s"
-                    % (fraction * 100, len(cut), len(original), len(first),
-                       len(texts), sorted(set(names))))
-                self.assertTrue(self.kept_files(events),
-                                "no kept copy of the truncated spool")
-                self.assert_delivered_intact(texts, first, posts)
-                self.assert_accounted(range(len(texts)), first, [], events)
+            cut = original[:int(len(original) * fraction)]
+            for legacy, kind in KINDS:
+                with self.subTest(fraction=fraction, kind=kind):
+                    dir = self.fresh_dir("trunc-%d-%s" % (fraction * 100,
+                                                          kind),
+                                         sealed, cut, legacy)
+                    proc, events, _, first, posts = self.run_damaged(dir)
+                    self.kept_files(events)
+                    self.assert_delivered_intact(texts, first, posts)
+                    self.assert_accounted(range(len(texts)), first, [],
+                                          events, legacy)
 
     def _scribble(self, data, seed, spots, width):
         """Random bytes over random places after the header."""
@@ -398,24 +422,27 @@ class StorageCorruptionTest(ReliabilityTest):
         return bytes(data)
 
     def test_scribbled_spool_quarantines_or_reports_never_drops(self):
-        # Protects: random damage inside the spool file never makes a
-        # record vanish silently. A record whose checksum fails goes to
+        # Protects: random damage inside a GDBM file never makes a record
+        # vanish silently. A record whose checksum fails goes to
         # DIR/echopost-quarantine.jsonl with a record_quarantined event; a
-        # record GDBM loses is reported (failed_keys, a kept copy); every
-        # other record is delivered; echopost starts, serves, exits 0.
-        texts, original = self.make_spool()
+        # record GDBM cannot give is reported; every other record is
+        # delivered; echopost starts, serves, exits 0.
+        texts, sealed, original = self.make_spool()
         for seed in (1, 2, 3):
-            with self.subTest(seed=seed):
-                damaged = self._scribble(original, seed, 20, 16)
-                dir = self.fresh_dir("scribble-%d" % seed, damaged)
-                proc, events, _, first, posts = self.run_damaged(dir)
-                self.kept_files(events)
-                quarantined = self.check_quarantine(dir, events, damaged)
-                self.assertFalse(set(quarantined) & set(first),
-                                 "a quarantined record was also delivered")
-                self.assert_delivered_intact(texts, first, posts)
-                self.assert_accounted(range(len(texts)), first, quarantined,
-                                      events)
+            damaged = self._scribble(original, seed, 20, 16)
+            for legacy, kind in KINDS:
+                with self.subTest(seed=seed, kind=kind):
+                    dir = self.fresh_dir("scribble-%d-%s" % (seed, kind),
+                                         sealed, damaged, legacy)
+                    proc, events, _, first, posts = self.run_damaged(dir)
+                    self.kept_files(events)
+                    quarantined = self.check_quarantine(dir, events, damaged)
+                    self.assertFalse(set(quarantined) & set(first),
+                                     "a quarantined record was also "
+                                     "delivered")
+                    self.assert_delivered_intact(texts, first, posts)
+                    self.assert_accounted(range(len(texts)), first,
+                                          quarantined, events, legacy)
 
     def test_damaged_payloads_are_all_quarantined_rest_delivered(self):
         # Protects: the record checksum. Damage only inside records'
@@ -423,11 +450,12 @@ class StorageCorruptionTest(ReliabilityTest):
         # are quarantined, with their bytes, and every other record is
         # delivered intact and in order. Nothing is lost, nothing altered
         # is delivered.
-        texts, original = self.make_spool()
+        texts, sealed, original = self.make_spool()
+        low, high = map(int, SEALED_RE.fullmatch(sealed).groups())
         rng = random.Random(7)
         data = bytearray(original)
         runs = [m.start() for m in re.finditer(rb"x{100}", original)]
-        self.assertEqual(len(runs), len(texts))
+        self.assertEqual(len(runs), high - low)
         hit = set()
         for at in rng.sample(runs, 10):
             seq = int(re.search(rb'\{"seq": (\d+), "pad": "$',
@@ -437,47 +465,56 @@ class StorageCorruptionTest(ReliabilityTest):
             data[spot:spot + 8] = bytes(rng.choice(
                 [b for b in range(256) if b != ord("x")]) for _ in range(8))
         data = bytes(data)
-        dir = self.fresh_dir("payloads", data)
-        proc, events, _, first, posts = self.run_damaged(dir)
-        quarantined = self.check_quarantine(dir, events, data)
-        self.assertEqual(sorted(quarantined), sorted(hit),
-                         "quarantined records are not the damaged ones")
-        self.assertEqual(sorted(first),
-                         sorted(set(range(len(texts))) - hit),
-                         "undamaged records not all delivered")
-        self.assert_delivered_intact(texts, first, posts)
-        for line in read_json_lines(os.path.join(dir, QUARANTINE)):
-            self.assertEqual(len(bytes.fromhex(line["record_hex"])),
-                             record_size(texts[line["seq"]]))
+        for legacy, kind in KINDS:
+            with self.subTest(kind=kind):
+                dir = self.fresh_dir("payloads-" + kind, sealed, data, legacy)
+                proc, events, _, first, posts = self.run_damaged(dir)
+                quarantined = self.check_quarantine(dir, events, data)
+                self.assertEqual(sorted(quarantined), sorted(hit),
+                                 "quarantined records are not the damaged "
+                                 "ones")
+                self.assertEqual(sorted(first),
+                                 sorted(set(range(len(texts))) - hit),
+                                 "undamaged records not all delivered")
+                self.assert_delivered_intact(texts, first, posts)
+                for line in read_json_lines(os.path.join(dir, QUARANTINE)):
+                    self.assertEqual(len(bytes.fromhex(line["record_hex"])),
+                                     record_size(texts[line["seq"]]))
 
     def test_destroyed_header_is_set_aside_and_fresh_spool_serves(self):
-        # Protects: a spool GDBM cannot open is never deleted: it is
-        # renamed to echopost.spool.damaged-<time> (spool_damaged event),
-        # holding the bytes as found, and a fresh spool serves new logs.
-        texts, original = self.make_spool()
+        # Protects: a GDBM file that cannot be opened is never deleted: it
+        # is renamed to NAME.damaged-<time> (spool_damaged event), holding
+        # the bytes as found; the records only it held are reported
+        # missing (a sealed file's range is in its name); everything else
+        # is delivered and new logs are served.
+        texts, sealed, original = self.make_spool()
+        low, high = map(int, SEALED_RE.fullmatch(sealed).groups())
         junk = random.Random(11).randbytes(4096)
-        for kind, header in (("zeros", b"\0" * 4096), ("junk", junk)):
-            with self.subTest(header=kind):
-                damaged = header + original[4096:]
-                dir = self.fresh_dir("header-" + kind, damaged)
-                proc, events, new_text, first, posts = \
-                    self.run_damaged(dir)
-                aside = [e for e in events if e["event"] == "spool_damaged"]
-                self.assertEqual(len(aside), 1,
-                                 "expected one spool_damaged event")
-                kept = aside[0]["kept_as"]
-                self.assertEqual(os.path.dirname(kept), dir)
-                self.assertTrue(os.path.basename(kept).startswith(
-                    SPOOL + ".damaged-"), kept)
-                self.assertTrue(os.path.isfile(kept),
-                                "the damaged spool was not kept: %s" % kept)
-                with open(kept, "rb") as f:
-                    self.assertEqual(f.read(), damaged,
-                                     "the set-aside file does not hold the "
-                                     "damaged spool's bytes")
-                self.assertEqual(stat.S_IMODE(os.stat(kept).st_mode), 0o600)
-                self.assertEqual([log_data_of(p) for p in posts],
-                                 [json.loads(new_text)])
+        for header_kind, header in (("zeros", b"\0" * 4096), ("junk", junk)):
+            damaged = header + original[4096:]
+            for legacy, kind in KINDS:
+                with self.subTest(header=header_kind, kind=kind):
+                    dir = self.fresh_dir("header-%s-%s" % (header_kind, kind),
+                                         sealed, damaged, legacy)
+                    proc, events, new_text, first, posts = \
+                        self.run_damaged(dir)
+                    aside = [e for e in events
+                             if e["event"] == "spool_damaged"]
+                    self.assertEqual(len(aside), 1,
+                                     "expected one spool_damaged event")
+                    kept = aside[0]["kept_as"]
+                    self.assertEqual(os.path.dirname(kept), dir)
+                    self.assertTrue(os.path.basename(kept).startswith(
+                        (SPOOL if legacy else sealed) + ".damaged-"), kept)
+                    with open(kept, "rb") as f:
+                        self.assertEqual(f.read(), damaged,
+                                         "the set-aside file does not hold "
+                                         "the damaged spool's bytes")
+                    self.kept_files(events)
+                    self.assertEqual(sorted(first), [
+                        i for i in range(len(texts)) if not low <= i < high])
+                    self.assert_accounted(range(len(texts)), first, [],
+                                          events, legacy)
 
 
 # --------------------------------------------------------------------------
@@ -601,15 +638,15 @@ class DiskTest(ReliabilityTest):
         # Protects: when the disk fills between two free-space checks, a
         # log is either acknowledged (it went into journal space written
         # ahead of time, so it is on disk) or refused with a reason; never
-        # a crash. Then, with the disk still full and the server up, GDBM
-        # meets ENOSPC as the records are moved into it: echopost logs it,
-        # keeps the journal, and goes on once space returns. Nothing
-        # acknowledged is lost, the order holds, storing resumes, exit 0,
-        # and no debris of failed recoveries is left in DIR.
+        # a crash. Then, with the disk still full, GDBM meets ENOSPC as
+        # closed journals are sealed into it: echopost logs it, keeps the
+        # journals, and goes on once space returns. Nothing acknowledged is
+        # lost, the order holds, storing resumes, exit 0, and no debris of
+        # a failed sealing is left in DIR.
         fs = self.mount_tmpfs("16m")
         self.start_server("down")
         dir = os.path.join(fs, "dn")
-        proc, sock = self.start_in(dir)
+        proc, sock = self.start_in(dir, journal_size=256 * 1024)
         acked = []
 
         def send(text):
@@ -636,8 +673,7 @@ class DiskTest(ReliabilityTest):
                 past_check += r.success or "disk full" not in r.message
             os.unlink(self.filler)
         self.fill(leave=0)
-        self.server.up()
-        # Replay needs the records in GDBM, which cannot grow now.
+        # Sealing the closed journals needs room for a GDBM file.
         gdbm_full = wait_until(lambda: any(
             e["event"] == "spool_error" for e in self.events_of(proc)),
             3.0, 0.1)
@@ -655,14 +691,9 @@ class DiskTest(ReliabilityTest):
         self.assertTrue(gdbm_full, "GDBM never met the full disk: the "
                         "test did not test what it is for")
         # Last, so that the checks above are reported first: a failed
-        # gdbm_recover must not leave its temporary file behind, one per
-        # refused log, for ever.
-        leftovers = sorted(n for n in os.listdir(dir)
-                           if re.fullmatch(re.escape(SPOOL)
-                                           + r"\.[A-Za-z0-9]{6}", n))
-        self.assertEqual(leftovers, [],
-                         "failed spool recoveries left %d temporary files "
-                         "in DIR after a clean exit" % len(leftovers))
+        # sealing must not leave its temporary file behind.
+        self.assertEqual(spool_names(dir), [],
+                         "spool files left in DIR after a clean exit")
 
     def test_spool_cap_refuses_with_reason_and_keeps_acknowledged(self):
         # Protects: --max-spool-size: once the cap is reached, logs are
@@ -893,7 +924,7 @@ class HostileInputTest(ReliabilityTest):
         self.assertLess(took, CLOSE_GRACE + 2.0,
                         "SIGTERM took %.1fs with silent clients" % took)
         self.assertEqual(self.events_of(proc)[-1].get("spooled"), 5)
-        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertTrue(spool_kept(self.dir))
 
     def test_thousand_connections_at_once(self):
         # Protects: resources under a connection flood: 1000 connections
@@ -971,7 +1002,7 @@ class FilesTest(ReliabilityTest):
                 self.store_seq_logs(sock, 5)
                 self.assert_mode(sock, sock_mode)
                 self.assert_mode(os.path.join(self.dir, ANCHOR), sock_mode)
-                for name in (SPOOL, PID_FILE, STATUS_LOCK):
+                for name in (POSITION, PID_FILE, STATUS_LOCK):
                     self.assert_mode(os.path.join(self.dir, name), 0o600)
                 sessions = self.sessions()
                 self.assertTrue(sessions)
@@ -987,7 +1018,7 @@ class FilesTest(ReliabilityTest):
                     self.assertEqual(os.lstat(path).st_mode & 0o077, 0,
                                      "%s is not private" % path)
                 self.assertEqual(self.stop_echopost(proc), 0)
-                self.assert_mode(os.path.join(self.dir, SPOOL), 0o600)
+                self.assert_mode(os.path.join(self.dir, POSITION), 0o600)
 
     def test_symlinked_dir_is_refused(self):
         # Protects: DIR may not be a symbolic link someone could point
@@ -1109,7 +1140,7 @@ class MisbehavingServerTest(ReliabilityTest):
         self.assertEqual(self.success_lines(), [],
                          "logs counted as delivered without an answer")
         self.assertNotIn("record_delivered", self.names_of(proc))
-        self.assertTrue(os.path.exists(os.path.join(self.dir, SPOOL)))
+        self.assertTrue(spool_kept(self.dir))
         if config.get("delay"):
             # Not even health checks are answered: the server is down.
             self.assertTrue(

@@ -1,0 +1,382 @@
+/*
+ * sealed.c: GDBM files written once, under a temporary name, then read.
+ *
+ * Besides the records (8-byte keys) a sealed file holds "end", the
+ * sequence number after its last record. Files of echopost 1 hold "head",
+ * "next", "bytes" and "clean" instead; "next" stands for "end" in them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/endian.h>
+#include <unistd.h>
+
+#include <gdbm.h>
+#include <jansson.h>
+
+#include "files.h"
+#include "log.h"
+#include "sealed.h"
+
+#define KEY_SIZE	8
+/* Memory must not grow with the file: a bucket cache of fixed size. */
+#define READ_BUCKETS	64
+#define WRITE_BUCKETS	256
+#define COPY_CHUNK	(1024 * 1024)
+#define FLAGS		(GDBM_NOMMAP | GDBM_CLOEXEC | GDBM_CLOERROR)
+
+struct sealed {
+	GDBM_FILE	 db;
+};
+
+struct sealed_writer {
+	GDBM_FILE	 db;
+	char		*path;
+};
+
+static int
+failure(char **cause, const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) == -1)
+		*cause = NULL;
+	va_end(ap);
+	errno = saved;
+	return (-1);
+}
+
+static datum
+sequence_key(uint64_t seq, unsigned char buf[KEY_SIZE])
+{
+	datum	key;
+
+	be64enc(buf, seq);
+	key.dptr = (char *)buf;
+	key.dsize = KEY_SIZE;
+	return (key);
+}
+
+static datum
+name_key(const char *name)
+{
+	datum	key;
+
+	key.dptr = (char *)name;
+	key.dsize = (int)strlen(name);
+	return (key);
+}
+
+static int
+set_cache(GDBM_FILE db, size_t buckets)
+{
+	return (gdbm_setopt(db, GDBM_SETCACHESIZE, &buckets, sizeof buckets));
+}
+
+/* Open a GDBM file on a descriptor this process opened without links. */
+static GDBM_FILE
+open_gdbm(const char *path, int open_flags, int gdbm_flags, size_t buckets)
+{
+	GDBM_FILE	db;
+	int		fd;
+
+	if ((fd = open(path, open_flags | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+		return (NULL);
+	if ((db = gdbm_fd_open(fd, path, 0, gdbm_flags | FLAGS, NULL)) == NULL)
+		return (NULL);
+	if (set_cache(db, buckets) != 0 && !gdbm_needs_recovery(db)) {
+		gdbm_close(db);
+		return (NULL);
+	}
+	return (db);
+}
+
+static const char *
+gdbm_reason(void)
+{
+	return (gdbm_errno == GDBM_FILE_OPEN_ERROR || gdbm_errno ==
+	    GDBM_NO_ERROR ? strerror(errno) : gdbm_strerror(gdbm_errno));
+}
+
+/* Begin a sealed file at path, a name nothing else has. */
+int
+sealed_create(struct sealed_writer **wp, const char *path, char **cause)
+{
+	struct sealed_writer	*w;
+
+	*wp = NULL;
+	if ((w = calloc(1, sizeof *w)) == NULL ||
+	    (w->path = strdup(path)) == NULL) {
+		free(w);
+		return (failure(cause, "%s", strerror(errno)));
+	}
+	w->db = open_gdbm(path, O_RDWR | O_CREAT | O_EXCL, GDBM_NEWDB,
+	    WRITE_BUCKETS);
+	if (w->db == NULL) {
+		failure(cause, "create %s: %s", path, gdbm_reason());
+		sealed_abandon(w);
+		return (-1);
+	}
+	*wp = w;
+	return (0);
+}
+
+int
+sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
+    size_t size, char **cause)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		value;
+
+	value.dptr = (char *)data;
+	value.dsize = (int)size;
+	if (gdbm_store(w->db, sequence_key(seq, buf), value,
+	    GDBM_REPLACE) != 0)
+		return (failure(cause, "store in %s: %s", w->path,
+		    gdbm_db_strerror(w->db)));
+	return (0);
+}
+
+/* Write "end", sync and close the file, then name it path, durably. */
+int
+sealed_finish(struct sealed_writer *w, uint64_t end, const char *path,
+    char **cause)
+{
+	unsigned char	buf[KEY_SIZE];
+	int		status = 0, saved;
+
+	if (gdbm_store(w->db, name_key("end"), sequence_key(end, buf),
+	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
+		status = failure(cause, "seal %s: %s", w->path,
+		    gdbm_db_strerror(w->db));
+	if (gdbm_close(w->db) != 0 && status == 0)
+		status = failure(cause, "close %s: %s", w->path,
+		    gdbm_strerror(gdbm_errno));
+	w->db = NULL;
+	if (status == 0 && publish_file(w->path, path) == -1)
+		status = failure(cause, "name %s: %s", path, strerror(errno));
+	saved = errno;
+	sealed_abandon(w);
+	errno = saved;
+	return (status);
+}
+
+/* Close a sealed file not finished, and remove what was written of it. */
+void
+sealed_abandon(struct sealed_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->db != NULL)
+		gdbm_close(w->db);
+	if (w->path != NULL)
+		unlink(w->path);
+	free(w->path);
+	free(w);
+}
+
+int
+sealed_open(struct sealed **sp, const char *path, char **cause)
+{
+	struct sealed	*s;
+
+	*sp = NULL;
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return (failure(cause, "%s", strerror(errno)));
+	s->db = open_gdbm(path, O_RDONLY, GDBM_READER | GDBM_NOLOCK,
+	    READ_BUCKETS);
+	if (s->db == NULL || gdbm_needs_recovery(s->db)) {
+		failure(cause, "open %s: %s", path, s->db != NULL ?
+		    gdbm_db_strerror(s->db) : gdbm_reason());
+		sealed_close(s);
+		return (-1);
+	}
+	*sp = s;
+	return (0);
+}
+
+/* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
+int
+sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
+    char **cause)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		data;
+
+	data = gdbm_fetch(s->db, sequence_key(seq, buf));
+	if (data.dptr == NULL)
+		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 :
+		    failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
+	*value = data.dptr;
+	*size = (size_t)data.dsize;
+	return (1);
+}
+
+/* A bookkeeping number: 1 if there, 0 if not, -1 if GDBM cannot tell. */
+static int
+meta_get(GDBM_FILE db, const char *name, uint64_t *value)
+{
+	datum	data;
+	int	found;
+
+	data = gdbm_fetch(db, name_key(name));
+	if (data.dptr == NULL)
+		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : -1);
+	found = data.dsize == KEY_SIZE;
+	if (found)
+		*value = be64dec(data.dptr);
+	free(data.dptr);
+	return (found);
+}
+
+int
+sealed_meta(struct sealed *s, const char *name, uint64_t *value)
+{
+	return (meta_get(s->db, name, value));
+}
+
+void
+sealed_close(struct sealed *s)
+{
+	if (s == NULL)
+		return;
+	if (s->db != NULL)
+		gdbm_close(s->db);
+	free(s);
+}
+
+/* Copy the file at from to a new file at to. */
+static int
+copy_file(const char *from, const char *to)
+{
+	char	*buf;
+	ssize_t	 n = -1;
+	int	 in, out, saved;
+
+	if ((buf = malloc(COPY_CHUNK)) == NULL)
+		return (-1);
+	in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (in != -1 && out != -1)
+		while ((n = read(in, buf, COPY_CHUNK)) > 0 &&
+		    write_all(out, buf, (size_t)n) == 0)
+			;
+	saved = errno;
+	if (out != -1 && close(out) == -1 && n == 0)
+		n = -1;
+	if (in != -1)
+		close(in);
+	free(buf);
+	errno = saved;
+	return (n == 0 ? 0 : -1);
+}
+
+/* The lowest and highest record keys; 0 if there is none. */
+static int
+key_range(GDBM_FILE db, uint64_t *low, uint64_t *high)
+{
+	datum		key, next;
+	uint64_t	seq;
+	int		found = 0;
+
+	key = gdbm_firstkey(db);
+	while (key.dptr != NULL) {
+		if (key.dsize == KEY_SIZE) {
+			seq = be64dec(key.dptr);
+			if (!found || seq < *low)
+				*low = seq;
+			if (!found || seq > *high)
+				*high = seq;
+			found = 1;
+		}
+		next = gdbm_nextkey(db, key);
+		free(key.dptr);
+		key = next;
+	}
+	return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? found : -1);
+}
+
+/*
+ * Rebuild the copy whatever it says of itself: echopost 1 wrote its clean
+ * mark before its last sync, so even a file marked clean may be torn.
+ */
+static int
+recover_copy(GDBM_FILE db, const char *legacy, char **cause)
+{
+	gdbm_recovery	rcvr;
+
+	memset(&rcvr, 0, sizeof rcvr);
+	if (gdbm_recover(db, &rcvr, GDBM_RCVR_FORCE) != 0)
+		return (failure(cause, "recover a copy of %s: %s", legacy,
+		    gdbm_strerror(gdbm_errno)));
+	log_event(LEVEL_WARN, "spool_recovered", "{s:s, s:I, s:I, s:I}",
+	    "path", legacy,
+	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
+	    "failed_keys", (json_int_t)rcvr.failed_keys,
+	    "failed_buckets", (json_int_t)rcvr.failed_buckets);
+	return (0);
+}
+
+/*
+ * Make a sealed file at work from the echopost 1 spool at legacy, which
+ * is only read. Returns 1 with its records' range [*first, *end) and the
+ * head it had saved in *head, 0 if it holds no record (work is gone then),
+ * -1 on error; errno EBADMSG when GDBM cannot read it at all.
+ */
+int
+sealed_import(const char *legacy, const char *work, uint64_t *head,
+    uint64_t *first, uint64_t *end, char **cause)
+{
+	unsigned char	buf[KEY_SIZE];
+	GDBM_FILE	db;
+	uint64_t	last = 0;
+	int		found;
+
+	if (copy_file(legacy, work) == -1) {
+		failure(cause, "copy %s: %s", legacy, strerror(errno));
+		unlink(work);
+		return (-1);
+	}
+	if ((db = open_gdbm(work, O_RDWR, GDBM_WRITER, WRITE_BUCKETS)) ==
+	    NULL) {
+		failure(cause, "open a copy of %s: %s", legacy, gdbm_reason());
+		unlink(work);
+		errno = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
+		return (-1);
+	}
+	if (recover_copy(db, legacy, cause) == -1 ||
+	    (found = key_range(db, first, &last)) == -1) {
+		if (*cause == NULL)
+			failure(cause, "read a copy of %s: %s", legacy,
+			    gdbm_db_strerror(db));
+		gdbm_close(db);
+		unlink(work);
+		errno = EBADMSG;
+		return (-1);
+	}
+	*end = found ? last + 1 : 0;
+	if (meta_get(db, "head", head) != 1 ||
+	    *head < *first)
+		*head = *first;
+	if (found && (gdbm_store(db, name_key("end"), sequence_key(*end, buf),
+	    GDBM_REPLACE) != 0 || gdbm_sync(db) != 0)) {
+		failure(cause, "seal a copy of %s: %s", legacy,
+		    gdbm_db_strerror(db));
+		found = -1;
+	}
+	if (gdbm_close(db) != 0 && found == 1)
+		found = failure(cause, "close a copy of %s: %s", legacy,
+		    gdbm_strerror(gdbm_errno));
+	if (found != 1)
+		unlink(work);
+	return (found);
+}

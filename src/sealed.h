@@ -1,0 +1,40 @@
+/*
+ * sealed.h: spool files that are written once and then only read.
+ *
+ * A sealed file is a GDBM file of records keyed by their 64-bit sequence
+ * number (8 bytes, big-endian), built under a temporary name, synced, and
+ * only then given its name. It is never opened for writing again, so no
+ * crash can damage what it holds: GDBM rewrites buckets in place and a
+ * kill in the middle of a write can lose records it had synced, which is
+ * why the spool keeps no only copy in a file GDBM is still changing. A
+ * sealed file goes whole, once every record in it is delivered.
+ *
+ * A spool file of echopost 1 (echopost.spool, changed in place) is made
+ * into a sealed file by sealed_import: its records are copied, recovered
+ * if need be, and sealed, while the old file stays untouched until then.
+ */
+#ifndef SEALED_H
+#define SEALED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sealed;
+struct sealed_writer;
+
+int	 sealed_create(struct sealed_writer **, const char *, char **);
+int	 sealed_put(struct sealed_writer *, uint64_t, const void *, size_t,
+	    char **);
+int	 sealed_finish(struct sealed_writer *, uint64_t, const char *,
+	    char **);
+void	 sealed_abandon(struct sealed_writer *);
+
+int	 sealed_open(struct sealed **, const char *, char **);
+int	 sealed_get(struct sealed *, uint64_t, void **, size_t *, char **);
+int	 sealed_meta(struct sealed *, const char *, uint64_t *);
+void	 sealed_close(struct sealed *);
+
+int	 sealed_import(const char *, const char *, uint64_t *, uint64_t *,
+	    uint64_t *, char **);
+
+#endif

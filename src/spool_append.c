@@ -1,0 +1,209 @@
+/*
+ * spool_append.c: the journal that takes appends, and the next one.
+ *
+ * The listener's thread appends and commits to the newest journal and
+ * begins the next one when it is full. Under load a spare of zeros is
+ * written ahead by the forwarder's thread, so that a commit overwrites
+ * blocks instead of growing the file (see journal.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include <jansson.h>
+
+#include "journal.h"
+#include "log.h"
+#include "spool.h"
+#include "spool_int.h"
+
+/* Appends stop while the file system has less than this free. */
+#define DISK_MARGIN	(8 * 1024 * 1024)
+#define DISK_CHECK_MS	100
+/* A spare holds a journal and room for the group that crosses the line. */
+#define SPARE_EXTRA	(256 * 1024)
+#define SPARE_RETRY_MS	1000
+/* Spares are made only once a journal holds this much: under load. */
+#define SPARE_AFTER	(256 * 1024)
+
+/* Is there room for size more bytes, under the cap and on the disk? */
+static int
+room_for(struct spool *s, size_t size)
+{
+	struct statvfs	fs;
+	uint64_t	bytes = s->bytes + s->pending_bytes;
+	int64_t		now;
+
+	if (s->max_bytes > 0 && bytes + size > s->max_bytes) {
+		snprintf(s->append_error, sizeof s->append_error, "spool "
+		    "full: %llu bytes stored, the limit is %llu "
+		    "(--max-spool-size)", (unsigned long long)bytes,
+		    (unsigned long long)s->max_bytes);
+		return (-1);
+	}
+	now = clock_monotonic_ms();
+	if (s->disk_low || now - s->disk_checked_ms >= DISK_CHECK_MS) {
+		s->disk_checked_ms = now;
+		if (statvfs(s->dir, &fs) == 0)
+			s->disk_low = (uint64_t)fs.f_bavail * fs.f_frsize <
+			    DISK_MARGIN + size;
+	}
+	if (s->disk_low) {
+		snprintf(s->append_error, sizeof s->append_error, "disk full: "
+		    "less than %d MiB free in %s", DISK_MARGIN >> 20, s->dir);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Add a record to the next commit; *seq is its key. It is not stored
+ * until spool_commit() returns 0. The listener's thread only.
+ */
+int
+spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
+{
+	int	status = -1;
+
+	pthread_mutex_lock(&s->append_lock);
+	if (room_for(s, size) == 0) {
+		if (journal_add(s->journal, value, size, seq) == -1)
+			snprintf(s->append_error, sizeof s->append_error,
+			    "journal: %s", strerror(errno));
+		else {
+			s->next = *seq + 1;
+			s->pending_bytes += size;
+			status = 0;
+		}
+	}
+	pthread_mutex_unlock(&s->append_lock);
+	return (status);
+}
+
+/*
+ * Make every record appended since the last commit durable, with one
+ * sync. On failure none of them is stored, and their keys are given
+ * again. The listener's thread only.
+ */
+int
+spool_commit(struct spool *s)
+{
+	int	status, saved;
+
+	status = journal_commit(s->journal);
+	saved = errno;
+	pthread_mutex_lock(&s->append_lock);
+	if (status == 0) {
+		s->committed = journal_committed(s->journal);
+		s->bytes += s->pending_bytes;
+	} else {
+		snprintf(s->append_error, sizeof s->append_error,
+		    "journal: write: %s", strerror(saved));
+		s->next = journal_next(s->journal);
+	}
+	s->pending_bytes = 0;
+	pthread_mutex_unlock(&s->append_lock);
+	return (status);
+}
+
+/*
+ * The next commits go to a new journal: made from the spare if there is
+ * one, else begun from nothing.
+ */
+static void
+rotate(struct spool *s)
+{
+	struct journal	*fresh = NULL, *old;
+	char		 path[PATH_MAX], spare[PATH_MAX];
+	bool		 use_spare;
+	int		 status = -1;
+	int64_t		 now = clock_monotonic_ms();
+
+	if (now - s->rotate_failed_ms < SPARE_RETRY_MS)
+		return;
+	/* spare_ready stays set meanwhile, so no new spare is begun. */
+	pthread_mutex_lock(&s->append_lock);
+	use_spare = s->spare_ready;
+	pthread_mutex_unlock(&s->append_lock);
+	if (journal_file(s, s->journal_number + 1, path) == 0 &&
+	    (!use_spare || journal_file(s, SPARE, spare) == 0))
+		status = use_spare ? journal_adopt(&fresh, spare, path,
+		    journal_next(s->journal)) : journal_create(&fresh, path,
+		    journal_next(s->journal));
+	if (status == -1) {
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+		s->rotate_failed_ms = now;
+	}
+	pthread_mutex_lock(&s->append_lock);
+	if (use_spare)
+		s->spare_ready = false;
+	old = s->journal;
+	if (status == 0) {
+		s->journal = fresh;
+		s->journal_number++;
+		s->committed = journal_committed(fresh);
+		s->preallocated = use_spare;
+	}
+	pthread_mutex_unlock(&s->append_lock);
+	if (status == 0)
+		journal_close(old);
+}
+
+/*
+ * Begin a new journal if this one is long enough, or if it was begun from
+ * nothing and a spare is ready. The listener's thread, after it answered
+ * the calls of a commit: no call waits for the files this makes.
+ */
+void
+spool_roll(struct spool *s)
+{
+	bool	full;
+
+	pthread_mutex_lock(&s->append_lock);
+	full = s->committed >= s->journal_size ||
+	    (!s->preallocated && s->spare_ready);
+	pthread_mutex_unlock(&s->append_lock);
+	if (full)
+		rotate(s);
+}
+
+const char *
+spool_append_error(struct spool *s)
+{
+	return (s->append_error);
+}
+
+/*
+ * Have a spare ready for the next journal, if logs pour in. The
+ * forwarder's thread, when it waits or replays: writing megabytes of zeros
+ * is no work for the listener's.
+ */
+void
+prepare_spare(struct spool *s)
+{
+	char	path[PATH_MAX];
+	int64_t	now = clock_monotonic_ms();
+	bool	ready;
+
+	pthread_mutex_lock(&s->append_lock);
+	ready = s->spare_ready || (s->committed < SPARE_AFTER &&
+	    s->journal_number == s->opened_journal);
+	pthread_mutex_unlock(&s->append_lock);
+	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
+		return;
+	s->spare_tried_ms = now;
+	if (journal_file(s, SPARE, path) == -1 || journal_prepare(path,
+	    s->journal_size + SPARE_EXTRA) == -1) {
+		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
+		    path, "error", strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&s->append_lock);
+	s->spare_ready = true;
+	pthread_mutex_unlock(&s->append_lock);
+}

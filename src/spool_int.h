@@ -1,0 +1,124 @@
+/*
+ * spool_int.h: the spool's own structures, shared by its files and by no
+ * other module.
+ *
+ * The spool is a row of segments, oldest first, each a file under DIR:
+ * sealed GDBM files (sealed.c), then journals (journal.c), the newest of
+ * which takes appends. Records are numbered in arrival order; the head,
+ * the oldest not delivered, is saved in the position file (position.c).
+ *
+ * Who may touch what. Fields are marked:
+ *	[I]	set at open, then only read
+ *	[A]	under append_lock; written by the listener's thread (appends,
+ *		commits, rotation) and by the forwarder's only for the spare
+ *	[F]	under lock, by the forwarder's thread (settle, first, remove,
+ *		sync), or by a reader's
+ * Lock order: lock, then append_lock; never the other way round.
+ */
+#ifndef SPOOL_INT_H
+#define SPOOL_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ERROR_SIZE	(PATH_MAX + 256)
+#define JOURNAL_SUFFIX	".journal."
+#define SPARE_SUFFIX	".journal.spare"
+#define SEALED_SUFFIX	".sealed."
+#define POSITION_SUFFIX	".position"
+/* Temporary files: a sealed file being built, a copy being imported. */
+#define BUILD_SUFFIX	".building"
+#define IMPORT_SUFFIX	".importing"
+#define SPARE		0	/* the journal "number" of the spare */
+#define GROWING		UINT64_MAX	/* the end of the newest journal */
+#define JOURNAL_SIZE	(4 * 1024 * 1024)
+
+enum segment_kind {
+	SEGMENT_SEALED,
+	SEGMENT_JOURNAL,
+	SEGMENT_LEGACY		/* an echopost 1 file, for a reader only */
+};
+
+struct segment {
+	enum segment_kind kind;
+	uint64_t	 number;	/* of a journal */
+	uint64_t	 first;		/* its first record */
+	uint64_t	 end;		/* after its last, or GROWING */
+};
+
+struct spool {
+	pthread_mutex_t	 lock;
+	char		*path;		/* [I] DIR/echopost.spool */
+	char		*dir;		/* [I] DIR */
+	bool		 reader;	/* [I] read only, beside an owner */
+	uint64_t	 max_bytes;	/* [I] 0: no limit but the disk's */
+	off_t		 journal_size;	/* [I] one is closed past that */
+
+	struct segment	*segments;	/* [F] by first, oldest first */
+	size_t		 count;		/* [F] */
+	size_t		 allocated;	/* [F] */
+	uint64_t	 head;		/* [F] oldest record not delivered */
+	bool		 head_exact;	/* [F] saved: a gap at it is a loss */
+	uint64_t	 damaged_until;	/* [F] what lies below was lost */
+	struct position	*position;	/* [F] */
+	unsigned int	 removals;	/* [F] since the last save */
+	int64_t		 removed_ms;	/* [F] when the first of them was */
+	bool		 legacy_due;	/* [F] an echopost 1 file to import */
+	int64_t		 retry_ms;	/* [F] import or move failed then */
+	uint64_t	 tracked;	/* [F] newest journal in segments */
+	struct journal_reader *cursor;	/* [F] reads the head's journal */
+	uint64_t	 cursor_number;	/* [F] */
+	struct sealed	*sealed;	/* [F] the open sealed file */
+	size_t		 sealed_index;	/* [F] its segment */
+	char		 error[ERROR_SIZE]; /* [F] */
+
+	pthread_mutex_t	 append_lock;
+	struct journal	*journal;	/* [A] takes the appends */
+	uint64_t	 journal_number; /* [A] */
+	off_t		 committed;	/* [A] the end of its last commit */
+	bool		 preallocated;	/* [A] it was made from a spare */
+	int64_t		 rotate_failed_ms; /* [A] */
+	bool		 spare_ready;	/* [A] a spare waits for rotation */
+	int64_t		 spare_tried_ms; /* [F] */
+	uint64_t	 opened_journal; /* [I] the newest journal at open */
+	uint64_t	 next;		/* [A] key of the next append */
+	uint64_t	 bytes;		/* [A] in records not delivered */
+	uint64_t	 pending_bytes;	/* [A] appended, not committed yet */
+	int64_t		 disk_checked_ms; /* [A] */
+	bool		 disk_low;	/* [A] */
+	char		 append_error[ERROR_SIZE]; /* [A] */
+};
+
+/* spool_files.c: names, the directory, what a crash left in it. */
+int	 spool_name(const struct spool *, char [PATH_MAX], const char *, ...)
+	    __attribute__((__format__(__printf__, 3, 4)));
+int	 journal_file(const struct spool *, uint64_t, char [PATH_MAX]);
+int	 sealed_file(const struct spool *, uint64_t, uint64_t,
+	    char [PATH_MAX]);
+void	 remove_file(const char *);
+void	 set_aside(const char *, const char *, const char *);
+int	 scan_directory(struct spool *, bool *);
+int	 take_up_legacy(struct spool *);
+int	 import_legacy(struct spool *);
+
+/* spool_segments.c: the row of segments, the head, the mover. */
+int	 add_segment(struct spool *, enum segment_kind, uint64_t, uint64_t,
+	    uint64_t);
+void	 drop_segment(struct spool *, size_t);
+void	 sort_segments(struct spool *);
+void	 close_cursors(struct spool *);
+int	 segment_path(const struct spool *, const struct segment *,
+	    char [PATH_MAX]);
+void	 track_journals(struct spool *);
+int	 read_head(struct spool *, void **, size_t *);
+int	 read_record(struct spool *, uint64_t, void **, size_t *);
+int	 save_position(struct spool *);
+int	 move_journals(struct spool *);
+
+/* spool_append.c: the journal that takes appends. */
+void	 prepare_spare(struct spool *);
+
+#endif
