@@ -517,6 +517,37 @@ class StorageCorruptionTest(ReliabilityTest):
                                           events, legacy)
 
 
+class FieldStateTest(ReliabilityTest):
+    """Directories found in the field (tests/fixtures/README)."""
+
+    def test_stuck_spool_serves_at_once_and_delivers_everything(self):
+        # Protects: a spool of echopost 1 that a kill left inside a GDBM
+        # store (the file longer than GDBM's header says) made every start
+        # exit 74. Now the socket comes up within the SDK's 2 s, new logs
+        # are stored, the old file is recovered from a copy in the
+        # background, and every one of its 32 874 records is delivered
+        # before the new log, after which nothing is left but the session.
+        fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "fixtures", "stuck-spool.tar.xz")
+        os.makedirs(self.dir)
+        subprocess.run(["tar", "-C", self.dir, "-xJf", fixture], check=True,
+                       timeout=60)
+        self.start_server("down")
+        proc, sock = self.start_in(self.dir)
+        new_text = self.assert_serving(proc, sock, tag="beside the fixture")
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc, timeout=300 * SLOW), 0,
+                         self.stderr_of(proc))
+        delivered = [log_data_of(p) for p in self.posts()]
+        ids = {d["id"] for d in delivered if "id" in d}
+        self.assertEqual(len(ids), 32874)
+        self.assertEqual(delivered[-1], json.loads(new_text))
+        self.assertEqual(spool_names(self.dir), [])
+        names = self.names_of(proc)
+        self.assertIn("spool_imported", names)
+        self.assertNotIn("record_missing", names)
+
+
 # --------------------------------------------------------------------------
 # 2. Full disk and spool cap
 
