@@ -123,15 +123,6 @@ pwrite(int fd, const void *buf, size_t len, off_t offset)
 }
 
 ssize_t
-pwrite64(int fd, const void *buf, size_t len, off_t offset)
-{
-	REAL(pwrite64);
-	if (changes_files(fd))
-		count("pwrite", fd, NULL);
-	return (real(fd, buf, len, offset));
-}
-
-ssize_t
 writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	REAL(writev);
@@ -162,15 +153,6 @@ int
 ftruncate(int fd, off_t length)
 {
 	REAL(ftruncate);
-	if (changes_files(fd))
-		count("ftruncate", fd, NULL);
-	return (real(fd, length));
-}
-
-int
-ftruncate64(int fd, off_t length)
-{
-	REAL(ftruncate64);
 	if (changes_files(fd))
 		count("ftruncate", fd, NULL);
 	return (real(fd, length));
@@ -261,21 +243,6 @@ open(const char *path, int flags, ...)
 	mode_t	mode;
 
 	REAL(open);
-	va_start(ap, flags);
-	mode = mode_of(flags, ap);
-	va_end(ap);
-	if ((flags & (O_CREAT | O_TRUNC)) != 0)
-		count("open", -1, path);
-	return (real(path, flags, mode));
-}
-
-int
-open64(const char *path, int flags, ...)
-{
-	va_list	ap;
-	mode_t	mode;
-
-	REAL(open64);
 	va_start(ap, flags);
 	mode = mode_of(flags, ap);
 	va_end(ap);

@@ -2,8 +2,9 @@
 """Crash test: kill echopost with SIGKILL at random moments and prove that
 every log it acknowledged reaches the server at least once.
 
-Several SDK-like clients (a new gRPC channel per log) send logs without a
-pause. Each cycle starts echopost on the same DIR, lets it run for a random
+Several SDK-like clients (a new gRPC channel per log) send logs of 10 to
+2000 bytes without a pause, into journals of 64 KiB, so that every cycle
+rotates journals and seals them into GDBM. Each cycle starts echopost on the same DIR, lets it run for a random
 moment in one of three phases, and kills it:
   ingest   the server is down: logs are stored (and group commits are cut)
   replay   the server is up: the spool is being replayed while logs arrive
@@ -41,8 +42,9 @@ import support  # noqa: E402
 class Senders:
     """Client threads that send logs {"id": ...} and keep what was acked."""
 
-    def __init__(self, socket_path, threads=4):
+    def __init__(self, socket_path, seed, threads=4):
         self.socket_path = socket_path
+        self.seed = seed
         self.acked = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -57,6 +59,7 @@ class Senders:
             t.start()
 
     def run(self, n):
+        rng = random.Random(self.seed * 100 + n)
         i = 0
         while not self.stop.is_set():
             if self.paused.is_set() or not os.path.exists(self.socket_path):
@@ -65,9 +68,10 @@ class Senders:
             log_id = "%d-%d" % (n, i)
             i += 1
             try:
-                ok = support.send_log(self.socket_path,
-                                      json.dumps({"id": log_id}),
-                                      ["crash"], "", timeout=2).success
+                text = json.dumps({"id": log_id,
+                                   "pad": "p" * rng.randrange(10, 2000)})
+                ok = support.send_log(self.socket_path, text, ["crash"], "",
+                                      timeout=2).success
             except grpc.RpcError:
                 ok = False
             with self.lock:
@@ -82,9 +86,10 @@ class Senders:
 
 
 def start_agent(echopost, state_dir, url, out):
+    env = dict(os.environ, ECHOPOST_TEST_JOURNAL_SIZE="65536")
     return subprocess.Popen(
         [echopost, "-datanadhi", state_dir, "-health-url", url,
-         "--health-interval", "50ms"],
+         "--health-interval", "50ms"], env=env,
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -101,6 +106,8 @@ def wait_listening(proc, socket_path, limit=2.0 * support.SLOW):
 
 
 def crash_cycles(cycles, seed):
+    print("seed %d: test_crash.py --seed %d runs the same cycles again"
+          % (seed, seed), flush=True)
     rng = random.Random(seed)
     echopost = support.ECHOPOST
     work = tempfile.mkdtemp(prefix="ep-crash-", dir="/tmp")
@@ -108,7 +115,7 @@ def crash_cycles(cycles, seed):
     socket_path = os.path.join(state_dir, support.SOCKET_NAME)
     events = open(os.path.join(work, "events.log"), "w")
     server = FakeServer().start(state="down")
-    senders = Senders(socket_path)
+    senders = Senders(socket_path, seed)
     senders.start()
     phases = {"ingest": 0, "replay": 0, "exit": 0}
     try:
