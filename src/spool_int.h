@@ -47,6 +47,7 @@ struct segment {
 	uint64_t	 number;	/* of a journal */
 	uint64_t	 first;		/* its first record */
 	uint64_t	 end;		/* after its last, or GROWING */
+	uint64_t	 named_end;	/* end as a sealed file's name has it */
 };
 
 struct spool {

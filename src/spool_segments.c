@@ -52,7 +52,7 @@ add_segment(struct spool *s, enum segment_kind kind, uint64_t number,
 	s->segments[s->count].kind = kind;
 	s->segments[s->count].number = number;
 	s->segments[s->count].first = first;
-	s->segments[s->count].end = end;
+	s->segments[s->count].end = s->segments[s->count].named_end = end;
 	s->count++;
 	return (0);
 }
@@ -111,7 +111,7 @@ segment_path(const struct spool *s, const struct segment *seg,
 {
 	switch (seg->kind) {
 	case SEGMENT_SEALED:
-		return (sealed_file(s, seg->first, seg->end, path));
+		return (sealed_file(s, seg->first, seg->named_end, path));
 	case SEGMENT_JOURNAL:
 		return (journal_file(s, seg->number, path));
 	case SEGMENT_LEGACY:
@@ -221,9 +221,16 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 		s->cursor = NULL;
 	}
 	if (s->cursor == NULL) {
-		if (journal_file(s, seg->number, path) == -1 ||
-		    journal_reader_open(&s->cursor, path) == -1)
-			return (errno == ENOENT || errno == EBADMSG ? 0 : -1);
+		if (journal_file(s, seg->number, path) == -1)
+			return (-1);
+		if (journal_reader_open(&s->cursor, path) == -1) {
+			if (errno != ENOENT && errno != EBADMSG)
+				return (-1);
+			/* Gone, or its header damaged: none of it is there. */
+			if (seg->end != GROWING)
+				journal_cut(s, seg, seg->first);
+			return (0);
+		}
 		s->cursor_number = seg->number;
 	}
 	if (seg->end == GROWING && !s->reader) {

@@ -42,6 +42,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -130,6 +131,13 @@ def send(sock, log_id, size):
         return False
     finally:
         channel.close()
+
+
+def sockets(dir, names):
+    """For copytree: the names in dir that are sockets, which it cannot
+    copy."""
+    return [n for n in names
+            if stat.S_ISSOCK(os.lstat(os.path.join(dir, n)).st_mode)]
 
 
 def sealed_in(dir):
@@ -260,7 +268,8 @@ class Sweep:
             self.failures.append(result)
             if self.keep:
                 shutil.copytree(work, os.path.join(
-                    self.keep, "%s-%d" % (scenario, kill_at)))
+                    self.keep, "%s-%d" % (scenario, kill_at)),
+                    ignore=sockets)
         shutil.rmtree(work, ignore_errors=True)
         return result
 
