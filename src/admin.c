@@ -97,6 +97,7 @@ read_spool(const char *dir, struct status *st)
 		return;
 	}
 	st->spool_readable = true;
+	strlcpy(st->spool_error, spool_error(spool), sizeof st->spool_error);
 	st->bytes = spool_size(spool);
 	spool_range(spool, &head, &next);
 	st->records = next - head;
@@ -148,7 +149,7 @@ print_json(const struct options *o, const struct status *st)
 	    "socket", st->socket,
 	    "spool",
 	    "readable", st->spool_readable,
-	    "error", st->spool_readable ? json_null() :
+	    "error", st->spool_error[0] == '\0' ? json_null() :
 	    json_string(st->spool_error),
 	    "records", (json_int_t)st->records,
 	    "bytes", (json_int_t)st->bytes,
@@ -197,7 +198,9 @@ print_table(const struct options *o, const struct status *st)
 	if (st->spool_readable)
 		printf("%-16s%llu records, %lld bytes on disk\n", "spool",
 		    (unsigned long long)st->records, (long long)st->bytes);
-	else
+	if (st->spool_readable && st->spool_error[0] != '\0')
+		printf("%-16s%s\n", "", st->spool_error);
+	else if (!st->spool_readable)
 		printf("%-16sunreadable: %s\n", "spool", st->spool_error);
 	print_age("oldest record", st->oldest_us);
 	print_age("newest record", st->newest_us);
@@ -280,6 +283,8 @@ admin_dump(const struct options *o)
 		spool_close(spool, 0);
 		return (EXIT_IOERROR);
 	}
+	if (*spool_error(spool) != '\0')
+		fprintf(stderr, "%s: %s\n", PACKAGE, spool_error(spool));
 	spool_range(spool, &head, &next);
 	for (seq = head; seq < next && !ferror(stdout); seq++)
 		if (dump_one(spool, seq) == -1)

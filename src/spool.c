@@ -184,7 +184,10 @@ open_reader(struct spool *s)
 		    add_segment(s, SEGMENT_LEGACY, 0, head, next) == 0)
 			sort_segments(s);
 		sealed_close(old);
-	}
+	} else if (legacy)
+		snprintf(s->error, sizeof s->error, "%s, a spool of echopost 1, "
+		    "needs recovery (%s); the next run imports it, and its "
+		    "records are not counted here", s->path, cause);
 	free(cause);
 	if (found == 0 && s->count > 0)
 		s->head = s->segments[0].first;
@@ -212,7 +215,10 @@ spool_open(struct spool **sp, const char *path, uint64_t max_bytes,
 	return (open_writer(*sp));
 }
 
-/* Open the spool for reading only, beside a running owner. */
+/*
+ * Open the spool for reading only, beside a running owner. A part it
+ * cannot show is named by spool_error() after a successful open too.
+ */
 int
 spool_open_reader(struct spool **sp, const char *path)
 {

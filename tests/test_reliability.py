@@ -46,8 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 
 from support import (  # noqa: E402
-    PID_FILE, POSITION, RFC3339_UTC_RE, SEALED_RE, SESSION_RE, SLOW,
-    SOCKET_NAME, SPOOL, STATUS_LOCK, EchoPostTest, Sent, files_under,
+    ECHOPOST, PID_FILE, POSITION, RFC3339_UTC_RE, SEALED_RE, SESSION_RE,
+    SLOW, SOCKET_NAME, SPOOL, STATUS_LOCK, EchoPostTest, Sent, files_under,
     load_stubs, log_text, read_json_lines, send_log, spool_kept,
     spool_names, wait_until)
 
@@ -533,6 +533,25 @@ class FieldStateTest(ReliabilityTest):
         subprocess.run(["tar", "-C", self.dir, "-xJf", fixture], check=True,
                        timeout=60)
         self.start_server("down")
+        # An admin looks first: what the journals hold is shown, and what
+        # the file GDBM flags holds is said to wait for the next run.
+        before = {n: os.stat(os.path.join(self.dir, n)).st_mtime_ns
+                  for n in os.listdir(self.dir)}
+        dump = subprocess.run([ECHOPOST, "--dump", "-datanadhi", self.dir],
+                              capture_output=True, timeout=60 * SLOW)
+        self.assertEqual(dump.returncode, 0, dump.stderr)
+        self.assertEqual(len(dump.stdout.splitlines()), 32877 - 26253 + 1)
+        self.assertIn(b"needs recovery", dump.stderr)
+        status = subprocess.run([ECHOPOST, "--status", "--json",
+                                 "-datanadhi", self.dir, "-health-url",
+                                 self.server.url],
+                                capture_output=True, timeout=60 * SLOW)
+        spool = json.loads(status.stdout)["spool"]
+        self.assertTrue(spool["readable"])
+        self.assertIn("the next run imports it", spool["error"])
+        self.assertEqual(before, {
+            n: os.stat(os.path.join(self.dir, n)).st_mtime_ns
+            for n in os.listdir(self.dir)}, "--dump or --status changed DIR")
         proc, sock = self.start_in(self.dir)
         new_text = self.assert_serving(proc, sock, tag="beside the fixture")
         self.server.up()
