@@ -353,7 +353,8 @@ replay() {
 	    -health-url "http://127.0.0.1:$port" --log-level warn
 	launch_wait replay
 	sent=$(delivered "$dir")
-	[ "$sent" -eq "$BENCH_RECORDS" ] && [ ! -e "$dir/echopost.spool" ] ||
+	[ "$sent" -eq "$BENCH_RECORDS" ] &&
+	    ! ls "$dir" | grep -q '^echopost\.spool' ||
 	    say "replay: WARNING: $sent of $BENCH_RECORDS delivered"
 	say "replay: curl-baseline posts $BENCH_RECORDS records to nginx"
 	run timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" -s "$BENCH_SIZE" \
@@ -416,7 +417,8 @@ big() {
 	[ "$BENCH_BIG_RECORDS" -gt 0 ] || return 0
 	say "big spool: preloading $BENCH_BIG_RECORDS records"
 	preload preload-big "$dir" "$BENCH_BIG_RECORDS"
-	du -k "$dir/echopost.spool" | cut -f1 > "$tmp/raw/big-spool.kib"
+	du -ck "$dir"/echopost.spool.* | tail -n 1 | cut -f1 \
+	    > "$tmp/raw/big-spool.kib"
 	say "startup: $BENCH_BIG_RECORDS records spooled"
 	starts echopost-big echopost "$dir"
 	free_port

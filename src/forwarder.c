@@ -26,7 +26,7 @@
 /* Retry-After beyond this is taken as this: the logs must still go. */
 #define RETRY_AFTER_MAX_MS	(10 * 60 * 1000)
 #define PROGRESS_MS		1000
-/* While waiting, closed journals are moved into GDBM this often. */
+/* While waiting, closed journals are sealed into GDBM this often. */
 #define SETTLE_MS		250
 /* While nobody listens at the server's port, it is tried this often. */
 #define PROBE_MS		250
@@ -156,7 +156,7 @@ sleep_ms(struct forwarder *f, int64_t ms)
 
 /*
  * Wait for ms, or less if told to stop. Meanwhile the journals the
- * listener has closed are moved into GDBM and deleted, so that they do
+ * listener has closed are sealed into GDBM and deleted, so that they do
  * not pile up, and a spare is made ready for the next.
  */
 static void

@@ -6,7 +6,7 @@
  * removes each once the server has answered for it. When the spool is empty
  * and the server healthy it asks main to stop listening, delivers what the
  * listener stored meanwhile, and ends. Whenever it waits, it lets the spool
- * move the journals the listener has closed into GDBM (spool_settle).
+ * seal the journals the listener has closed into GDBM (spool_settle).
  */
 #ifndef FORWARDER_H
 #define FORWARDER_H

@@ -1,11 +1,13 @@
 /*
- * spool.h: the logs not delivered yet: a GDBM file under DIR, and the
- * journals that take appends before they go into it.
+ * spool.h: the logs not delivered yet: journals under DIR that take
+ * appends, and GDBM files they are sealed into, written once.
  *
  * Records are keyed by a 64-bit sequence number given at append, so the
  * oldest is always at "head" and replay order is arrival order, also across
- * restarts. Two threads share it: the listener's appends, commits and rolls
- * (the journal), and the forwarder's settle, first, remove and sync (GDBM).
+ * restarts. Two threads share it: the listener's thread may call append,
+ * commit, roll and append_error; the forwarder's settle, first, remove,
+ * sync and error; any thread range, count and size. A reader (--status,
+ * --dump) is one thread's alone. spool_int.h says who owns which field.
  */
 #ifndef SPOOL_H
 #define SPOOL_H
