@@ -301,7 +301,8 @@ scan_directory(struct spool *s, bool *legacy)
 	memset(&l, 0, sizeof l);
 	if (list_directory(s, &l) == -1)
 		goto out;
-	qsort(l.journals, l.count, sizeof *l.journals, by_number);
+	if (l.count > 0)
+		qsort(l.journals, l.count, sizeof *l.journals, by_number);
 	if (!s->reader && resume_newest(s, &l, &newest) == -1)
 		goto out;
 	if (add_journals(s, &l, newest) == -1) {

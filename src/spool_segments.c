@@ -92,7 +92,8 @@ void
 sort_segments(struct spool *s)
 {
 	close_cursors(s);
-	qsort(s->segments, s->count, sizeof *s->segments, by_first);
+	if (s->count > 0)
+		qsort(s->segments, s->count, sizeof *s->segments, by_first);
 }
 
 void
