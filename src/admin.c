@@ -158,7 +158,7 @@ print_json(const struct options *o, const struct status *st)
 	    "latest_session", st->session[0] != '\0' ?
 	    json_string(st->session) : json_null(),
 	    "server",
-	    "url", o->health_url,
+	    "url", o->shown_url,
 	    "healthy", st->healthy,
 	    "code", st->code != 0 ? json_integer(st->code) : json_null(),
 	    "error", st->error[0] != '\0' ? json_string(st->error) :
@@ -207,13 +207,13 @@ print_table(const struct options *o, const struct status *st)
 	printf("%-16s%s\n", "latest session",
 	    st->session[0] != '\0' ? st->session : "none");
 	if (st->healthy)
-		printf("%-16s%s healthy (%ld)\n", "server", o->health_url,
+		printf("%-16s%s healthy (%ld)\n", "server", o->shown_url,
 		    st->code);
 	else if (st->code != 0)
 		printf("%-16s%s down (answered %ld)\n", "server",
-		    o->health_url, st->code);
+		    o->shown_url, st->code);
 	else
-		printf("%-16s%s down (%s)\n", "server", o->health_url,
+		printf("%-16s%s down (%s)\n", "server", o->shown_url,
 		    st->error);
 }
 

@@ -49,19 +49,13 @@ log_enabled(enum log_level level)
 	return (level <= log_level);
 }
 
-int
-log_open_file(const char *path)
+/* Events go to fd too from now on; log_close_file() closes it. */
+void
+log_set_file(int fd)
 {
-	int	fd;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd == -1)
-		return (-1);
 	pthread_mutex_lock(&log_lock);
 	log_file = fd;
 	pthread_mutex_unlock(&log_lock);
-	return (0);
 }
 
 void

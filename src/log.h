@@ -25,7 +25,7 @@ enum log_level {
 int	 log_level_parse(const char *, enum log_level *);
 void	 log_set_level(enum log_level);
 bool	 log_enabled(enum log_level);
-int	 log_open_file(const char *);
+void	 log_set_file(int);
 void	 log_close_file(void);
 void	 log_event(enum log_level, const char *, const char *, ...);
 int	 write_all(int, const void *, size_t);

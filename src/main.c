@@ -19,14 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <libutil.h>
 
 #include "admin.h"
+#include "dir.h"
 #include "echopost.h"
 #include "forwarder.h"
 #include "listener.h"
@@ -36,6 +37,7 @@
 #include "spool.h"
 
 #define POLL_MS	100
+#define SPOOL_LIMIT_MAX	(8ULL * 1024 * 1024 * 1024)
 
 struct paths {
 	char	dir[PATH_MAX];
@@ -51,7 +53,8 @@ static sigset_t	stop_signals;
 struct run {
 	const struct options	*options;
 	struct paths		 paths;
-	struct pidfh		*pid_file;
+	struct dir_check	 dir;
+	struct dir_lock		*lock;
 	struct session		*session;
 	struct spool		*spool;
 	struct listener		*listener;
@@ -70,74 +73,18 @@ fatal(int status, const char *what, const char *path, const char *error)
 }
 
 static int
-make_dirs(const char *dir)
-{
-	char	 path[PATH_MAX], *p;
-
-	if (strlcpy(path, dir, sizeof path) >= sizeof path) {
-		errno = ENAMETOOLONG;
-		return (-1);
-	}
-	for (p = path + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) == -1 && errno != EEXIST)
-			return (-1);
-		*p = '/';
-	}
-	if (mkdir(path, 0750) == -1 && errno != EEXIST)
-		return (-1);
-	return (0);
-}
-
-/*
- * DIR holds the logs and the socket the SDK trusts: it must not be a link
- * someone can point elsewhere, nor a directory anyone can write to.
- */
-static int
-check_dir(const char *dir)
-{
-	struct stat	sb;
-	char		trimmed[PATH_MAX];
-	size_t		len;
-
-	len = strlcpy(trimmed, dir, sizeof trimmed);
-	while (len > 1 && trimmed[len - 1] == '/')
-		trimmed[--len] = '\0';
-	if (lstat(trimmed, &sb) == -1)
-		return (fatal(EXIT_CANTCREATE, "cannot stat", dir,
-		    strerror(errno)));
-	if (S_ISLNK(sb.st_mode))
-		return (fatal(EXIT_CANTCREATE, "refusing", dir,
-		    "it is a symbolic link"));
-	if (!S_ISDIR(sb.st_mode))
-		return (fatal(EXIT_CANTCREATE, "refusing", dir,
-		    "not a directory"));
-	if ((sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX))
-		return (fatal(EXIT_CANTCREATE, "refusing", dir,
-		    "world-writable without the sticky bit"));
-	return (0);
-}
-
-static int
 prepare_paths(struct run *run)
 {
 	struct paths	*p = &run->paths;
-	const char	*dir = run->options->dir;
 	int		 status;
 
-	if (make_dirs(dir) == -1)
-		return (fatal(EXIT_CANTCREATE, "cannot create", dir,
-		    strerror(errno)));
-	if ((status = check_dir(dir)) != 0)
+	if ((status = dir_prepare(run->options->dir, true, &run->dir)) != 0) {
+		fprintf(stderr, "%s: %s\n", PACKAGE, run->dir.error);
+		log_event(LEVEL_ERROR, "fatal", "{s:s, s:i}", "error",
+		    run->dir.error, "exit", status);
 		return (status);
-	if (realpath(dir, p->dir) == NULL)
-		return (fatal(EXIT_CANTCREATE, "cannot resolve", dir,
-		    strerror(errno)));
-	if (access(p->dir, W_OK | X_OK) == -1)
-		return (fatal(EXIT_CANTCREATE, "cannot write to", p->dir,
-		    strerror(errno)));
+	}
+	strlcpy(p->dir, run->dir.path, sizeof p->dir);
 	if (dir_file(p->socket, p->dir, SOCKET_NAME) == -1 ||
 	    dir_file(p->anchor, p->dir, SOCKET_ANCHOR_NAME) == -1 ||
 	    dir_file(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
@@ -160,22 +107,34 @@ static int
 lock_dir(struct run *run)
 {
 	pid_t	other = -1;
+	int	taken;
 
-	run->pid_file = pidfile_open(run->paths.pid_file, 0600, &other);
-	if (run->pid_file == NULL) {
-		if (errno == EEXIST) {
-			log_event(LEVEL_INFO, "already_running",
-			    "{s:s, s:i}", "dir", run->paths.dir, "pid",
-			    (int)other);
-			return (1);
-		}
+	if ((taken = dir_lock(&run->lock, run->paths.pid_file, &other)) == 1)
+		log_event(LEVEL_INFO, "already_running", "{s:s, s:i}", "dir",
+		    run->paths.dir, "pid", (int)other);
+	else if (taken == -1)
 		return (fatal(EXIT_CANTCREATE, "cannot lock",
-		    run->paths.pid_file, strerror(errno)));
-	}
-	if (pidfile_write(run->pid_file) == -1)
-		return (fatal(EXIT_IOERROR, "cannot write",
-		    run->paths.pid_file, strerror(errno)));
-	return (0);
+		    run->paths.pid_file, errno == ELOOP ? "it is a symbolic "
+		    "link" : strerror(errno)));
+	return (taken);
+}
+
+/*
+ * No client may fill the file system: by default the spool takes at most
+ * a quarter of it, and never more than SPOOL_LIMIT_MAX.
+ */
+static uint64_t
+spool_limit(const struct run *run)
+{
+	struct statvfs	fs;
+	uint64_t	quarter;
+
+	if (run->options->max_spool_size >= 0)
+		return ((uint64_t)run->options->max_spool_size);
+	if (statvfs(run->paths.dir, &fs) == -1)
+		return (SPOOL_LIMIT_MAX);
+	quarter = (uint64_t)fs.f_blocks * fs.f_frsize / 4;
+	return (quarter < SPOOL_LIMIT_MAX ? quarter : SPOOL_LIMIT_MAX);
 }
 
 static int
@@ -189,12 +148,19 @@ open_everything(struct run *run)
 		    run->paths.dir, strerror(errno)));
 	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
 	    "version", ECHOPOST_VERSION, "pid", (int)getpid(),
-	    "dir", run->paths.dir, "health_url", o->health_url,
+	    "dir", run->paths.dir, "health_url", o->shown_url,
 	    "session", session_path(run->session), "mode",
 	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");
+	if (run->dir.dropped_from == 0)
+		log_event(LEVEL_WARN, "became_owner", "{s:s, s:i, s:i}", "dir",
+		    run->paths.dir, "uid", (int)getuid(), "gid", (int)getgid());
+	if (run->dir.group_writable)
+		log_event(LEVEL_WARN, "dir_group_writable", "{s:s, s:s}", "dir",
+		    run->paths.dir, "meaning", "its group may add and remove "
+		    "files in it; links planted there are never followed");
 	session_prune(run->session, o->keep_sessions);
-	if (spool_open(&run->spool, run->paths.spool,
-	    (uint64_t)o->max_spool_size, (off_t)o->journal_size) == -1)
+	if (spool_open(&run->spool, run->paths.spool, spool_limit(run),
+	    (off_t)o->journal_size) == -1)
 		return (fatal(EXIT_IOERROR, "cannot open spool",
 		    run->paths.spool, run->spool != NULL ?
 		    spool_error(run->spool) : strerror(errno)));
@@ -314,8 +280,7 @@ close_everything(struct run *run, int status)
 		    "refused", (json_int_t)run->counts.refused,
 		    "spooled", (json_int_t)left);
 	session_close(run->session);
-	if (run->pid_file != NULL)
-		pidfile_remove(run->pid_file);
+	dir_unlock(run->lock);
 	return (status);
 }
 
@@ -338,17 +303,56 @@ run(const struct options *o)
 	return (close_everything(&run, status));
 }
 
+static void
+free_args(char **args)
+{
+	char	**p;
+
+	for (p = args; *p != NULL; p++)
+		free(*p);
+	free(args);
+}
+
+static char **
+copy_args(int argc, char *argv[])
+{
+	char	**args;
+	int	  i;
+
+	if ((args = calloc((size_t)argc + 1, sizeof *args)) == NULL)
+		return (NULL);
+	for (i = 0; i < argc; i++)
+		if ((args[i] = strdup(argv[i])) == NULL) {
+			free_args(args);
+			return (NULL);
+		}
+	return (args);
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct options	options;
-	int		status;
+	struct options	  options;
+	char		**args;
+	int		  status;
 
+	/*
+	 * The SDK passes the API key on the command line, where other users
+	 * can read it (ps(1), /proc): hide it before anything else, and
+	 * parse a copy.
+	 */
+	if ((args = copy_args(argc, argv)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", PACKAGE);
+		return (EXIT_SOFTWARE);
+	}
 #ifdef HAVE_LIBBSD
 	/* libbsd needs to know where argv is before setproctitle(3). */
 	setproctitle_init(argc, argv, environ);
 #endif
-	switch (options_parse(&options, argc, argv, stdout, stderr)) {
+	setproctitle("-%s", PACKAGE);
+	status = options_parse(&options, argc, args, stdout, stderr);
+	free_args(args);
+	switch (status) {
 	case OPTIONS_RUN:
 		break;
 	case OPTIONS_DONE:

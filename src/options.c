@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +75,8 @@ usage(FILE *out)
 "                          largest SendLog request accepted (default 1M)\n"
 "      --max-spool-size BYTES\n"
 "                          refuse new logs while the spool holds this much\n"
-"                          (default: no limit but the disk's)\n"
+"                          (default: a quarter of the file system, at most\n"
+"                          8G; 0: no limit but the disk's)\n"
 "      --log-level LEVEL   error, warn, info or debug (default info)\n"
 "      --keep-sessions N   keep the newest N session directories (default %d)\n"
 "\n"
@@ -299,9 +301,10 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 		o->max_message_size = number;
 		return (OPTIONS_RUN);
 	case OPT_MAX_SPOOL_SIZE:
-		if (parse_size(value, &number) == -1 || number < 1024)
+		if (parse_size(value, &number) == -1 ||
+		    (number > 0 && number < 1024))
 			return (bad_value(err, "max-spool-size", value,
-			    "not a size of 1k or more"));
+			    "not 0 (no limit) nor a size of 1k or more"));
 		o->max_spool_size = number;
 		return (OPTIONS_RUN);
 	case OPT_LOG_LEVEL:
@@ -323,6 +326,36 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 	return (set_mode(o, code, err));
 }
 
+/*
+ * The URL as it may be printed: a password in it replaced by "***". One
+ * libcurl cannot take apart is shown only if it has no user part at all.
+ */
+static char *
+redact_url(const char *url)
+{
+	CURLU	*u;
+	char	*password = NULL, *out = NULL, *shown;
+	bool	 parsed;
+
+	parsed = (u = curl_url()) != NULL &&
+	    curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
+	if (parsed && curl_url_get(u, CURLUPART_PASSWORD, &password, 0) ==
+	    CURLUE_OK && (curl_url_set(u, CURLUPART_PASSWORD, "***", 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_URL, &out, 0) !=
+	    CURLUE_OK))
+		parsed = false;
+	if (out != NULL)
+		shown = strdup(out);
+	else if (parsed || strchr(url, '@') == NULL)
+		shown = strdup(url);
+	else
+		shown = strdup("(a URL with credentials, not shown)");
+	curl_free(out);
+	curl_free(password);
+	curl_url_cleanup(u);
+	return (shown);
+}
+
 static enum options_result
 set_defaults(struct options *o)
 {
@@ -338,6 +371,7 @@ set_defaults(struct options *o)
 	    replace(&o->api_key, key != NULL ? key : "") == -1)
 		return (OPTIONS_BAD);
 	o->socket_mode = DEFAULT_SOCKET_MODE;
+	o->max_spool_size = -1;
 	o->health_interval_ms = DEFAULT_HEALTH_MS;
 	o->timeout_ms = DEFAULT_TIMEOUT_MS;
 	o->max_message_size = DEFAULT_MESSAGE_SIZE;
@@ -394,6 +428,8 @@ options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 		fprintf(err, "%s: --json goes with --status\n", PACKAGE);
 		goto bad;
 	}
+	if ((o->shown_url = redact_url(o->health_url)) == NULL)
+		return (OPTIONS_BAD);
 	return (OPTIONS_RUN);
 bad:
 	fprintf(err, "Try '%s --help' for more information.\n", PACKAGE);
@@ -406,5 +442,6 @@ options_free(struct options *o)
 	free(o->dir);
 	free(o->api_key);
 	free(o->health_url);
+	free(o->shown_url);
 	memset(o, 0, sizeof *o);
 }

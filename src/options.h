@@ -16,7 +16,7 @@
 
 #define DEFAULT_DIR		"./.datanadhi"
 #define DEFAULT_HEALTH_URL	"http://data-nadhi-server:5000"
-#define DEFAULT_SOCKET_MODE	0660
+#define DEFAULT_SOCKET_MODE	0600
 #define DEFAULT_HEALTH_MS	500
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
@@ -38,11 +38,12 @@ struct options {
 	char		*dir;
 	char		*api_key;
 	char		*health_url;
+	char		*shown_url;	/* health_url as printed */
 	mode_t		 socket_mode;
 	int64_t		 health_interval_ms;
 	int64_t		 timeout_ms;
 	int64_t		 max_message_size;
-	int64_t		 max_spool_size;	/* 0: no limit */
+	int64_t		 max_spool_size;	/* 0: none; -1: the default */
 	int64_t		 journal_size;	/* 0: the spool's own */
 	enum log_level	 log_level;
 	int		 keep_sessions;

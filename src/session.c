@@ -24,6 +24,7 @@
 struct session {
 	char	 dir[PATH_MAX];		/* DIR */
 	char	 path[PATH_MAX];	/* DIR/session-... */
+	int	 fd;			/* of the session directory */
 	int	 success_log;
 	int	 failure_log;
 	bool	 server_down;
@@ -51,10 +52,16 @@ open_log(const char *dir, const char *name)
 	    O_CLOEXEC, 0600));
 }
 
-/* Two runs may start within one second; they share the directory. */
+/*
+ * Two runs may start within one second; they share the directory. Its
+ * name can be guessed, so one that is there must be a directory of our
+ * own, not a link planted to send the logs elsewhere.
+ */
 static int
 make_session_dir(struct session *s)
 {
+	struct stat	sb;
+
 	struct tm	tm;
 	time_t		now;
 	char		name[64];
@@ -68,7 +75,21 @@ make_session_dir(struct session *s)
 		return (-1);
 	if (mkdir(s->path, 0700) == -1 && errno != EEXIST)
 		return (-1);
+	s->fd = open(s->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->fd == -1 || fstat(s->fd, &sb) == -1)
+		return (-1);
+	if (sb.st_uid != geteuid()) {
+		errno = EPERM;
+		return (-1);
+	}
 	return (0);
+}
+
+static int
+open_session_log(struct session *s, const char *name)
+{
+	return (openat(s->fd, name, O_WRONLY | O_CREAT | O_APPEND |
+	    O_NOFOLLOW | O_CLOEXEC, 0600));
 }
 
 /* Returns 0, or -1 with errno set; *sp is always freed by session_close. */
@@ -76,19 +97,18 @@ int
 session_open(struct session **sp, const char *dir)
 {
 	struct session	*s;
-	char		 path[PATH_MAX];
+	int		 fd;
 
 	if ((*sp = s = calloc(1, sizeof *s)) == NULL)
 		return (-1);
-	s->success_log = s->failure_log = -1;
+	s->fd = s->success_log = s->failure_log = -1;
 	strlcpy(s->dir, dir, sizeof s->dir);
-	if (make_session_dir(s) == -1)
+	if (make_session_dir(s) == -1 ||
+	    (fd = open_session_log(s, EVENT_LOG_NAME)) == -1)
 		return (-1);
-	if (dir_file(path, s->path, EVENT_LOG_NAME) == -1 ||
-	    log_open_file(path) == -1)
-		return (-1);
-	s->success_log = open_log(s->path, SUCCESS_LOG_NAME);
-	s->failure_log = open_log(s->path, FAILURE_LOG_NAME);
+	log_set_file(fd);
+	s->success_log = open_session_log(s, SUCCESS_LOG_NAME);
+	s->failure_log = open_session_log(s, FAILURE_LOG_NAME);
 	if (s->success_log == -1 || s->failure_log == -1)
 		return (-1);
 	return (0);
@@ -217,6 +237,8 @@ session_close(struct session *s)
 		close(s->success_log);
 	if (s->failure_log != -1)
 		close(s->failure_log);
+	if (s->fd != -1)
+		close(s->fd);
 	log_close_file();
 	free(s);
 }

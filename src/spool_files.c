@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -148,11 +149,21 @@ static int
 list_name(struct spool *s, const char *parent, const char *base,
     const char *name, struct listing *l)
 {
+	struct stat	 sb;
 	uint64_t	 a, b, *grown;
 	char		*rest, path[PATH_MAX];
 
-	if (strcmp(name, base) == 0)
-		l->legacy = true;
+	if (snprintf(path, sizeof path, "%s/%s", parent, name) >=
+	    (int)sizeof path)
+		return (0);
+	if (strcmp(name, base) == 0) {
+		/* Never a link planted to be read, or renamed, as a spool. */
+		if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+			l->legacy = true;
+		else
+			log_event(LEVEL_WARN, "spool_ignored", "{s:s, s:s}",
+			    "path", path, "reason", "not a regular file");
+	}
 	else if (numbered(name, base, SEALED_SUFFIX, &a, &rest) &&
 	    rest[0] == '-' && isdigit((unsigned char)rest[1]) &&
 	    (b = strtoull(rest + 1, &rest, 10)) > a && *rest == '\0')
@@ -167,9 +178,7 @@ list_name(struct spool *s, const char *parent, const char *base,
 	} else if (numbered(name, base, ".~", &a, &rest) &&
 	    strcmp(rest, "~") == 0 && a > l->backup)
 		l->backup = a;
-	else if (!s->reader && leftover(name, base) &&
-	    snprintf(path, sizeof path, "%s/%s", parent, name) <
-	    (int)sizeof path && unlink(path) == 0)
+	else if (!s->reader && leftover(name, base) && unlink(path) == 0)
 		log_event(LEVEL_INFO, "spool_leftover_removed", "{s:s}",
 		    "path", path);
 	return (0);

@@ -22,12 +22,14 @@ static int	 saved_stdout;
 static void
 setup(void)
 {
-	int	null;
+	int	null, fd;
 
 	dir = unit_tempdir();
 	ck_assert_ptr_nonnull(dir);
 	snprintf(path, sizeof path, "%s/agent.log", dir);
-	ck_assert_int_eq(log_open_file(path), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	ck_assert_int_ne(fd, -1);
+	log_set_file(fd);
 	saved_stdout = dup(STDOUT_FILENO);
 	null = open("/dev/null", O_WRONLY);
 	ck_assert_int_ne(null, -1);

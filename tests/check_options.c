@@ -53,7 +53,8 @@ START_TEST(defaults)
 	ck_assert_str_eq(o.dir, "./.datanadhi");
 	ck_assert_str_eq(o.health_url, "http://data-nadhi-server:5000");
 	ck_assert_str_eq(o.api_key, "");
-	ck_assert_int_eq(o.socket_mode, 0660);
+	ck_assert_int_eq(o.socket_mode, 0600);
+	ck_assert_int_eq(o.max_spool_size, -1);
 	ck_assert_int_eq(o.health_interval_ms, 500);
 	ck_assert_int_eq(o.timeout_ms, 5000);
 	ck_assert_int_eq(o.max_message_size, 1024 * 1024);
@@ -129,6 +130,46 @@ START_TEST(tuning_options)
 	ck_assert_int_eq(o.max_message_size, 4 * 1024 * 1024);
 	ck_assert_int_eq(o.log_level, LEVEL_DEBUG);
 	options_free(&o);
+}
+END_TEST
+
+/* --max-spool-size 0 takes the default cap away; 1k is the least cap. */
+START_TEST(spool_size_limits)
+{
+	struct options	o;
+	char		out[4096], err[4096];
+
+	ck_assert_int_eq(PARSE(&o, "--max-spool-size", "0"), OPTIONS_RUN);
+	ck_assert_int_eq(o.max_spool_size, 0);
+	options_free(&o);
+	ck_assert_int_eq(PARSE(&o, "--max-spool-size", "2G"), OPTIONS_RUN);
+	ck_assert_int_eq(o.max_spool_size, 2LL << 30);
+	options_free(&o);
+	ck_assert_int_eq(PARSE(&o, "--max-spool-size", "1000"), OPTIONS_BAD);
+	ck_assert_ptr_nonnull(strstr(err, "-max-spool-size"));
+	options_free(&o);
+}
+END_TEST
+
+/* A password in the URL is used, and never shown. */
+START_TEST(url_password_not_shown)
+{
+	static const char *urls[][2] = {
+		{ "http://u:pa55@h:5000/x?q=1", "http://u:***@h:5000/x?q=1" },
+		{ "https://h/health", "https://h/health" },
+		{ "http://u@h", "http://u@h" },
+	};
+	struct options	o;
+	char		out[4096], err[4096];
+	size_t		i;
+
+	for (i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		ck_assert_int_eq(PARSE(&o, "-health-url", (char *)urls[i][0]),
+		    OPTIONS_RUN);
+		ck_assert_str_eq(o.health_url, urls[i][0]);
+		ck_assert_str_eq(o.shown_url, urls[i][1]);
+		options_free(&o);
+	}
 }
 END_TEST
 
@@ -223,6 +264,8 @@ options_suite(void)
 	tcase_add_test(t, sdk_command_line);
 	tcase_add_test(t, key_from_environment);
 	tcase_add_test(t, tuning_options);
+	tcase_add_test(t, spool_size_limits);
+	tcase_add_test(t, url_password_not_shown);
 	tcase_add_test(t, help_and_version);
 	tcase_add_test(t, bad_values);
 	tcase_add_test(t, durations_and_sizes);

@@ -72,6 +72,14 @@ RFC3339_UTC_RE = re.compile(
 SUN_PATH_MAX = 107
 
 
+def as_user(user):
+    """The setpriv(1) prefix that runs a command as (uid, gid, groups)."""
+    uid, gid, groups = user
+    return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid] + (
+        ["--groups=" + ",".join(map(str, groups))] if groups
+        else ["--clear-groups"])
+
+
 def spool_names(dir):
     """The spool's files in dir: journals, sealed files, the position."""
     return sorted(n for n in os.listdir(dir)
@@ -239,14 +247,15 @@ class EchoPostTest(unittest.TestCase):
 
     def start_echopost(self, args=None, sdk=False, env_key=None,
                        interval="100ms", dir=None, key=API_KEY, cwd=None,
-                       journal_size=None):
+                       journal_size=None, user=None):
         """Start echopost. args None: the SDK's own command line
         (-datanadhi DIR -api-key KEY -health-url URL) plus the health
         interval. sdk=True: stdio on /dev/null and a new session, like the
         SDK; otherwise stdout and stderr go to files in the temp dir
         (proc.out_path, proc.err_path). journal_size: bytes after which a
         journal is closed (ECHOPOST_TEST_JOURNAL_SIZE), so that a few logs
-        make echopost rotate and seal journals."""
+        make echopost rotate and seal journals. user: (uid, gid, groups)
+        to run it as, through setpriv(1), which needs root."""
         dir = self.dir if dir is None else dir
         if args is None:
             args = ["-datanadhi", dir]
@@ -261,18 +270,21 @@ class EchoPostTest(unittest.TestCase):
             env["DATANADHI_API_KEY"] = env_key
         if journal_size is not None:
             env["ECHOPOST_TEST_JOURNAL_SIZE"] = str(journal_size)
+        command = [ECHOPOST] + args
+        if user is not None:
+            command = as_user(user) + command
         self.outputs += 1
         out_path = os.path.join(self.tmp, "out-%d.txt" % self.outputs)
         err_path = os.path.join(self.tmp, "err-%d.txt" % self.outputs)
         if sdk:
-            proc = subprocess.Popen([ECHOPOST] + args, env=env, cwd=cwd,
+            proc = subprocess.Popen(command, env=env, cwd=cwd,
                                     stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL,
                                     start_new_session=True)
         else:
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                proc = subprocess.Popen([ECHOPOST] + args, env=env, cwd=cwd,
+                proc = subprocess.Popen(command, env=env, cwd=cwd,
                                         stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=err)
         proc.out_path = out_path

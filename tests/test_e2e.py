@@ -61,7 +61,8 @@ class MainJobTest(EchoPostTest):
              "-health-url", self.server.url, "-health-interval", "100ms"],
             sdk=True)
         st = self.wait_socket(proc)
-        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(self.dir).st_mode), 0o700)
         self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)),
                         "no status lock while the server is down")
 

@@ -1042,11 +1042,11 @@ class FilesTest(ReliabilityTest):
 
     def test_file_modes_with_logs_stored_and_server_down(self):
         # Protects: the logs are private: spool, pid file, status lock and
-        # session files 0600, session dir 0700; the socket 0660 by default,
+        # session files 0600, session dir 0700; the socket 0600 by default,
         # or the mode given by --socket-mode.
         self.start_server("down")
-        for sock_mode, extra in ((0o660, []), (0o600, ["--socket-mode",
-                                                       "0600"])):
+        for sock_mode, extra in ((0o600, []), (0o660, ["--socket-mode",
+                                                       "0660"])):
             with self.subTest(socket_mode=oct(sock_mode)):
                 proc, sock = self.start_in(self.dir, extra)
                 self.store_seq_logs(sock, 5)
