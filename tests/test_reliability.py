@@ -745,6 +745,30 @@ class DiskTest(ReliabilityTest):
         self.assertEqual(spool_names(dir), [],
                          "spool files left in DIR after a clean exit")
 
+    def test_default_cap_is_a_quarter_of_the_file_system(self):
+        # Protects: with no --max-spool-size, no client can fill the file
+        # system: the spool takes at most a quarter of it (8G at most),
+        # then logs are refused with the reason, and what was stored is
+        # delivered.
+        fs = self.mount_tmpfs("16m")
+        self.start_server("down")
+        proc, sock = self.start_in(os.path.join(fs, "dn"))
+        acked, refusal = [], None
+        for i in range(40):
+            text = json.dumps({"n": i, "pad": "z" * 200000})
+            r = send_log(sock, text)
+            if not r.success:
+                refusal = r.message
+                break
+            acked.append(text)
+        self.assertIsNotNone(refusal, "8 MB stored on a 16 MB file system")
+        self.assertIn("spool full", refusal)
+        self.assertIn("the limit is %d" % (4 << 20), refusal)
+        self.assertGreater(self.free(), 8 << 20)
+        posts = self.deliver_and_exit(proc)
+        self.assertEqual([log_data_of(p) for p in posts],
+                         [json.loads(t) for t in acked])
+
     def test_spool_cap_refuses_with_reason_and_keeps_acknowledged(self):
         # Protects: --max-spool-size: once the cap is reached, logs are
         # refused with a message naming "spool full" and the option; the
