@@ -2,18 +2,20 @@
  * files.h: what every module that keeps files under DIR needs to make them
  * durable and to find them again.
  *
+ * Every file under DIR is reached relative to a descriptor of DIR itself,
+ * never by a path that could be swapped under us, and none is followed if
+ * it is a symbolic link.
+ *
  * The rule for power loss, kept by every caller: a file's data is synced
- * before its name is made (rename, link); the directory is synced after a
+ * before its name is made (link, rename); the directory is synced after a
  * name is made or removed when a later step relies on it.
  */
 #ifndef FILES_H
 #define FILES_H
 
 #include <dirent.h>
-#include <limits.h>
 
-int	 sync_parent(const char *);
-int	 publish_file(const char *, const char *);
-DIR	*open_parent(const char *, char [PATH_MAX], const char **);
+int	 publish_file(int, const char *, const char *);
+DIR	*list_dir(int);
 
 #endif

@@ -31,7 +31,6 @@
 #include <jansson.h>
 #include <zlib.h>
 
-#include "files.h"
 #include "journal.h"
 #include "log.h"
 
@@ -114,14 +113,14 @@ new_journal(void)
 }
 
 /*
- * Begin a journal at path whose first entry will be number first, durably:
- * a new file, or the spare at spare (NULL: none) under its new name. On
- * failure nothing is left at path: a newest journal that takes no appends
- * would give its numbers again.
+ * Begin the journal name in the directory dirfd, whose first entry will be
+ * number first, durably: a new file, or the spare (NULL: none) under its
+ * new name. On failure nothing is left at name: a newest journal that
+ * takes no appends would give its numbers again.
  */
 static int
-begin_file(struct journal **jp, const char *spare, const char *path,
-    uint64_t first)
+begin_file(struct journal **jp, int dirfd, const char *spare,
+    const char *name, uint64_t first)
 {
 	struct journal	*j;
 	bool		 named;
@@ -131,17 +130,18 @@ begin_file(struct journal **jp, const char *spare, const char *path,
 	if ((j = new_journal()) == NULL)
 		return (-1);
 	if (spare == NULL)
-		j->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
+		j->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
 	else
-		j->fd = open(spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		j->fd = openat(dirfd, spare, O_WRONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
 	named = spare == NULL && j->fd != -1;
-	if (j->fd == -1 || begin(j, first) == -1 ||
-	    (spare != NULL && !(named = rename(spare, path) == 0)) ||
-	    sync_parent(path) == -1) {
+	if (j->fd == -1 || begin(j, first) == -1 || (spare != NULL &&
+	    !(named = renameat(dirfd, spare, dirfd, name) == 0)) ||
+	    fsync(dirfd) == -1) {
 		saved = errno;
 		if (named)
-			unlink(path);
+			unlinkat(dirfd, name, 0);
 		journal_close(j);
 		errno = saved;
 		return (-1);
@@ -150,11 +150,12 @@ begin_file(struct journal **jp, const char *spare, const char *path,
 	return (0);
 }
 
-/* Create a journal whose first entry will be number first. */
+/* Create journal name in dirfd, whose first entry will be number first. */
 int
-journal_create(struct journal **jp, const char *path, uint64_t first)
+journal_create(struct journal **jp, int dirfd, const char *name,
+    uint64_t first)
 {
-	return (begin_file(jp, NULL, path, first));
+	return (begin_file(jp, dirfd, NULL, name, first));
 }
 
 /*
@@ -163,14 +164,15 @@ journal_create(struct journal **jp, const char *path, uint64_t first)
  * but a header is ever written to a spare before it is adopted.
  */
 int
-journal_prepare(const char *path, off_t size)
+journal_prepare(int dirfd, const char *name, off_t size)
 {
 	static const unsigned char	 zeros[READ_CHUNK];
 	struct stat			 sb;
 	off_t				 done;
 	int				 fd, status = -1;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (fd == -1)
 		return (-1);
 	if (fstat(fd, &sb) == 0 && sb.st_size == size) {
@@ -187,16 +189,16 @@ journal_prepare(const char *path, off_t size)
 	if (close(fd) == -1)
 		status = -1;
 	if (status == -1)
-		unlink(path);
+		unlinkat(dirfd, name, 0);
 	return (status);
 }
 
-/* Turn the spare at spare into the journal at path, as journal_create. */
+/* Turn the spare into the journal name, as journal_create. */
 int
-journal_adopt(struct journal **jp, const char *spare, const char *path,
-    uint64_t first)
+journal_adopt(struct journal **jp, int dirfd, const char *spare,
+    const char *name, uint64_t first)
 {
-	return (begin_file(jp, spare, path, first));
+	return (begin_file(jp, dirfd, spare, name, first));
 }
 
 /*
@@ -205,7 +207,7 @@ journal_adopt(struct journal **jp, const char *spare, const char *path,
  * a spare) and append after it.
  */
 int
-journal_resume(struct journal **jp, const char *path)
+journal_resume(struct journal **jp, int dirfd, const char *name)
 {
 	struct journal_reader	*r;
 	struct journal		*j;
@@ -216,7 +218,7 @@ journal_resume(struct journal **jp, const char *path)
 	int			 found, saved;
 
 	*jp = NULL;
-	if (journal_reader_open(&r, path) == -1)
+	if (journal_reader_open(&r, dirfd, name) == -1)
 		return (-1);
 	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
 		;
@@ -227,7 +229,7 @@ journal_resume(struct journal **jp, const char *path)
 	j->next = j->committed_next = journal_reader_next(r);
 	j->committed = journal_reader_offset(r);
 	journal_reader_close(r);
-	j->fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	j->fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (j->fd == -1 || fstat(j->fd, &sb) == -1 ||
 	    (sb.st_size > j->committed && (ftruncate(j->fd, j->committed) ==
 	    -1 || fdatasync(j->fd) == -1)) ||
@@ -239,7 +241,7 @@ journal_resume(struct journal **jp, const char *path)
 	}
 	if (found == -1)
 		log_event(LEVEL_WARN, "journal_repaired", "{s:s, s:I}",
-		    "path", path, "cut_bytes",
+		    "name", name, "cut_bytes",
 		    (json_int_t)(sb.st_size - j->committed));
 	*jp = j;
 	return (0);
@@ -429,7 +431,7 @@ journal_reader_close(struct journal_reader *r)
 }
 
 int
-journal_reader_open(struct journal_reader **rp, const char *path)
+journal_reader_open(struct journal_reader **rp, int dirfd, const char *name)
 {
 	struct journal_reader	*r;
 	int			 found, saved;
@@ -437,7 +439,8 @@ journal_reader_open(struct journal_reader **rp, const char *path)
 	*rp = NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return (-1);
-	if ((r->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((r->fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
 		free(r);
 		return (-1);
 	}

@@ -9,7 +9,8 @@
  * disk sync, and no GDBM work.
  *
  * A writer owns the file; readers open it on their own descriptor and read
- * entries up to a limit the writer has committed.
+ * entries up to a limit the writer has committed. Files are named within
+ * a directory given by its descriptor, and never followed as links.
  */
 #ifndef JOURNAL_H
 #define JOURNAL_H
@@ -23,11 +24,12 @@
 struct journal;
 struct journal_reader;
 
-int		 journal_create(struct journal **, const char *, uint64_t);
-int		 journal_resume(struct journal **, const char *);
-int		 journal_prepare(const char *, off_t);
-int		 journal_adopt(struct journal **, const char *, const char *,
+int		 journal_create(struct journal **, int, const char *,
 		    uint64_t);
+int		 journal_resume(struct journal **, int, const char *);
+int		 journal_prepare(int, const char *, off_t);
+int		 journal_adopt(struct journal **, int, const char *,
+		    const char *, uint64_t);
 int		 journal_add(struct journal *, const void *, size_t,
 		    uint64_t *);
 int		 journal_commit(struct journal *);
@@ -35,7 +37,8 @@ uint64_t	 journal_next(const struct journal *);
 off_t		 journal_committed(const struct journal *);
 void		 journal_close(struct journal *);
 
-int		 journal_reader_open(struct journal_reader **, const char *);
+int		 journal_reader_open(struct journal_reader **, int,
+		    const char *);
 int		 journal_read(struct journal_reader *, off_t, uint64_t *,
 		    const void **, size_t *);
 uint64_t	 journal_reader_first(const struct journal_reader *);

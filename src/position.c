@@ -21,7 +21,6 @@
 
 #include <zlib.h>
 
-#include "files.h"
 #include "position.h"
 
 #define MAGIC		"EPP1"
@@ -74,12 +73,13 @@ newest_slot(int fd, uint64_t *counter, uint64_t *head)
 }
 
 /*
- * Open the file at path, creating it if need be. Returns 1 with the head
+ * Open the file name in the directory dirfd, creating it if need be. Returns 1 with the head
  * saved last in *head, 0 when none was saved yet (or none is whole), -1 on
  * error.
  */
 int
-position_open(struct position **pp, const char *path, uint64_t *head)
+position_open(struct position **pp, int dirfd, const char *name,
+    uint64_t *head)
 {
 	struct position	*p;
 	struct stat	 sb;
@@ -88,9 +88,10 @@ position_open(struct position **pp, const char *path, uint64_t *head)
 	*pp = NULL;
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return (-1);
-	p->fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	p->fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (p->fd == -1 || fstat(p->fd, &sb) == -1 ||
-	    (sb.st_size == 0 && sync_parent(path) == -1) ||
+	    (sb.st_size == 0 && fsync(dirfd) == -1) ||
 	    (found = newest_slot(p->fd, &p->counter, &p->head)) == -1) {
 		saved = errno;
 		position_close(p);
@@ -135,14 +136,14 @@ position_close(struct position *p)
 	free(p);
 }
 
-/* The head saved in the file at path, without writing: as position_open. */
+/* The head saved in the file name, without writing: as position_open. */
 int
-position_read(const char *path, uint64_t *head)
+position_read(int dirfd, const char *name, uint64_t *head)
 {
 	uint64_t	counter;
 	int		fd, found, saved;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return (errno == ENOENT ? 0 : -1);
 	found = newest_slot(fd, &counter, head);
 	saved = errno;

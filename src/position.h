@@ -14,9 +14,9 @@
 
 struct position;
 
-int	 position_open(struct position **, const char *, uint64_t *);
+int	 position_open(struct position **, int, const char *, uint64_t *);
 int	 position_save(struct position *, uint64_t);
 void	 position_close(struct position *);
-int	 position_read(const char *, uint64_t *);
+int	 position_read(int, const char *, uint64_t *);
 
 #endif

@@ -37,7 +37,8 @@ struct sealed {
 
 struct sealed_writer {
 	GDBM_FILE	 db;
-	char		*path;
+	int		 dirfd;
+	char		*name;		/* temporary, until sealed */
 };
 
 static int
@@ -81,14 +82,20 @@ set_cache(GDBM_FILE db, size_t buckets)
 	return (gdbm_setopt(db, GDBM_SETCACHESIZE, &buckets, sizeof buckets));
 }
 
-/* Open a GDBM file on a descriptor this process opened without links. */
+/*
+ * Open the GDBM file name in dirfd on a descriptor this process opened, no
+ * link followed. GDBM knows it as path: its messages name it, and a
+ * recovery builds the new file beside it.
+ */
 static GDBM_FILE
-open_gdbm(const char *path, int open_flags, int gdbm_flags, size_t buckets)
+open_gdbm(int dirfd, const char *name, const char *path, int open_flags,
+    int gdbm_flags, size_t buckets)
 {
 	GDBM_FILE	db;
 	int		fd;
 
-	if ((fd = open(path, open_flags | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+	if ((fd = openat(dirfd, name, open_flags | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1)
 		return (NULL);
 	if ((db = gdbm_fd_open(fd, path, 0, gdbm_flags | FLAGS, NULL)) == NULL)
 		return (NULL);
@@ -106,22 +113,26 @@ gdbm_reason(void)
 	    GDBM_NO_ERROR ? strerror(errno) : gdbm_strerror(gdbm_errno));
 }
 
-/* Begin a sealed file at path, a name nothing else has. */
+/* Begin a sealed file under name in dirfd, a name nothing else has. */
 int
-sealed_create(struct sealed_writer **wp, const char *path, char **cause)
+sealed_create(struct sealed_writer **wp, int dirfd, const char *name,
+    const char *path, char **cause)
 {
 	struct sealed_writer	*w;
 
 	*wp = NULL;
 	if ((w = calloc(1, sizeof *w)) == NULL ||
-	    (w->path = strdup(path)) == NULL) {
+	    (w->name = strdup(name)) == NULL) {
 		free(w);
 		return (failure(cause, "%s", strerror(errno)));
 	}
-	w->db = open_gdbm(path, O_RDWR | O_CREAT | O_EXCL, GDBM_NEWDB,
-	    WRITE_BUCKETS);
+	w->dirfd = dirfd;
+	w->db = open_gdbm(dirfd, name, path, O_RDWR | O_CREAT | O_EXCL,
+	    GDBM_NEWDB, WRITE_BUCKETS);
 	if (w->db == NULL) {
 		failure(cause, "create %s: %s", path, gdbm_reason());
+		if (errno == EEXIST)
+			w->dirfd = -1;	/* not ours to remove */
 		sealed_abandon(w);
 		return (-1);
 	}
@@ -140,14 +151,14 @@ sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
 	value.dsize = (int)size;
 	if (gdbm_store(w->db, sequence_key(seq, buf), value,
 	    GDBM_REPLACE) != 0)
-		return (failure(cause, "store in %s: %s", w->path,
+		return (failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
 	return (0);
 }
 
-/* Write "end", sync and close the file, then name it path, durably. */
+/* Write "end", sync and close the file, then name it name, durably. */
 int
-sealed_finish(struct sealed_writer *w, uint64_t end, const char *path,
+sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
     char **cause)
 {
 	unsigned char	buf[KEY_SIZE];
@@ -155,14 +166,14 @@ sealed_finish(struct sealed_writer *w, uint64_t end, const char *path,
 
 	if (gdbm_store(w->db, name_key("end"), sequence_key(end, buf),
 	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
-		status = failure(cause, "seal %s: %s", w->path,
+		status = failure(cause, "seal %s: %s", w->name,
 		    gdbm_db_strerror(w->db));
 	if (gdbm_close(w->db) != 0 && status == 0)
-		status = failure(cause, "close %s: %s", w->path,
+		status = failure(cause, "close %s: %s", w->name,
 		    gdbm_strerror(gdbm_errno));
 	w->db = NULL;
-	if (status == 0 && publish_file(w->path, path) == -1)
-		status = failure(cause, "name %s: %s", path, strerror(errno));
+	if (status == 0 && publish_file(w->dirfd, w->name, name) == -1)
+		status = failure(cause, "name %s: %s", name, strerror(errno));
 	saved = errno;
 	sealed_abandon(w);
 	errno = saved;
@@ -177,22 +188,23 @@ sealed_abandon(struct sealed_writer *w)
 		return;
 	if (w->db != NULL)
 		gdbm_close(w->db);
-	if (w->path != NULL)
-		unlink(w->path);
-	free(w->path);
+	if (w->dirfd != -1)
+		unlinkat(w->dirfd, w->name, 0);
+	free(w->name);
 	free(w);
 }
 
 int
-sealed_open(struct sealed **sp, const char *path, char **cause)
+sealed_open(struct sealed **sp, int dirfd, const char *name,
+    const char *path, char **cause)
 {
 	struct sealed	*s;
 
 	*sp = NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return (failure(cause, "%s", strerror(errno)));
-	s->db = open_gdbm(path, O_RDONLY, GDBM_READER | GDBM_NOLOCK,
-	    READ_BUCKETS);
+	s->db = open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
+	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db)) {
 		failure(cause, "open %s: %s", path, s->db != NULL ?
 		    gdbm_db_strerror(s->db) : gdbm_reason());
@@ -253,9 +265,9 @@ sealed_close(struct sealed *s)
 	free(s);
 }
 
-/* Copy the file at from to a new file at to. */
+/* Copy the file from to a new file to, both in dirfd. */
 static int
-copy_file(const char *from, const char *to)
+copy_file(int dirfd, const char *from, const char *to)
 {
 	char	*buf;
 	ssize_t	 n = -1;
@@ -263,9 +275,9 @@ copy_file(const char *from, const char *to)
 
 	if ((buf = malloc(COPY_CHUNK)) == NULL)
 		return (-1);
-	in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	in = openat(dirfd, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	out = openat(dirfd, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
 	if (in != -1 && out != -1)
 		while ((n = read(in, buf, COPY_CHUNK)) > 0 &&
 		    write_all(out, buf, (size_t)n) == 0)
@@ -327,48 +339,52 @@ recover_copy(GDBM_FILE db, const char *legacy, char **cause)
 }
 
 /*
- * Make a sealed file at work from the echopost 1 spool at legacy, which
- * is only read. Returns 1 with its records' range [*first, *end) and the
- * head it had saved in *head, 0 if it holds no record (work is gone then),
- * -1 on error; errno EBADMSG when GDBM cannot read it at all.
+ * Make a sealed file, work in dirfd, from the echopost 1 spool legacy
+ * there, which is only read; GDBM knows the copy as work_path. Returns 1
+ * with its records' range [*first, *end) and the head it had saved in
+ * *head, 0 if it holds no record (work is gone then), -1 on error; errno
+ * EBADMSG when GDBM cannot read it at all.
  */
 int
-sealed_import(const char *legacy, const char *work, uint64_t *head,
-    uint64_t *first, uint64_t *end, char **cause)
+sealed_import(int dirfd, const char *legacy, const char *work,
+    const char *work_path, struct sealed_range *range, char **cause)
 {
 	unsigned char	buf[KEY_SIZE];
 	GDBM_FILE	db;
 	uint64_t	last = 0;
-	int		found;
+	int		found, saved;
 
-	if (copy_file(legacy, work) == -1) {
+	if (copy_file(dirfd, legacy, work) == -1) {
 		failure(cause, "copy %s: %s", legacy, strerror(errno));
-		unlink(work);
+		saved = errno;
+		unlinkat(dirfd, work, 0);
+		errno = saved;
 		return (-1);
 	}
-	if ((db = open_gdbm(work, O_RDWR, GDBM_WRITER, WRITE_BUCKETS)) ==
-	    NULL) {
+	if ((db = open_gdbm(dirfd, work, work_path, O_RDWR, GDBM_WRITER,
+	    WRITE_BUCKETS)) == NULL) {
 		failure(cause, "open a copy of %s: %s", legacy, gdbm_reason());
-		unlink(work);
-		errno = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
+		saved = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
+		unlinkat(dirfd, work, 0);
+		errno = saved;
 		return (-1);
 	}
 	if (recover_copy(db, legacy, cause) == -1 ||
-	    (found = key_range(db, first, &last)) == -1) {
+	    (found = key_range(db, &range->first, &last)) == -1) {
 		if (*cause == NULL)
 			failure(cause, "read a copy of %s: %s", legacy,
 			    gdbm_db_strerror(db));
 		gdbm_close(db);
-		unlink(work);
+		unlinkat(dirfd, work, 0);
 		errno = EBADMSG;
 		return (-1);
 	}
-	*end = found ? last + 1 : 0;
-	if (meta_get(db, "head", head) != 1 ||
-	    *head < *first)
-		*head = *first;
-	if (found && (gdbm_store(db, name_key("end"), sequence_key(*end, buf),
-	    GDBM_REPLACE) != 0 || gdbm_sync(db) != 0)) {
+	range->end = found ? last + 1 : 0;
+	if (meta_get(db, "head", &range->head) != 1 ||
+	    range->head < range->first)
+		range->head = range->first;
+	if (found && (gdbm_store(db, name_key("end"), sequence_key(range->end,
+	    buf), GDBM_REPLACE) != 0 || gdbm_sync(db) != 0)) {
 		failure(cause, "seal a copy of %s: %s", legacy,
 		    gdbm_db_strerror(db));
 		found = -1;
@@ -377,6 +393,6 @@ sealed_import(const char *legacy, const char *work, uint64_t *head,
 		found = failure(cause, "close a copy of %s: %s", legacy,
 		    gdbm_strerror(gdbm_errno));
 	if (found != 1)
-		unlink(work);
+		unlinkat(dirfd, work, 0);
 	return (found);
 }

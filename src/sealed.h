@@ -1,6 +1,9 @@
 /*
  * sealed.h: spool files that are written once and then only read.
  *
+ * Files are named within a directory given by its descriptor; GDBM is also
+ * told each one's path, for its messages and for a recovery.
+ *
  * A sealed file is a GDBM file of records keyed by their 64-bit sequence
  * number (8 bytes, big-endian), built under a temporary name, synced, and
  * only then given its name. It is never opened for writing again, so no
@@ -22,19 +25,28 @@
 struct sealed;
 struct sealed_writer;
 
-int	 sealed_create(struct sealed_writer **, const char *, char **);
+/* What an imported spool holds, and where its own head was. */
+struct sealed_range {
+	uint64_t	 first;
+	uint64_t	 end;
+	uint64_t	 head;
+};
+
+int	 sealed_create(struct sealed_writer **, int, const char *,
+	    const char *, char **);
 int	 sealed_put(struct sealed_writer *, uint64_t, const void *, size_t,
 	    char **);
 int	 sealed_finish(struct sealed_writer *, uint64_t, const char *,
 	    char **);
 void	 sealed_abandon(struct sealed_writer *);
 
-int	 sealed_open(struct sealed **, const char *, char **);
+int	 sealed_open(struct sealed **, int, const char *, const char *,
+	    char **);
 int	 sealed_get(struct sealed *, uint64_t, void **, size_t *, char **);
 int	 sealed_meta(struct sealed *, const char *, uint64_t *);
 void	 sealed_close(struct sealed *);
 
-int	 sealed_import(const char *, const char *, uint64_t *, uint64_t *,
-	    uint64_t *, char **);
+int	 sealed_import(int, const char *, const char *, const char *,
+	    struct sealed_range *, char **);
 
 #endif

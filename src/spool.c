@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,24 +40,26 @@
 /* An import or a move that failed (a full disk) is tried again after. */
 #define RETRY_MS	1000
 
+/* A spool at path: DIR/NAME, or NAME in the current directory. */
 static struct spool *
 new_spool(const char *path)
 {
 	struct spool	*s;
-	char		*slash;
+	const char	*slash;
 
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return (NULL);
+	s->dirfd = -1;
+	slash = strrchr(path, '/');
 	if ((s->path = strdup(path)) == NULL ||
-	    (s->dir = strdup(path)) == NULL) {
+	    (s->name = strdup(slash != NULL ? slash + 1 : path)) == NULL ||
+	    (s->dir = slash == NULL ? strdup(".") : slash == path ?
+	    strdup("/") : strndup(path, (size_t)(slash - path))) == NULL) {
+		free(s->name);
 		free(s->path);
 		free(s);
 		return (NULL);
 	}
-	if ((slash = strrchr(s->dir, '/')) != NULL)
-		*(slash == s->dir ? slash + 1 : slash) = '\0';
-	else
-		strlcpy(s->dir, ".", strlen(s->dir) + 1);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->append_lock, NULL);
 	s->retry_ms = -RETRY_MS;
@@ -72,8 +75,11 @@ free_spool(struct spool *s)
 	position_close(s->position);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->append_lock);
+	if (s->dirfd != -1)
+		close(s->dirfd);
 	free(s->segments);
 	free(s->dir);
+	free(s->name);
 	free(s->path);
 	free(s);
 }
@@ -96,15 +102,15 @@ static uint64_t
 segment_bytes(const struct spool *s)
 {
 	struct stat	sb;
-	char		path[PATH_MAX];
+	char		name[NAME_SIZE];
 	uint64_t	total = 0;
 	size_t		i;
 
 	for (i = 0; i < s->count; i++) {
 		if (s->segments[i].end <= s->head)
 			continue;
-		if (segment_path(s, &s->segments[i], path) == 0 &&
-		    stat(path, &sb) == 0)
+		if (segment_name(s, &s->segments[i], name) == 0 &&
+		    fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 			total += (uint64_t)sb.st_size;
 	}
 	return (total);
@@ -114,34 +120,62 @@ segment_bytes(const struct spool *s)
 static int
 begin_journal(struct spool *s)
 {
-	char		path[PATH_MAX];
+	char		name[NAME_SIZE], path[PATH_MAX];
 	uint64_t	first = last_end(s);
 
 	s->journal_number = s->tracked + 1;
-	if (journal_file(s, s->journal_number, path) == -1 ||
-	    journal_create(&s->journal, path, first) == -1 ||
+	if (journal_file(s, s->journal_number, name) == -1 ||
+	    journal_create(&s->journal, s->dirfd, name, first) == -1 ||
 	    add_segment(s, SEGMENT_JOURNAL, s->journal_number, first,
 	    GROWING) == -1) {
 		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
-		    path, strerror(errno));
+		    spool_path(s, name, path), strerror(errno));
 		return (-1);
 	}
 	s->tracked = s->journal_number;
 	return (0);
 }
 
+/*
+ * DIR, for every file of the spool to be named in. The owner's only, when
+ * files are written in it: DIR was checked by path, and must still be the
+ * directory that was checked.
+ */
+static int
+open_dir(struct spool *s)
+{
+	struct stat	sb;
+
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    (s->reader ? 0 : O_NOFOLLOW));
+	if (s->dirfd == -1 || fstat(s->dirfd, &sb) == -1) {
+		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
+		    strerror(errno));
+		return (-1);
+	}
+	if (!s->reader && sb.st_uid != geteuid()) {
+		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
+		    "not the directory of the user echopost runs as");
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 open_writer(struct spool *s)
 {
-	char		path[PATH_MAX];
+	char		name[NAME_SIZE];
 	uint64_t	lowest;
 	bool		legacy = false;
 	int		found;
 
-	if (spool_name(s, path, POSITION_SUFFIX) == -1 ||
-	    (found = position_open(&s->position, path, &s->head)) == -1) {
-		snprintf(s->error, sizeof s->error, "%s: %s", path,
-		    strerror(errno));
+	if (open_dir(s) == -1)
+		return (-1);
+	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
+	    (found = position_open(&s->position, s->dirfd, name,
+	    &s->head)) == -1) {
+		snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir,
+		    name, strerror(errno));
 		return (-1);
 	}
 	s->head_exact = found == 1;
@@ -165,20 +199,23 @@ static int
 open_reader(struct spool *s)
 {
 	struct sealed	*old;
-	char		 path[PATH_MAX], *cause = NULL;
+	char		 name[NAME_SIZE], *cause = NULL;
 	uint64_t	 head, next;
 	bool		 legacy = false;
-	int		 found;
+	int		 found = 0;
 
-	if (spool_name(s, path, POSITION_SUFFIX) == -1 ||
-	    (found = position_read(path, &s->head)) == -1 ||
+	if (open_dir(s) == -1)
+		return (-1);
+	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
+	    (found = position_read(s->dirfd, name, &s->head)) == -1 ||
 	    scan_directory(s, &legacy) == -1) {
 		if (found == -1)
-			snprintf(s->error, sizeof s->error, "%s: %s", path,
-			    strerror(errno));
+			snprintf(s->error, sizeof s->error, "%s/%s: %s",
+			    s->dir, name, strerror(errno));
 		return (-1);
 	}
-	if (legacy && sealed_open(&old, s->path, &cause) == 0) {
+	if (legacy && sealed_open(&old, s->dirfd, s->name, s->path,
+	    &cause) == 0) {
 		if (sealed_meta(old, "head", &head) == 1 &&
 		    sealed_meta(old, "next", &next) == 1 && head < next &&
 		    add_segment(s, SEGMENT_LEGACY, 0, head, next) == 0)
@@ -391,22 +428,22 @@ spool_error(struct spool *s)
 static int
 remove_all(struct spool *s)
 {
-	char	path[PATH_MAX];
+	char	name[NAME_SIZE];
 
 	close_cursors(s);
 	journal_close(s->journal);
 	s->journal = NULL;
 	while (s->count > 0) {
-		if (segment_path(s, &s->segments[0], path) == 0)
-			remove_file(path);
+		if (segment_name(s, &s->segments[0], name) == 0)
+			remove_file(s, name);
 		drop_segment(s, 0);
 	}
-	if (journal_file(s, SPARE, path) == 0)
-		remove_file(path);
-	if (spool_name(s, path, POSITION_SUFFIX) == -1 ||
-	    sync_parent(path) == -1 || unlink(path) == -1) {
-		snprintf(s->error, sizeof s->error, "remove %s: %s", path,
-		    strerror(errno));
+	if (journal_file(s, SPARE, name) == 0)
+		remove_file(s, name);
+	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
+	    fsync(s->dirfd) == -1 || unlinkat(s->dirfd, name, 0) == -1) {
+		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
+		    s->dir, name, strerror(errno));
 		return (-1);
 	}
 	return (0);

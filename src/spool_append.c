@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -48,7 +49,7 @@ room_for(struct spool *s, size_t size)
 	now = clock_monotonic_ms();
 	if (s->disk_low || now - s->disk_checked_ms >= DISK_CHECK_MS) {
 		s->disk_checked_ms = now;
-		if (statvfs(s->dir, &fs) == 0)
+		if (fstatvfs(s->dirfd, &fs) == 0)
 			s->disk_low = (uint64_t)fs.f_bavail * fs.f_frsize <
 			    DISK_MARGIN + size;
 	}
@@ -118,7 +119,7 @@ static void
 rotate(struct spool *s)
 {
 	struct journal	*fresh = NULL, *old;
-	char		 path[PATH_MAX], spare[PATH_MAX];
+	char		 name[NAME_SIZE], spare[NAME_SIZE], path[PATH_MAX];
 	bool		 use_spare;
 	int		 status = -1;
 	int64_t		 now = clock_monotonic_ms();
@@ -129,14 +130,14 @@ rotate(struct spool *s)
 	pthread_mutex_lock(&s->append_lock);
 	use_spare = s->spare_ready;
 	pthread_mutex_unlock(&s->append_lock);
-	if (journal_file(s, s->journal_number + 1, path) == 0 &&
+	if (journal_file(s, s->journal_number + 1, name) == 0 &&
 	    (!use_spare || journal_file(s, SPARE, spare) == 0))
-		status = use_spare ? journal_adopt(&fresh, spare, path,
-		    journal_next(s->journal)) : journal_create(&fresh, path,
-		    journal_next(s->journal));
+		status = use_spare ? journal_adopt(&fresh, s->dirfd, spare,
+		    name, journal_next(s->journal)) : journal_create(&fresh,
+		    s->dirfd, name, journal_next(s->journal));
 	if (status == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
+		    spool_path(s, name, path), "error", strerror(errno));
 		s->rotate_failed_ms = now;
 	}
 	pthread_mutex_lock(&s->append_lock);
@@ -186,7 +187,7 @@ spool_append_error(struct spool *s)
 void
 prepare_spare(struct spool *s)
 {
-	char	path[PATH_MAX];
+	char	name[NAME_SIZE], path[PATH_MAX];
 	int64_t	now = clock_monotonic_ms();
 	bool	ready;
 
@@ -197,10 +198,10 @@ prepare_spare(struct spool *s)
 	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
 	s->spare_tried_ms = now;
-	if (journal_file(s, SPARE, path) == -1 || journal_prepare(path,
-	    s->journal_size + SPARE_EXTRA) == -1) {
+	if (journal_file(s, SPARE, name) == -1 || journal_prepare(s->dirfd,
+	    name, s->journal_size + SPARE_EXTRA) == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
+		    spool_path(s, name, path), "error", strerror(errno));
 		return;
 	}
 	pthread_mutex_lock(&s->append_lock);

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -43,65 +44,82 @@ struct listing {
 	uint64_t	 backup;	/* the newest echopost.spool.~N~ */
 };
 
-/* The spool's path and a suffix made from fmt: a file of the spool. */
+/*
+ * A file of the spool: its name, made of the spool's and a suffix from
+ * fmt, relative to DIR (s->dirfd).
+ */
 int
-spool_name(const struct spool *s, char path[PATH_MAX], const char *fmt, ...)
+spool_name(const struct spool *s, char name[NAME_SIZE], const char *fmt,
+    ...)
 {
 	va_list	ap;
 	int	n, m;
 
-	n = snprintf(path, PATH_MAX, "%s", s->path);
+	n = snprintf(name, NAME_MAX + 1, "%s", s->name);
 	va_start(ap, fmt);
-	m = n < PATH_MAX ? vsnprintf(path + n, PATH_MAX - n, fmt, ap) : 0;
+	m = n <= NAME_MAX ? vsnprintf(name + n, NAME_SIZE - n, fmt, ap) : 0;
 	va_end(ap);
-	if (n >= PATH_MAX || m < 0 || m >= PATH_MAX - n) {
+	if (n > NAME_MAX || m < 0 || m > NAME_MAX - n) {
 		errno = ENAMETOOLONG;
 		return (-1);
 	}
 	return (0);
 }
 
-/* A journal's path, or the spare's for number SPARE. */
+/* DIR/name, for what is printed and for GDBM; truncated if it must be. */
+const char *
+spool_path(const struct spool *s, const char *name, char path[PATH_MAX])
+{
+	snprintf(path, PATH_MAX, "%s/%s", s->dir, name);
+	return (path);
+}
+
+/* A journal's name, or the spare's for number SPARE. */
 int
-journal_file(const struct spool *s, uint64_t number, char path[PATH_MAX])
+journal_file(const struct spool *s, uint64_t number, char name[NAME_SIZE])
 {
 	if (number == SPARE)
-		return (spool_name(s, path, SPARE_SUFFIX));
-	return (spool_name(s, path, JOURNAL_SUFFIX "%" PRIu64, number));
+		return (spool_name(s, name, SPARE_SUFFIX));
+	return (spool_name(s, name, JOURNAL_SUFFIX "%" PRIu64, number));
 }
 
 int
 sealed_file(const struct spool *s, uint64_t first, uint64_t end,
-    char path[PATH_MAX])
+    char name[NAME_SIZE])
 {
-	return (spool_name(s, path, SEALED_SUFFIX "%" PRIu64 "-%" PRIu64,
+	return (spool_name(s, name, SEALED_SUFFIX "%" PRIu64 "-%" PRIu64,
 	    first, end));
 }
 
 /* Delete a file of the spool; one already gone is fine. */
 void
-remove_file(const char *path)
+remove_file(const struct spool *s, const char *name)
 {
-	if (unlink(path) == -1 && errno != ENOENT)
+	char	path[PATH_MAX];
+
+	if (unlinkat(s->dirfd, name, 0) == -1 && errno != ENOENT)
 		log_event(LEVEL_WARN, "spool_file_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
+		    spool_path(s, name, path), "error", strerror(errno));
 }
 
 /*
- * Rename a damaged file to path.damaged-TIME, for a person to look at; it
+ * Rename a damaged file to name.damaged-TIME, for a person to look at; it
  * is never deleted. event names what it was.
  */
 void
-set_aside(const char *path, const char *event, const char *why)
+set_aside(const struct spool *s, const char *name, const char *event,
+    const char *why)
 {
-	char	when[TIME_BUFSIZE], kept[PATH_MAX];
+	char	when[TIME_BUFSIZE], kept[NAME_SIZE], path[PATH_MAX];
+	char	kept_path[PATH_MAX];
 
 	format_time(clock_realtime_us(), when);
-	if (snprintf(kept, sizeof kept, "%s.damaged-%s", path, when) >=
-	    (int)sizeof kept || rename(path, kept) == -1)
-		strlcpy(kept, path, sizeof kept);
-	log_event(LEVEL_ERROR, event, "{s:s, s:s, s:s}", "path", path,
-	    "kept_as", kept, "error", why);
+	if (snprintf(kept, sizeof kept, "%s.damaged-%s", name, when) >=
+	    (int)sizeof kept || renameat(s->dirfd, name, s->dirfd, kept) == -1)
+		strlcpy(kept, name, sizeof kept);
+	log_event(LEVEL_ERROR, event, "{s:s, s:s, s:s}", "path",
+	    spool_path(s, name, path), "kept_as", spool_path(s, kept,
+	    kept_path), "error", why);
 }
 
 /* Is name base, then suffix, then a decimal number (and what follows)? */
@@ -146,41 +164,38 @@ leftover(const char *name, const char *base)
 
 /* Take note of one name in the directory. */
 static int
-list_name(struct spool *s, const char *parent, const char *base,
-    const char *name, struct listing *l)
+list_name(struct spool *s, const char *name, struct listing *l)
 {
 	struct stat	 sb;
 	uint64_t	 a, b, *grown;
 	char		*rest, path[PATH_MAX];
 
-	if (snprintf(path, sizeof path, "%s/%s", parent, name) >=
-	    (int)sizeof path)
-		return (0);
-	if (strcmp(name, base) == 0) {
+	if (strcmp(name, s->name) == 0) {
 		/* Never a link planted to be read, or renamed, as a spool. */
-		if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+		if (fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(sb.st_mode))
 			l->legacy = true;
 		else
 			log_event(LEVEL_WARN, "spool_ignored", "{s:s, s:s}",
-			    "path", path, "reason", "not a regular file");
-	}
-	else if (numbered(name, base, SEALED_SUFFIX, &a, &rest) &&
+			    "path", s->path, "reason", "not a regular file");
+	} else if (numbered(name, s->name, SEALED_SUFFIX, &a, &rest) &&
 	    rest[0] == '-' && isdigit((unsigned char)rest[1]) &&
 	    (b = strtoull(rest + 1, &rest, 10)) > a && *rest == '\0')
 		return (add_segment(s, SEGMENT_SEALED, 0, a, b));
-	else if (numbered(name, base, JOURNAL_SUFFIX, &a, &rest) &&
+	else if (numbered(name, s->name, JOURNAL_SUFFIX, &a, &rest) &&
 	    *rest == '\0' && a != SPARE) {
 		if ((grown = reallocarray(l->journals, l->count + 1,
 		    sizeof *grown)) == NULL)
 			return (-1);
 		l->journals = grown;
 		l->journals[l->count++] = a;
-	} else if (numbered(name, base, ".~", &a, &rest) &&
+	} else if (numbered(name, s->name, ".~", &a, &rest) &&
 	    strcmp(rest, "~") == 0 && a > l->backup)
 		l->backup = a;
-	else if (!s->reader && leftover(name, base) && unlink(path) == 0)
+	else if (!s->reader && leftover(name, s->name) &&
+	    unlinkat(s->dirfd, name, 0) == 0)
 		log_event(LEVEL_INFO, "spool_leftover_removed", "{s:s}",
-		    "path", path);
+		    "path", spool_path(s, name, path));
 	return (0);
 }
 
@@ -189,21 +204,19 @@ list_directory(struct spool *s, struct listing *l)
 {
 	struct dirent	*entry;
 	DIR		*dir;
-	const char	*base;
-	char		 parent[PATH_MAX];
 	int		 status = 0;
 
-	if ((dir = open_parent(s->path, parent, &base)) == NULL) {
-		snprintf(s->error, sizeof s->error, "%s: %s", parent,
+	if ((dir = list_dir(s->dirfd)) == NULL) {
+		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
 		    strerror(errno));
 		return (-1);
 	}
 	while (status == 0 && (errno = 0, entry = readdir(dir)) != NULL)
-		status = list_name(s, parent, base, entry->d_name, l);
+		status = list_name(s, entry->d_name, l);
 	if (status == 0 && errno != 0)
 		status = -1;
 	if (status == -1)
-		snprintf(s->error, sizeof s->error, "%s: %s", parent,
+		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
 		    strerror(errno));
 	closedir(dir);
 	return (status);
@@ -225,28 +238,29 @@ by_number(const void *a, const void *b)
 static int
 resume_newest(struct spool *s, struct listing *l, uint64_t *newest)
 {
-	char	path[PATH_MAX];
+	char	name[NAME_SIZE], path[PATH_MAX];
 
 	*newest = 0;
 	while (l->count > 0) {
-		if (journal_file(s, l->journals[l->count - 1], path) == -1)
+		if (journal_file(s, l->journals[l->count - 1], name) == -1)
 			break;
-		if (journal_resume(&s->journal, path) == 0) {
+		if (journal_resume(&s->journal, s->dirfd, name) == 0) {
 			*newest = l->journals[l->count - 1];
 			return (0);
 		}
 		if (errno != EBADMSG)
 			break;
 		log_event(LEVEL_WARN, "journal_removed", "{s:s, s:s}", "path",
-		    path, "reason", "no header: it was being begun");
-		if (unlink(path) == -1)
+		    spool_path(s, name, path), "reason",
+		    "no header: it was being begun");
+		if (unlinkat(s->dirfd, name, 0) == -1)
 			break;
 		l->count--;
 	}
 	if (l->count == 0)
 		return (0);
-	snprintf(s->error, sizeof s->error, "journal %s: %s", path,
-	    strerror(errno));
+	snprintf(s->error, sizeof s->error, "journal %s: %s",
+	    spool_path(s, name, path), strerror(errno));
 	return (-1);
 }
 
@@ -261,18 +275,19 @@ add_journals(struct spool *s, struct listing *l, uint64_t newest)
 {
 	struct journal_reader	*r;
 	struct segment		*seg;
-	char			 path[PATH_MAX];
+	char			 name[NAME_SIZE];
 	uint64_t		 seq;
 	const void		*data;
 	size_t			 i, size;
 
 	for (i = 0; i < l->count; i++) {
-		if (journal_file(s, l->journals[i], path) == -1 ||
-		    journal_reader_open(&r, path) == -1) {
+		if (journal_file(s, l->journals[i], name) == -1 ||
+		    journal_reader_open(&r, s->dirfd, name) == -1) {
 			if (errno != EBADMSG)
 				return (-1);
 			if (!s->reader)
-				set_aside(path, "journal_damaged", "no header");
+				set_aside(s, name, "journal_damaged",
+				    "no header");
 			continue;
 		}
 		if (s->count > 0 && (seg = &s->segments[s->count - 1])->kind ==
@@ -304,7 +319,7 @@ scan_directory(struct spool *s, bool *legacy)
 {
 	struct listing	l;
 	uint64_t	newest = 0;
-	char		path[PATH_MAX];
+	char		name[NAME_SIZE];
 	int		status = -1;
 
 	memset(&l, 0, sizeof l);
@@ -327,10 +342,11 @@ scan_directory(struct spool *s, bool *legacy)
 	 * which holds everything: it is the spool again.
 	 */
 	if (!l.legacy && l.backup > 0 && !s->reader) {
-		if (spool_name(s, path, ".~%" PRIu64 "~", l.backup) == -1 ||
-		    rename(path, s->path) == -1 || sync_parent(s->path) == -1) {
-			snprintf(s->error, sizeof s->error, "rename %s: %s",
-			    path, strerror(errno));
+		if (spool_name(s, name, ".~%" PRIu64 "~", l.backup) == -1 ||
+		    renameat(s->dirfd, name, s->dirfd, s->name) == -1 ||
+		    fsync(s->dirfd) == -1) {
+			snprintf(s->error, sizeof s->error, "rename %s/%s: %s",
+			    s->dir, name, strerror(errno));
 			goto out;
 		}
 		*legacy = true;
@@ -347,19 +363,17 @@ remove_backups(struct spool *s)
 {
 	struct dirent	*entry;
 	DIR		*dir;
-	const char	*base;
-	char		 parent[PATH_MAX], path[PATH_MAX], *rest;
+	char		 path[PATH_MAX], *rest;
 	uint64_t	 number;
 
-	if ((dir = open_parent(s->path, parent, &base)) == NULL)
+	if ((dir = list_dir(s->dirfd)) == NULL)
 		return;
 	while ((entry = readdir(dir)) != NULL)
-		if (numbered(entry->d_name, base, ".~", &number, &rest) &&
-		    strcmp(rest, "~") == 0 && snprintf(path, sizeof path,
-		    "%s/%s", parent, entry->d_name) < (int)sizeof path) {
-			remove_file(path);
+		if (numbered(entry->d_name, s->name, ".~", &number, &rest) &&
+		    strcmp(rest, "~") == 0) {
+			remove_file(s, entry->d_name);
 			log_event(LEVEL_INFO, "spool_copy_removed", "{s:s}",
-			    "path", path);
+			    "path", spool_path(s, entry->d_name, path));
 		}
 	closedir(dir);
 }
@@ -388,7 +402,7 @@ legacy_closed_cleanly(struct spool *s, uint64_t *head, uint64_t *next)
 	char		*cause = NULL;
 	int		 whole;
 
-	if (sealed_open(&old, s->path, &cause) == -1) {
+	if (sealed_open(&old, s->dirfd, s->name, s->path, &cause) == -1) {
 		free(cause);
 		return (0);
 	}
@@ -412,18 +426,18 @@ int
 take_up_legacy(struct spool *s)
 {
 	uint64_t	head, next;
-	char		path[PATH_MAX];
+	char		name[NAME_SIZE];
 
 	if (legacy_closed_cleanly(s, &head, &next)) {
-		if (head < next && (sealed_file(s, head, next, path) == -1 ||
-		    publish_file(s->path, path) == -1 ||
+		if (head < next && (sealed_file(s, head, next, name) == -1 ||
+		    publish_file(s->dirfd, s->name, name) == -1 ||
 		    add_segment(s, SEGMENT_SEALED, 0, head, next) == -1)) {
 			snprintf(s->error, sizeof s->error, "rename %s: %s",
 			    s->path, strerror(errno));
 			return (-1);
 		}
 		if (head == next)
-			remove_file(s->path);
+			remove_file(s, s->name);
 		sort_segments(s);
 		remove_backups(s);
 		log_event(LEVEL_INFO, "spool_imported", "{s:s, s:I, s:I}",
@@ -442,15 +456,17 @@ take_up_legacy(struct spool *s)
 int
 import_legacy(struct spool *s)
 {
-	uint64_t	 head, first, end;
-	char		 work[PATH_MAX], path[PATH_MAX], *cause = NULL;
-	int		 found;
+	struct sealed_range	 range;
+	char			 work[NAME_SIZE], name[NAME_SIZE];
+	char			 path[PATH_MAX], *cause = NULL;
+	int			 found;
 
 	if (spool_name(s, work, IMPORT_SUFFIX) == -1) {
 		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
 		return (-1);
 	}
-	found = sealed_import(s->path, work, &head, &first, &end, &cause);
+	found = sealed_import(s->dirfd, s->name, work, spool_path(s, work,
+	    path), &range, &cause);
 	if (found == -1 && errno != EBADMSG) {
 		snprintf(s->error, sizeof s->error, "import %s: %s", s->path,
 		    cause != NULL ? cause : strerror(errno));
@@ -458,29 +474,30 @@ import_legacy(struct spool *s)
 		return (-1);
 	}
 	if (found == -1)
-		set_aside(s->path, "spool_damaged", cause != NULL ? cause :
+		set_aside(s, s->name, "spool_damaged", cause != NULL ? cause :
 		    "unreadable");
 	free(cause);
 	if (found == 1) {
 		/* EEXIST: imported before a crash, not deleted yet. */
-		if (sealed_file(s, first, end, path) == -1 ||
-		    (publish_file(work, path) == -1 && errno != EEXIST) ||
-		    add_segment(s, SEGMENT_SEALED, 0, first, end) == -1) {
+		if (sealed_file(s, range.first, range.end, name) == -1 ||
+		    (publish_file(s->dirfd, work, name) == -1 &&
+		    errno != EEXIST) || add_segment(s, SEGMENT_SEALED, 0,
+		    range.first, range.end) == -1) {
 			snprintf(s->error, sizeof s->error, "import %s: %s",
-			    path, strerror(errno));
-			remove_file(work);
+			    s->path, strerror(errno));
+			remove_file(s, work);
 			return (-1);
 		}
-		remove_file(work);
+		remove_file(s, work);
 		sort_segments(s);
-		if (!s->head_exact && head < s->head)
-			s->head = head;
+		if (!s->head_exact && range.head < s->head)
+			s->head = range.head;
 		log_event(LEVEL_WARN, "spool_imported", "{s:s, s:I, s:I}",
-		    "path", s->path, "first", (json_int_t)first,
-		    "end", (json_int_t)end);
+		    "path", s->path, "first", (json_int_t)range.first,
+		    "end", (json_int_t)range.end);
 	}
 	if (found != -1)
-		remove_file(s->path);
+		remove_file(s, s->name);
 	remove_backups(s);
 	s->legacy_due = false;
 	return (0);

@@ -52,8 +52,10 @@ struct segment {
 
 struct spool {
 	pthread_mutex_t	 lock;
-	char		*path;		/* [I] DIR/echopost.spool */
-	char		*dir;		/* [I] DIR */
+	int		 dirfd;		/* [I] DIR: every file is named in it */
+	char		*dir;		/* [I] DIR, as shown */
+	char		*name;		/* [I] echopost.spool */
+	char		*path;		/* [I] DIR/echopost.spool, as shown */
 	bool		 reader;	/* [I] read only, beside an owner */
 	uint64_t	 max_bytes;	/* [I] 0: no limit but the disk's */
 	off_t		 journal_size;	/* [I] one is closed past that */
@@ -94,13 +96,16 @@ struct spool {
 };
 
 /* spool_files.c: names, the directory, what a crash left in it. */
-int	 spool_name(const struct spool *, char [PATH_MAX], const char *, ...)
+#define NAME_SIZE	(NAME_MAX + 1)
+int	 spool_name(const struct spool *, char [NAME_SIZE], const char *, ...)
 	    __attribute__((__format__(__printf__, 3, 4)));
-int	 journal_file(const struct spool *, uint64_t, char [PATH_MAX]);
+const char *spool_path(const struct spool *, const char *, char [PATH_MAX]);
+int	 journal_file(const struct spool *, uint64_t, char [NAME_SIZE]);
 int	 sealed_file(const struct spool *, uint64_t, uint64_t,
-	    char [PATH_MAX]);
-void	 remove_file(const char *);
-void	 set_aside(const char *, const char *, const char *);
+	    char [NAME_SIZE]);
+void	 remove_file(const struct spool *, const char *);
+void	 set_aside(const struct spool *, const char *, const char *,
+	    const char *);
 int	 scan_directory(struct spool *, bool *);
 int	 take_up_legacy(struct spool *);
 int	 import_legacy(struct spool *);
@@ -111,8 +116,8 @@ int	 add_segment(struct spool *, enum segment_kind, uint64_t, uint64_t,
 void	 drop_segment(struct spool *, size_t);
 void	 sort_segments(struct spool *);
 void	 close_cursors(struct spool *);
-int	 segment_path(const struct spool *, const struct segment *,
-	    char [PATH_MAX]);
+int	 segment_name(const struct spool *, const struct segment *,
+	    char [NAME_SIZE]);
 void	 track_journals(struct spool *);
 int	 read_head(struct spool *, void **, size_t *);
 int	 read_record(struct spool *, uint64_t, void **, size_t *);

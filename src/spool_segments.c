@@ -107,18 +107,18 @@ close_cursors(struct spool *s)
 }
 
 int
-segment_path(const struct spool *s, const struct segment *seg,
-    char path[PATH_MAX])
+segment_name(const struct spool *s, const struct segment *seg,
+    char name[NAME_SIZE])
 {
 	switch (seg->kind) {
 	case SEGMENT_SEALED:
-		return (sealed_file(s, seg->first, seg->named_end, path));
+		return (sealed_file(s, seg->first, seg->named_end, name));
 	case SEGMENT_JOURNAL:
-		return (journal_file(s, seg->number, path));
+		return (journal_file(s, seg->number, name));
 	case SEGMENT_LEGACY:
 		break;
 	}
-	return (strlcpy(path, s->path, PATH_MAX) < PATH_MAX ? 0 : -1);
+	return (strlcpy(name, s->name, NAME_SIZE) < NAME_SIZE ? 0 : -1);
 }
 
 /*
@@ -131,14 +131,14 @@ track_journals(struct spool *s)
 	struct journal_reader	*r;
 	struct segment		*last;
 	uint64_t		 newest;
-	char			 path[PATH_MAX];
+	char			 name[NAME_SIZE];
 
 	pthread_mutex_lock(&s->append_lock);
 	newest = s->journal_number;
 	pthread_mutex_unlock(&s->append_lock);
 	while (s->tracked < newest) {
-		if (journal_file(s, s->tracked + 1, path) == -1 ||
-		    journal_reader_open(&r, path) == -1)
+		if (journal_file(s, s->tracked + 1, name) == -1 ||
+		    journal_reader_open(&r, s->dirfd, name) == -1)
 			return;		/* rotation is never half done */
 		last = s->count > 0 ? &s->segments[s->count - 1] : NULL;
 		if (last != NULL && last->kind == SEGMENT_JOURNAL &&
@@ -183,11 +183,11 @@ cut_segment(struct spool *s, struct segment *seg, uint64_t readable)
 static void
 journal_cut(struct spool *s, struct segment *seg, uint64_t readable)
 {
-	char	path[PATH_MAX];
+	char	name[NAME_SIZE];
 
 	cut_segment(s, seg, readable);
-	if (!s->reader && journal_file(s, seg->number, path) == 0)
-		set_aside(path, "journal_damaged", "entries damaged or cut "
+	if (!s->reader && journal_file(s, seg->number, name) == 0)
+		set_aside(s, name, "journal_damaged", "entries damaged or cut "
 		    "short");
 }
 
@@ -211,7 +211,7 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 {
 	struct segment	*seg = &s->segments[i];
 	const void	*data;
-	char		 path[PATH_MAX];
+	char		 name[NAME_SIZE];
 	uint64_t	 got;
 	off_t		 limit = -1;
 	int		 found;
@@ -222,9 +222,9 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 		s->cursor = NULL;
 	}
 	if (s->cursor == NULL) {
-		if (journal_file(s, seg->number, path) == -1)
+		if (journal_file(s, seg->number, name) == -1)
 			return (-1);
-		if (journal_reader_open(&s->cursor, path) == -1) {
+		if (journal_reader_open(&s->cursor, s->dirfd, name) == -1) {
 			if (errno != ENOENT && errno != EBADMSG)
 				return (-1);
 			/* Gone, or its header damaged: none of it is there. */
@@ -264,19 +264,21 @@ static int
 read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
     size_t *size)
 {
-	char	 path[PATH_MAX], *cause = NULL;
+	char	 name[NAME_SIZE], path[PATH_MAX], *cause = NULL;
 	int	 found;
 
 	if (s->sealed != NULL && s->sealed_index != i) {
 		sealed_close(s->sealed);
 		s->sealed = NULL;
 	}
-	if (segment_path(s, &s->segments[i], path) == -1)
+	if (segment_name(s, &s->segments[i], name) == -1)
 		return (-1);
+	spool_path(s, name, path);
 	if (s->sealed == NULL) {
-		if (sealed_open(&s->sealed, path, &cause) == -1) {
+		if (sealed_open(&s->sealed, s->dirfd, name, path, &cause) ==
+		    -1) {
 			if (!s->reader)
-				set_aside(path, "spool_damaged", cause);
+				set_aside(s, name, "spool_damaged", cause);
 			free(cause);
 			cut_segment(s, &s->segments[i], s->segments[i].first);
 			return (0);
@@ -400,7 +402,7 @@ int
 save_position(struct spool *s)
 {
 	struct segment	*seg;
-	char		 path[PATH_MAX];
+	char		 name[NAME_SIZE];
 	size_t		 i;
 
 	if (position_save(s->position, s->head) == -1) {
@@ -416,8 +418,8 @@ save_position(struct spool *s)
 			i++;
 			continue;
 		}
-		if (segment_path(s, seg, path) == 0)
-			remove_file(path);
+		if (segment_name(s, seg, name) == 0)
+			remove_file(s, name);
 		drop_segment(s, i);
 	}
 	return (0);
@@ -434,15 +436,15 @@ seal_journal(struct spool *s, struct sealed_writer *w,
 {
 	struct journal_reader	*r;
 	const void		*data;
-	char			 path[PATH_MAX], *cause = NULL;
+	char			 name[NAME_SIZE], *cause = NULL;
 	uint64_t		 seq;
 	size_t			 size;
 	int			 found;
 
-	if (journal_file(s, seg->number, path) == -1 ||
-	    journal_reader_open(&r, path) == -1) {
-		snprintf(s->error, sizeof s->error, "journal %s: %s", path,
-		    strerror(errno));
+	if (journal_file(s, seg->number, name) == -1 ||
+	    journal_reader_open(&r, s->dirfd, name) == -1) {
+		snprintf(s->error, sizeof s->error, "journal %s/%s: %s",
+		    s->dir, name, strerror(errno));
 		return (errno == EBADMSG ? 1 : -1);
 	}
 	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
@@ -467,7 +469,7 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
     uint64_t start, uint64_t end)
 {
 	struct segment	*seg;
-	char		 path[PATH_MAX];
+	char		 name[NAME_SIZE];
 	size_t		 i;
 
 	for (i = 0; i < s->count; ) {
@@ -477,8 +479,8 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
 			i++;
 			continue;
 		}
-		if (journal_file(s, seg->number, path) == 0)
-			remove_file(path);
+		if (journal_file(s, seg->number, name) == 0)
+			remove_file(s, name);
 		drop_segment(s, i);
 	}
 	if (add_segment(s, SEGMENT_SEALED, 0, start, end) == -1)
@@ -507,7 +509,8 @@ move_journals(struct spool *s)
 {
 	struct sealed_writer	*w = NULL;
 	struct segment		*seg;
-	char			 work[PATH_MAX], path[PATH_MAX], *cause = NULL;
+	char			 work[NAME_SIZE], name[NAME_SIZE], *cause = NULL;
+	char			 path[PATH_MAX];
 	uint64_t		 start = 0, end = 0, low = 0, high = 0;
 	size_t			 i, moved = 0;
 	int			 status = 0;
@@ -522,7 +525,8 @@ move_journals(struct spool *s)
 			start = seg->first > s->head ? seg->first : s->head;
 			low = seg->number;
 			if (spool_name(s, work, BUILD_SUFFIX) == -1 ||
-			    sealed_create(&w, work, &cause) == -1)
+			    sealed_create(&w, s->dirfd, work, spool_path(s,
+			    work, path), &cause) == -1)
 				return (mover_error(s, cause));
 		}
 		if ((status = seal_journal(s, w, seg, start)) == 0) {
@@ -536,13 +540,14 @@ move_journals(struct spool *s)
 		return (status == -1 ? -1 : 0);
 	}
 	/* EEXIST: sealed before a crash that kept the journals. */
-	if (sealed_file(s, start, end, path) == -1 ||
-	    (sealed_finish(w, end, path, &cause) == -1 && errno != EEXIST))
+	if (sealed_file(s, start, end, name) == -1 ||
+	    (sealed_finish(w, end, name, &cause) == -1 && errno != EEXIST))
 		return (mover_error(s, cause));
 	free(cause);
 	if (replace_journals(s, low, high, start, end) == -1)
 		return (mover_error(s, NULL));
 	log_event(LEVEL_DEBUG, "journals_sealed", "{s:s, s:I, s:I}", "path",
-	    path, "first", (json_int_t)start, "end", (json_int_t)end);
+	    spool_path(s, name, path), "first", (json_int_t)start, "end",
+	    (json_int_t)end);
 	return (1);
 }

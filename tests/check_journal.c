@@ -16,7 +16,11 @@
 #include "journal.h"
 #include "unit.h"
 
+#define NAME		"test.journal.1"
+#define SPARE		"test.journal.spare"
+
 static char	*dir;
+static int	 dfd;
 static char	 path[4096];
 static char	 spare[4096];
 
@@ -25,13 +29,16 @@ setup(void)
 {
 	dir = unit_tempdir();
 	ck_assert_ptr_nonnull(dir);
-	snprintf(path, sizeof path, "%s/test.journal.1", dir);
-	snprintf(spare, sizeof spare, "%s/test.journal.spare", dir);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ne(dfd, -1);
+	snprintf(path, sizeof path, "%s/" NAME, dir);
+	snprintf(spare, sizeof spare, "%s/" SPARE, dir);
 }
 
 static void
 teardown(void)
 {
+	close(dfd);
 	unit_rmtree(dir);
 	free(dir);
 }
@@ -56,7 +63,7 @@ read_all(const char *file, off_t limit, uint64_t first)
 	char			 text[32];
 	int			 found;
 
-	ck_assert_int_eq(journal_reader_open(&r, file), 0);
+	ck_assert_int_eq(journal_reader_open(&r, dfd, file), 0);
 	ck_assert_uint_eq(journal_reader_first(r), first);
 	while ((found = journal_read(r, limit, &seq, &data, &size)) == 1) {
 		snprintf(text, sizeof text, "entry %llu",
@@ -81,7 +88,7 @@ read_cut(const char *file)
 	uint64_t		 seq, count = 0;
 	int			 found;
 
-	ck_assert_int_eq(journal_reader_open(&r, file), 0);
+	ck_assert_int_eq(journal_reader_open(&r, dfd, file), 0);
 	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
 		count++;
 	ck_assert_int_eq(found, -1);
@@ -108,7 +115,7 @@ resume_and_add(uint64_t from, uint64_t to)
 {
 	struct journal	*j;
 
-	ck_assert_int_eq(journal_resume(&j, path), 0);
+	ck_assert_int_eq(journal_resume(&j, dfd, NAME), 0);
 	ck_assert_uint_eq(journal_next(j), from);
 	add_entries(j, from, to);
 	ck_assert_int_eq(journal_commit(j), 0);
@@ -120,15 +127,15 @@ START_TEST(entries_in_order_up_to_the_limit)
 	struct journal	*j;
 	off_t		 first_commit;
 
-	ck_assert_int_eq(journal_create(&j, path, 100), 0);
+	ck_assert_int_eq(journal_create(&j, dfd, NAME, 100), 0);
 	add_entries(j, 100, 150);
 	ck_assert_int_eq(journal_commit(j), 0);
 	first_commit = journal_committed(j);
 	add_entries(j, 150, 1000);
 	ck_assert_int_eq(journal_commit(j), 0);
 	ck_assert_uint_eq(journal_next(j), 1000);
-	ck_assert_uint_eq(read_all(path, first_commit, 100), 50);
-	ck_assert_uint_eq(read_all(path, -1, 100), 900);
+	ck_assert_uint_eq(read_all(NAME, first_commit, 100), 50);
+	ck_assert_uint_eq(read_all(NAME, -1, 100), 900);
 	journal_close(j);
 }
 END_TEST
@@ -140,7 +147,7 @@ START_TEST(torn_commit_cut_off)
 	int		 fd;
 	char		 torn[100];
 
-	ck_assert_int_eq(journal_create(&j, path, 0), 0);
+	ck_assert_int_eq(journal_create(&j, dfd, NAME, 0), 0);
 	add_entries(j, 0, 10);
 	ck_assert_int_eq(journal_commit(j), 0);
 	journal_close(j);
@@ -151,7 +158,7 @@ START_TEST(torn_commit_cut_off)
 	close(fd);
 
 	resume_and_add(10, 20);
-	ck_assert_uint_eq(read_all(path, -1, 0), 20);
+	ck_assert_uint_eq(read_all(NAME, -1, 0), 20);
 }
 END_TEST
 
@@ -164,15 +171,15 @@ START_TEST(entry_cut_short_is_damage)
 	struct journal	*j;
 	struct stat	 sb;
 
-	ck_assert_int_eq(journal_create(&j, path, 0), 0);
+	ck_assert_int_eq(journal_create(&j, dfd, NAME, 0), 0);
 	add_entries(j, 0, 10);
 	ck_assert_int_eq(journal_commit(j), 0);
 	journal_close(j);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(truncate(path, sb.st_size - 3), 0);
-	ck_assert_uint_eq(read_cut(path), 9);
+	ck_assert_uint_eq(read_cut(NAME), 9);
 	resume_and_add(9, 12);
-	ck_assert_uint_eq(read_all(path, -1, 0), 12);
+	ck_assert_uint_eq(read_all(NAME, -1, 0), 12);
 }
 END_TEST
 
@@ -182,18 +189,18 @@ START_TEST(spare_reads_the_same)
 	struct journal	*j;
 	struct stat	 sb;
 
-	ck_assert_int_eq(journal_prepare(spare, 1 << 20), 0);
-	ck_assert_int_eq(journal_adopt(&j, spare, path, 7), 0);
+	ck_assert_int_eq(journal_prepare(dfd, SPARE, 1 << 20), 0);
+	ck_assert_int_eq(journal_adopt(&j, dfd, SPARE, NAME, 7), 0);
 	ck_assert_int_eq(access(spare, F_OK), -1);
 	add_entries(j, 7, 500);
 	ck_assert_int_eq(journal_commit(j), 0);
 	journal_close(j);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_size, 1 << 20);
-	ck_assert_uint_eq(read_all(path, -1, 7), 493);
+	ck_assert_uint_eq(read_all(NAME, -1, 7), 493);
 
 	resume_and_add(500, 510);
-	ck_assert_uint_eq(read_all(path, -1, 7), 503);
+	ck_assert_uint_eq(read_all(NAME, -1, 7), 503);
 }
 END_TEST
 
@@ -210,7 +217,7 @@ START_TEST(large_group_one_commit)
 	uint64_t		 seq, i;
 	static char		 big[40000];
 
-	ck_assert_int_eq(journal_create(&j, path, 0), 0);
+	ck_assert_int_eq(journal_create(&j, dfd, NAME, 0), 0);
 	for (i = 0; i < 100; i++) {
 		memset(big, 'a' + (int)(i % 26), sizeof big);
 		ck_assert_int_eq(journal_add(j, big, sizeof big, &seq), 0);
@@ -218,12 +225,12 @@ START_TEST(large_group_one_commit)
 	}
 	/* Parts are in the file, but a reader up to the commit sees none. */
 	ck_assert_int_eq(journal_committed(j), JOURNAL_HEADER_SIZE);
-	ck_assert_uint_eq(read_all(path, journal_committed(j), 0), 0);
+	ck_assert_uint_eq(read_all(NAME, journal_committed(j), 0), 0);
 	ck_assert_int_eq(journal_commit(j), 0);
 	ck_assert_int_eq(journal_committed(j),
 	    JOURNAL_HEADER_SIZE + 100 * (16 + (off_t)sizeof big));
 	journal_close(j);
-	ck_assert_int_eq(journal_reader_open(&r, path), 0);
+	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), 0);
 	for (i = 0; i < 100; i++) {
 		ck_assert_int_eq(journal_read(r, -1, &seq, &data, &size), 1);
 		ck_assert_uint_eq(seq, i);
@@ -246,7 +253,7 @@ START_TEST(no_header_refused)
 	ck_assert_int_ne(fd, -1);
 	ck_assert_int_eq(write(fd, "EPJ", 3), 3);
 	close(fd);
-	ck_assert_int_eq(journal_reader_open(&r, path), -1);
+	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), -1);
 }
 END_TEST
 
