@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -22,8 +21,10 @@
 #include "session.h"
 
 struct session {
-	char	 dir[PATH_MAX];		/* DIR */
-	char	 path[PATH_MAX];	/* DIR/session-... */
+	char	 dir[PATH_MAX];		/* DIR, as shown */
+	char	 path[PATH_MAX];	/* DIR/session-..., as shown */
+	char	 name[64];		/* session-... */
+	int	 dirfd;			/* of DIR: files are named in it */
 	int	 fd;			/* of the session directory */
 	int	 success_log;
 	int	 failure_log;
@@ -41,15 +42,12 @@ dir_file(char buf[PATH_MAX], const char *dir, const char *name)
 	return (0);
 }
 
+/* A file to append to in the directory dirfd, never through a link. */
 static int
-open_log(const char *dir, const char *name)
+open_log(int dirfd, const char *name)
 {
-	char	path[PATH_MAX];
-
-	if (dir_file(path, dir, name) == -1)
-		return (-1);
-	return (open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
-	    O_CLOEXEC, 0600));
+	return (openat(dirfd, name, O_WRONLY | O_CREAT | O_APPEND |
+	    O_NOFOLLOW | O_CLOEXEC, 0600));
 }
 
 /*
@@ -61,21 +59,19 @@ static int
 make_session_dir(struct session *s)
 {
 	struct stat	sb;
-
 	struct tm	tm;
 	time_t		now;
-	char		name[64];
 
 	now = time(NULL);
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(name, sizeof name, SESSION_PREFIX "%Y-%m-%dT%H-%M-%SZ",
-	    &tm) == 0)
+	if (gmtime_r(&now, &tm) == NULL || strftime(s->name, sizeof s->name,
+	    SESSION_PREFIX "%Y-%m-%dT%H-%M-%SZ", &tm) == 0)
 		return (-1);
-	if (dir_file(s->path, s->dir, name) == -1)
+	if (dir_file(s->path, s->dir, s->name) == -1)
 		return (-1);
-	if (mkdir(s->path, 0700) == -1 && errno != EEXIST)
+	if (mkdirat(s->dirfd, s->name, 0700) == -1 && errno != EEXIST)
 		return (-1);
-	s->fd = open(s->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	s->fd = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
 	if (s->fd == -1 || fstat(s->fd, &sb) == -1)
 		return (-1);
 	if (sb.st_uid != geteuid()) {
@@ -85,12 +81,6 @@ make_session_dir(struct session *s)
 	return (0);
 }
 
-static int
-open_session_log(struct session *s, const char *name)
-{
-	return (openat(s->fd, name, O_WRONLY | O_CREAT | O_APPEND |
-	    O_NOFOLLOW | O_CLOEXEC, 0600));
-}
 
 /* Returns 0, or -1 with errno set; *sp is always freed by session_close. */
 int
@@ -101,14 +91,15 @@ session_open(struct session **sp, const char *dir)
 
 	if ((*sp = s = calloc(1, sizeof *s)) == NULL)
 		return (-1);
-	s->fd = s->success_log = s->failure_log = -1;
+	s->dirfd = s->fd = s->success_log = s->failure_log = -1;
 	strlcpy(s->dir, dir, sizeof s->dir);
-	if (make_session_dir(s) == -1 ||
-	    (fd = open_session_log(s, EVENT_LOG_NAME)) == -1)
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->dirfd == -1 || make_session_dir(s) == -1 ||
+	    (fd = open_log(s->fd, EVENT_LOG_NAME)) == -1)
 		return (-1);
 	log_set_file(fd);
-	s->success_log = open_session_log(s, SUCCESS_LOG_NAME);
-	s->failure_log = open_session_log(s, FAILURE_LOG_NAME);
+	s->success_log = open_log(s->fd, SUCCESS_LOG_NAME);
+	s->failure_log = open_log(s->fd, FAILURE_LOG_NAME);
 	if (s->success_log == -1 || s->failure_log == -1)
 		return (-1);
 	return (0);
@@ -192,7 +183,7 @@ session_quarantine(struct session *s, uint64_t seq, const void *data,
 	free(hex);
 	text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
 	json_decref(line);
-	if (text != NULL && (fd = open_log(s->dir, QUARANTINE_NAME)) != -1) {
+	if (text != NULL && (fd = open_log(s->dirfd, QUARANTINE_NAME)) != -1) {
 		if (write_all(fd, text, strlen(text)) == 0 &&
 		    write_all(fd, "\n", 1) == 0 && fsync(fd) == 0)
 			status = 0;
@@ -206,20 +197,18 @@ session_quarantine(struct session *s, uint64_t seq, const void *data,
 int
 session_set_server_down(struct session *s, bool down)
 {
-	char	path[PATH_MAX];
 	int	fd;
 
 	if (down == s->server_down)
 		return (0);
-	if (dir_file(path, s->dir, STATUS_LOCK_NAME) == -1)
-		return (-1);
 	if (down) {
-		fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
+		fd = openat(s->dirfd, STATUS_LOCK_NAME, O_WRONLY | O_CREAT |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd == -1)
 			return (-1);
 		close(fd);
-	} else if (unlink(path) == -1 && errno != ENOENT)
+	} else if (unlinkat(s->dirfd, STATUS_LOCK_NAME, 0) == -1 &&
+	    errno != ENOENT)
 		return (-1);
 	s->server_down = down;
 	return (0);
@@ -239,6 +228,8 @@ session_close(struct session *s)
 		close(s->failure_log);
 	if (s->fd != -1)
 		close(s->fd);
+	if (s->dirfd != -1)
+		close(s->dirfd);
 	log_close_file();
 	free(s);
 }
@@ -286,11 +277,35 @@ session_latest(const char *dir, char *buf, size_t size)
 	return (0);
 }
 
+/*
+ * Remove session directory name and the files in it, never following a
+ * link: one planted in its place is removed itself.
+ */
 static int
-remove_entry(const char *path, const struct stat *sb, int type,
-    struct FTW *ftw)
+remove_session(struct session *s, const char *name)
 {
-	return (type == FTW_DP ? rmdir(path) : unlink(path));
+	struct dirent	*entry;
+	DIR		*dir;
+	int		 fd, status = 0;
+
+	fd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return (errno == ELOOP || errno == ENOTDIR ?
+		    unlinkat(s->dirfd, name, 0) : -1);
+	if ((dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return (-1);
+	}
+	while ((entry = readdir(dir)) != NULL)
+		if (strcmp(entry->d_name, ".") != 0 &&
+		    strcmp(entry->d_name, "..") != 0 &&
+		    unlinkat(fd, entry->d_name, 0) == -1)
+			status = -1;
+	closedir(dir);
+	if (status == 0)
+		status = unlinkat(s->dirfd, name, AT_REMOVEDIR);
+	return (status);
 }
 
 /* Remove the oldest session directories beyond keep, never the current. */
@@ -304,10 +319,10 @@ session_prune(struct session *s, int keep)
 	if ((count = list_sessions(s->dir, &names)) == -1)
 		return;
 	for (i = 0; i < count - keep; i++) {
-		if (dir_file(path, s->dir, names[i]->d_name) == -1 ||
-		    strcmp(path, s->path) == 0)
+		if (strcmp(names[i]->d_name, s->name) == 0 ||
+		    dir_file(path, s->dir, names[i]->d_name) == -1)
 			continue;
-		if (nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS) == -1)
+		if (remove_session(s, names[i]->d_name) == -1)
 			log_event(LEVEL_WARN, "session_prune_error",
 			    "{s:s, s:s}", "path", path, "error",
 			    strerror(errno));
