@@ -356,6 +356,35 @@ redact_url(const char *url)
 	return (shown);
 }
 
+/*
+ * An option getopt did not take: unknown, or an abbreviation of several
+ * (-d is -datanadhi or -dump). Say which, with the candidates.
+ */
+static void
+refuse_option(FILE *err, const char *arg)
+{
+	const struct option	*opt;
+	const char		*name = arg;
+	size_t			 len, matches = 0;
+
+	while (*name == '-')
+		name++;
+	len = strcspn(name, "=");
+	for (opt = long_options; opt->name != NULL; opt++)
+		if (len > 0 && strncmp(opt->name, name, len) == 0)
+			matches++;
+	if (matches < 2) {
+		fprintf(err, "%s: unknown option '%s'\n", PACKAGE, arg);
+		return;
+	}
+	fprintf(err, "%s: option '%s' is ambiguous; it could be", PACKAGE,
+	    arg);
+	for (opt = long_options; opt->name != NULL; opt++)
+		if (strncmp(opt->name, name, len) == 0)
+			fprintf(err, " -%s", opt->name);
+	fputc('\n', err);
+}
+
 static enum options_result
 set_defaults(struct options *o)
 {
@@ -410,8 +439,7 @@ options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 			    PACKAGE, argv[optind - 1]);
 			goto bad;
 		case '?':
-			fprintf(err, "%s: unknown option '%s'\n", PACKAGE,
-			    argv[optind - 1]);
+			refuse_option(err, argv[optind - 1]);
 			goto bad;
 		default:
 			result = set_option(o, code, optarg, err);

@@ -195,6 +195,8 @@ START_TEST(bad_values)
 {
 	static const char *bad[][3] = {
 		{ "--bogus", NULL, "unknown option" },
+		{ "-d", "x", "'-d' is ambiguous; it could be -datanadhi -dump" },
+		{ "--s", NULL, "could be -socket-mode -status" },
 		{ "-timeout", NULL, "needs a value" },
 		{ "--timeout", "soon", "-timeout" },
 		{ "--timeout", "-1s", "-timeout" },
