@@ -8,11 +8,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,9 +28,18 @@
 #include "session.h"
 #include "spool.h"
 
+enum instance {
+	INSTANCE_RUNNING,
+	INSTANCE_NONE,
+	INSTANCE_UNKNOWN	/* DIR or its pid file cannot be read */
+};
+
 struct status {
-	pid_t		 pid;		/* running instance, or 0 */
-	bool		 socket;
+	bool		 dir_exists;
+	enum instance	 instance;
+	pid_t		 pid;		/* of the running instance */
+	char		 unknown[PATH_MAX + 64]; /* why nobody knows */
+	int		 socket;	/* 1, 0, or -1: cannot tell */
 	bool		 spool_readable;
 	char		 spool_error[256];
 	uint64_t	 records;
@@ -41,25 +52,41 @@ struct status {
 	char		 error[CURL_ERROR_SIZE];
 };
 
-/* The pid in DIR's pid file, if that process is alive. */
-static pid_t
-running_pid(const char *dir)
+/*
+ * Is an instance running on DIR? Only if the pid file is locked: a file
+ * left by a crash may name a process that is now something else.
+ */
+static void
+find_instance(const char *dir, struct status *st)
 {
 	char	 path[PATH_MAX], text[32];
-	FILE	*f;
-	long	 pid = 0;
+	ssize_t	 n;
+	int	 fd;
 
-	if (dir_file(path, dir, PID_FILE_NAME) == -1 ||
-	    (f = fopen(path, "re")) == NULL)
-		return (0);
-	if (fgets(text, sizeof text, f) != NULL)
-		pid = strtol(text, NULL, 10);
-	fclose(f);
-	if (pid <= 0 || pid > INT_MAX)
-		return (0);
-	if (kill((pid_t)pid, 0) == -1 && errno != EPERM)
-		return (0);
-	return ((pid_t)pid);
+	st->instance = INSTANCE_NONE;
+	if (dir_file(path, dir, PID_FILE_NAME) == -1 || (fd = open(path,
+	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT) {
+			st->instance = INSTANCE_UNKNOWN;
+			snprintf(st->unknown, sizeof st->unknown, "%s: %s",
+			    path, strerror(errno));
+		}
+		return;
+	}
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		flock(fd, LOCK_UN);
+	else if (errno == EWOULDBLOCK) {
+		st->instance = INSTANCE_RUNNING;
+		if ((n = pread(fd, text, sizeof text - 1, 0)) > 0) {
+			text[n] = '\0';
+			st->pid = (pid_t)strtol(text, NULL, 10);
+		}
+	} else {
+		st->instance = INSTANCE_UNKNOWN;
+		snprintf(st->unknown, sizeof st->unknown, "%s: %s", path,
+		    strerror(errno));
+	}
+	close(fd);
 }
 
 static int64_t
@@ -115,10 +142,17 @@ gather(const struct options *o, struct status *st)
 	char		path[PATH_MAX];
 
 	memset(st, 0, sizeof *st);
-	st->pid = running_pid(o->dir);
-	st->socket = dir_file(path, o->dir, SOCKET_NAME) == 0 &&
-	    lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode);
-	read_spool(o->dir, st);
+	st->dir_exists = stat(o->dir, &sb) == 0 || errno != ENOENT;
+	find_instance(o->dir, st);
+	if (dir_file(path, o->dir, SOCKET_NAME) == -1 ||
+	    lstat(path, &sb) == -1)
+		st->socket = errno == ENOENT ? 0 : -1;
+	else
+		st->socket = S_ISSOCK(sb.st_mode);
+	if (st->dir_exists)
+		read_spool(o->dir, st);
+	else
+		st->spool_readable = true;	/* nothing waits */
 	session_latest(o->dir, st->session, sizeof st->session);
 	st->healthy = probe_health(o->health_url, o->timeout_ms, &st->code,
 	    st->error);
@@ -141,12 +175,17 @@ print_json(const struct options *o, const struct status *st)
 	json_t	*report;
 	int	 status;
 
-	report = json_pack("{s:s, s:b, s:o, s:b, s:{s:b, s:o, s:I, s:I, s:o, "
-	    "s:o}, s:o, s:{s:s, s:b, s:o, s:o}}",
+	report = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:{s:b, s:o, s:I, "
+	    "s:I, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o}}",
 	    "dir", o->dir,
-	    "running", st->pid != 0,
+	    "dir_exists", st->dir_exists,
+	    "running", st->instance == INSTANCE_UNKNOWN ? json_null() :
+	    json_boolean(st->instance == INSTANCE_RUNNING),
 	    "pid", st->pid != 0 ? json_integer(st->pid) : json_null(),
-	    "socket", st->socket,
+	    "unknown", st->instance == INSTANCE_UNKNOWN ?
+	    json_string(st->unknown) : json_null(),
+	    "socket", st->socket == -1 ? json_null() :
+	    json_boolean(st->socket == 1),
 	    "spool",
 	    "readable", st->spool_readable,
 	    "error", st->spool_error[0] == '\0' ? json_null() :
@@ -189,12 +228,16 @@ print_age(const char *label, int64_t us)
 static void
 print_table(const struct options *o, const struct status *st)
 {
-	printf("%-16s%s\n", "directory", o->dir);
-	if (st->pid != 0)
+	printf("%-16s%s%s\n", "directory", o->dir, st->dir_exists ? "" :
+	    " (no such directory)");
+	if (st->instance == INSTANCE_RUNNING)
 		printf("%-16srunning, pid %ld\n", "instance", (long)st->pid);
-	else
+	else if (st->instance == INSTANCE_NONE)
 		printf("%-16snot running\n", "instance");
-	printf("%-16s%s\n", "socket", st->socket ? "present" : "absent");
+	else
+		printf("%-16scannot tell (%s)\n", "instance", st->unknown);
+	printf("%-16s%s\n", "socket", st->socket == 1 ? "present" :
+	    st->socket == 0 ? "absent" : "cannot tell");
 	if (st->spool_readable)
 		printf("%-16s%llu records, %lld bytes on disk\n", "spool",
 		    (unsigned long long)st->records, (long long)st->bytes);
@@ -230,7 +273,9 @@ admin_status(const struct options *o)
 		print_table(o, &st);
 	if (fflush(stdout) != 0)
 		return (EXIT_IOERROR);
-	return (st.pid != 0 ? 0 : EXIT_NOT_RUNNING);
+	if (st.instance == INSTANCE_UNKNOWN)
+		return (EXIT_CANNOT_TELL);
+	return (st.instance == INSTANCE_RUNNING ? 0 : EXIT_NOT_RUNNING);
 }
 
 static int
@@ -269,12 +314,14 @@ admin_dump(const struct options *o)
 	struct spool	*spool;
 	char		 path[PATH_MAX];
 	uint64_t	 head, next, seq;
+	struct stat	 sb;
 	int		 bad = 0;
 
-	if (dir_file(path, o->dir, SPOOL_NAME) == -1) {
+	if (stat(o->dir, &sb) == -1 || dir_file(path, o->dir,
+	    SPOOL_NAME) == -1) {
 		fprintf(stderr, "%s: %s: %s\n", PACKAGE, o->dir,
 		    strerror(errno));
-		return (EXIT_IOERROR);
+		return (errno == ENOENT ? EXIT_NOINPUT : EXIT_IOERROR);
 	}
 	if (spool_open_reader(&spool, path) == -1) {
 		fprintf(stderr, "%s: cannot read spool %s: %s\n", PACKAGE,

@@ -9,6 +9,8 @@
 
 /* Exit status of --status when no instance is running (as LSB's). */
 #define EXIT_NOT_RUNNING	3
+/* --status: DIR or its pid file cannot be read, so nobody knows. */
+#define EXIT_CANNOT_TELL	4
 
 int	admin_status(const struct options *);
 int	admin_dump(const struct options *);

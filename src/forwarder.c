@@ -777,10 +777,11 @@ forwarder_stop(struct forwarder *f)
 }
 
 enum forwarder_result
-forwarder_join(struct forwarder *f)
+forwarder_join(struct forwarder *f, uint64_t *rejected)
 {
 	enum forwarder_result	result;
 
+	*rejected = f->progress.failed;
 	if (pthread_join(f->thread, NULL) != 0)
 		result = FORWARDER_FAILED;
 	else

@@ -49,7 +49,7 @@ bool		 forwarder_wants_drain(struct forwarder *);
 void		 forwarder_listener_closed(struct forwarder *);
 bool		 forwarder_done(struct forwarder *);
 void		 forwarder_stop(struct forwarder *);
-enum forwarder_result forwarder_join(struct forwarder *);
+enum forwarder_result forwarder_join(struct forwarder *, uint64_t *);
 
 enum delivery	 classify_answer(CURLcode, long);
 bool		 health_answer_ok(CURLcode, long);

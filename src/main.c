@@ -78,7 +78,9 @@ prepare_paths(struct run *run)
 	struct paths	*p = &run->paths;
 	int		 status;
 
-	if ((status = dir_prepare(run->options->dir, true, &run->dir)) != 0) {
+	/* --replay-only never makes a DIR: a missing one is a mistake. */
+	if ((status = dir_prepare(run->options->dir, run->options->mode !=
+	    MODE_REPLAY_ONLY, &run->dir)) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE, run->dir.error);
 		log_event(LEVEL_ERROR, "fatal", "{s:s, s:i}", "error",
 		    run->dir.error, "exit", status);
@@ -109,10 +111,17 @@ lock_dir(struct run *run)
 	pid_t	other = -1;
 	int	taken;
 
-	if ((taken = dir_lock(&run->lock, run->paths.pid_file, &other)) == 1)
+	if ((taken = dir_lock(&run->lock, run->paths.pid_file, &other)) == 1) {
 		log_event(LEVEL_INFO, "already_running", "{s:s, s:i}", "dir",
 		    run->paths.dir, "pid", (int)other);
-	else if (taken == -1)
+		/* For the SDK a second instance is fine; for a person not. */
+		if (run->options->mode == MODE_REPLAY_ONLY) {
+			fprintf(stderr, "%s: %s is in use by echopost "
+			    "(pid %ld); try again once it has finished\n",
+			    PACKAGE, run->paths.dir, (long)other);
+			return (EXIT_TEMPFAIL);
+		}
+	} else if (taken == -1)
 		return (fatal(EXIT_CANTCREATE, "cannot lock",
 		    run->paths.pid_file, errno == ELOOP ? "it is a symbolic "
 		    "link" : strerror(errno)));
@@ -238,6 +247,7 @@ static int
 run_agent(struct run *run)
 {
 	enum forwarder_result	result;
+	uint64_t		rejected;
 	bool			drained;
 
 	if (run->listener != NULL) {
@@ -253,20 +263,30 @@ run_agent(struct run *run)
 	while (!forwarder_done(run->forwarder))
 		if (take_signal(POLL_MS) != 0)
 			forwarder_stop(run->forwarder);
-	result = forwarder_join(run->forwarder);
+	result = forwarder_join(run->forwarder, &rejected);
 	run->forwarder = NULL;
-	return (result == FORWARDER_FAILED ? EXIT_SOFTWARE : 0);
+	if (result == FORWARDER_FAILED)
+		return (EXIT_SOFTWARE);
+	/* --replay-only: someone waits for the verdict on these records. */
+	if (rejected > 0 && run->options->mode == MODE_REPLAY_ONLY) {
+		fprintf(stderr, "%s: the server refused %llu records for good; "
+		    "they are in %s/%s\n", PACKAGE,
+		    (unsigned long long)rejected, session_path(run->session),
+		    FAILURE_LOG_NAME);
+		return (EXIT_DATAERR);
+	}
+	return (0);
 }
 
 /* Returns the exit status: a spool that could not be closed is an error. */
 static int
 close_everything(struct run *run, int status)
 {
-	uint64_t	left = 0;
+	uint64_t	left = 0, rejected;
 
 	if (run->forwarder != NULL) {
 		forwarder_stop(run->forwarder);
-		forwarder_join(run->forwarder);
+		forwarder_join(run->forwarder, &rejected);
 	}
 	listener_close(run->listener, NULL);
 	if (run->spool != NULL) {

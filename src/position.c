@@ -73,9 +73,9 @@ newest_slot(int fd, uint64_t *counter, uint64_t *head)
 }
 
 /*
- * Open the file name in the directory dirfd, creating it if need be. Returns 1 with the head
- * saved last in *head, 0 when none was saved yet (or none is whole), -1 on
- * error.
+ * Open the file name in the directory dirfd, creating it if need be.
+ * Returns 1 with the head saved last in *head, 0 when none was saved yet
+ * (or none is whole), -1 on error.
  */
 int
 position_open(struct position **pp, int dirfd, const char *name,

@@ -222,8 +222,8 @@ open_reader(struct spool *s)
 			sort_segments(s);
 		sealed_close(old);
 	} else if (legacy)
-		snprintf(s->error, sizeof s->error, "%s, a spool of echopost 1, "
-		    "needs recovery (%s); the next run imports it, and its "
+		snprintf(s->error, sizeof s->error, "%s, a spool of echopost "
+		    "1, needs recovery (%s); the next run imports it, and its "
 		    "records are not counted here", s->path, cause);
 	free(cause);
 	if (found == 0 && s->count > 0)

@@ -7,7 +7,7 @@
  *	echopost.spool.journal.spare	zeros for the next journal
  *	echopost.spool.position		the head (position.c)
  *	echopost.spool			a spool of echopost 1, imported
- *	echopost.spool.~N~		its copies, from a recovery of echopost 1
+ *	echopost.spool.~N~		its copies, from its recovery
  *
  * A file being built has a temporary name (.building, .importing) and is
  * removed at the next open if a crash left it: what it was made from is
@@ -408,7 +408,7 @@ legacy_closed_cleanly(struct spool *s, uint64_t *head, uint64_t *next)
 	}
 	whole = sealed_meta(old, "head", head) == 1;
 	if (whole && !s->head_exact)
-		s->head = *head;	/* a guess, for counts, until imported */
+		s->head = *head;	/* a guess, for counts, till imported */
 	whole = whole && !has_journals(s) &&
 	    sealed_meta(old, "clean", &clean) == 1 && clean == 1 &&
 	    sealed_meta(old, "next", next) == 1 && *head <= *next;

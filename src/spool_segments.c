@@ -509,8 +509,8 @@ move_journals(struct spool *s)
 {
 	struct sealed_writer	*w = NULL;
 	struct segment		*seg;
-	char			 work[NAME_SIZE], name[NAME_SIZE], *cause = NULL;
-	char			 path[PATH_MAX];
+	char			 work[NAME_SIZE], name[NAME_SIZE];
+	char			 path[PATH_MAX], *cause = NULL;
 	uint64_t		 start = 0, end = 0, low = 0, high = 0;
 	size_t			 i, moved = 0;
 	int			 status = 0;

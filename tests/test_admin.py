@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
     ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, STATUS_LOCK,
-    EchoPostTest, load_stubs, log_text, send_log, spool_kept, spool_names,
-    wait_until)
+    EchoPostTest, as_user, load_stubs, log_text, send_log, spool_kept,
+    spool_names, wait_until)
 
 
 def setUpModule():
@@ -102,6 +102,8 @@ class StatusTest(AdminTest):
         self.assertEqual(report["latest_session"],
                          os.path.basename(self.sessions()[-1]))
         self.assertFalse(report["server"]["healthy"])
+        self.assertTrue(report["dir_exists"])
+        self.assertIsNone(report["unknown"])
 
         # The look changed nothing: the instance still serves and delivers.
         self.assertTrue(send_log(self.sock, log_text(0, 5), [], "").success)
@@ -127,6 +129,45 @@ class StatusTest(AdminTest):
         self.assertEqual(code, 3, err)
         self.assertRegex(out, r"instance\s+not running")
         self.assertRegex(out, r"server\s+\S+ healthy \(200\)")
+
+    def test_stale_pid_file_naming_a_live_process_is_not_running(self):
+        # A pid file a crash left may name a process that is now another
+        # program: only the lock the running instance holds counts.
+        self.start_server("down")
+        os.mkdir(self.dir, 0o700)
+        with open(os.path.join(self.dir, "echopost.pid"), "w") as f:
+            f.write("%d\n" % os.getpid())
+        code, out, err = self.admin("--status")
+        self.assertEqual(code, 3, out + err)
+        self.assertRegex(out, r"instance\s+not running")
+
+    def test_status_of_a_missing_directory_says_so(self):
+        self.start_server("down")
+        code, out, err = self.admin("--status")
+        self.assertEqual(code, 3, err)
+        self.assertIn("(no such directory)", out)
+        self.assertRegex(out, r"spool\s+0 records")
+        self.assertFalse(os.path.exists(self.dir))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root, to act as a user "
+                         "who cannot read DIR (setpriv)")
+    def test_status_of_an_unreadable_directory_cannot_tell(self):
+        # Another user cannot know whether an instance runs: exit 4, and
+        # "cannot tell", not "not running" or "socket absent".
+        self.start_server("down")
+        os.chmod(self.tmp, 0o755)
+        proc, _ = self.store_logs(1)
+        result = subprocess.run(
+            as_user((4343, 4343, None)) + [
+                ECHOPOST, "--status", "--json", "-datanadhi", self.dir,
+                "-health-url", self.server.url],
+            capture_output=True, timeout=30)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertIsNone(report["running"])
+        self.assertIn("Permission denied", report["unknown"])
+        self.assertIsNone(report["socket"])
+        self.assertEqual(self.stop_echopost(proc), 0)
 
     def test_status_of_an_empty_directory(self):
         self.start_server("down")
@@ -178,6 +219,13 @@ class DumpTest(AdminTest):
             os.unlink(os.path.join(self.dir, name))
         self.assertEqual(self.admin("--dump")[:2], (0, ""))
 
+    def test_dump_of_a_missing_directory_is_an_error(self):
+        self.start_server("down")
+        code, out, err = self.admin("--dump")
+        self.assertEqual((code, out), (66, ""))
+        self.assertIn("No such file or directory", err)
+        self.assertFalse(os.path.exists(self.dir))
+
 
 class ReplayOnlyTest(AdminTest):
 
@@ -226,14 +274,39 @@ class ReplayOnlyTest(AdminTest):
         self.assertEqual(json.loads(out)["spool"]["records"], len(left))
 
     def test_replay_only_refuses_to_share_a_directory(self):
+        # A person is told, on stderr and with EX_TEMPFAIL, that another
+        # instance has DIR; the SDK's second instance still exits 0.
         self.start_server("down")
         running, _ = self.store_logs(1)
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
                                     "-health-url", self.server.url])
-        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(self.wait_exit(proc), 75)
+        self.assertIn("is in use by echopost (pid %d)" % running.pid,
+                      self.stderr_of(proc))
         names = self.names_of(proc)
         self.assertIn("already_running", names)
         self.assertIsNone(running.poll())
+
+    def test_replay_only_of_a_missing_directory_creates_nothing(self):
+        self.start_server("up")
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url])
+        self.assertEqual(self.wait_exit(proc), 66)
+        self.assertIn("No such file or directory", self.stderr_of(proc))
+        self.assertFalse(os.path.exists(self.dir))
+
+    def test_replay_only_exit_status_says_records_were_refused(self):
+        # Every record refused for good (400): the spool drains into the
+        # failure log, and the exit status says so (65), not 0.
+        self.start_server("down")
+        self.spool_left(2)
+        self.server.up()
+        self.server.set(log_status=400)
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url])
+        self.assertEqual(self.wait_exit(proc), 65)
+        self.assertIn("refused 2 records", self.stderr_of(proc))
+        self.assertEqual(len(self.session_file("agent-failure.log")), 2)
 
 
 class ProgressTest(AdminTest):
