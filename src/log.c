@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@
 #include "log.h"
 
 static const char *level_names[] = { "error", "warn", "info", "debug" };
+/* sd-daemon(3) prefixes: err, warning, info, debug. */
+static const char *journal_prefixes[] = { "<3>", "<4>", "<6>", "<7>" };
 
 static pthread_mutex_t	 log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum log_level	 log_level = LEVEL_INFO;
@@ -47,6 +50,29 @@ bool
 log_enabled(enum log_level level)
 {
 	return (level <= log_level);
+}
+
+/*
+ * Is standard output the systemd journal? JOURNAL_STREAM names its device
+ * and inode when a service's output goes there; then each line begins
+ * with its priority, and the journal files it at that level.
+ */
+static bool
+stdout_is_journal(void)
+{
+	static int	 answer = -1;
+	struct stat	 sb;
+	const char	*stream;
+	unsigned long long dev, ino;
+
+	if (answer != -1)
+		return (answer);
+	answer = (stream = getenv("JOURNAL_STREAM")) != NULL &&
+	    sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+	    fstat(STDOUT_FILENO, &sb) == 0 &&
+	    (unsigned long long)sb.st_dev == dev &&
+	    (unsigned long long)sb.st_ino == ino;
+	return (answer);
 }
 
 /* Events go to fd too from now on; log_close_file() closes it. */
@@ -131,6 +157,8 @@ log_event(enum log_level level, const char *event, const char *fmt, ...)
 
 	/* A failed write of the event log has nowhere left to be reported. */
 	pthread_mutex_lock(&log_lock);
+	if (stdout_is_journal())
+		(void)write_all(STDOUT_FILENO, journal_prefixes[level], 3);
 	(void)write_all(STDOUT_FILENO, text, len + 1);
 	if (log_file != -1)
 		(void)write_all(log_file, text, len + 1);

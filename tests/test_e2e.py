@@ -904,5 +904,40 @@ class LimitsTest(EchoPostTest):
                           for p in self.posts()], [{"small": True}])
 
 
+class JournalTest(EchoPostTest):
+
+    def test_lines_carry_their_priority_when_stdout_is_the_journal(self):
+        # Under systemd, JOURNAL_STREAM names the stream the journal reads:
+        # each event on it begins with its syslog priority (sd-daemon(3)),
+        # so that warnings and errors are filed as such. agent.log, and a
+        # stdout that is not the journal, stay plain JSON.
+        self.start_server("up")
+        out_path = os.path.join(self.tmp, "journal.txt")
+        for journal in (True, False):
+            with self.subTest(journal=journal), open(out_path, "wb") as out:
+                st = os.fstat(out.fileno())
+                env = dict(os.environ)
+                if journal:
+                    env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev,
+                                                       st.st_ino)
+                else:
+                    env["JOURNAL_STREAM"] = "1:1"
+                proc = subprocess.run(
+                    [ECHOPOST, "-datanadhi", self.dir, "-health-url",
+                     self.server.url, "--log-level", "debug"], env=env,
+                    stdout=out, timeout=30)
+                self.assertEqual(proc.returncode, 0)
+            with open(out_path) as f:
+                lines = f.read().splitlines()
+            self.assertTrue(lines)
+            for line in lines:
+                event = json.loads(line[3:] if journal else line)
+                want = {"error": "<3>", "warn": "<4>", "info": "<6>",
+                        "debug": "<7>"}[event["level"]]
+                self.assertEqual(line.startswith(want), journal, line)
+            # Plain JSON there, or reading it would fail.
+            self.assertTrue(self.session_file("agent.log"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
