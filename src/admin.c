@@ -138,8 +138,9 @@ read_spool(const char *dir, struct status *st)
 static void
 gather(const struct options *o, struct status *st)
 {
-	struct stat	sb;
-	char		path[PATH_MAX];
+	struct tls_files tls = { o->cacert, o->capath };
+	struct stat	 sb;
+	char		 path[PATH_MAX];
 
 	memset(st, 0, sizeof *st);
 	st->dir_exists = stat(o->dir, &sb) == 0 || errno != ENOENT;
@@ -154,8 +155,8 @@ gather(const struct options *o, struct status *st)
 	else
 		st->spool_readable = true;	/* nothing waits */
 	session_latest(o->dir, st->session, sizeof st->session);
-	st->healthy = probe_health(o->health_url, o->timeout_ms, &st->code,
-	    st->error);
+	st->healthy = probe_health(o->health_url, &tls, o->timeout_ms,
+	    &st->code, st->error);
 }
 
 static json_t *

@@ -65,6 +65,8 @@ struct forwarder {
 	struct session		*session;
 	CURL			*post;
 	CURL			*health;
+	char			 post_error[CURL_ERROR_SIZE];
+	char			 health_error[CURL_ERROR_SIZE];
 	char			*body;
 	size_t			 body_len;
 	bool			 headers_ended;	/* the blank line came */
@@ -222,14 +224,37 @@ abort_if_stopping(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return (stopping(arg) ? 1 : 0);
 }
 
+/* The CA certificates to check the server's with, if not libcurl's. */
+static CURLcode
+set_tls(CURL *h, const struct tls_files *tls)
+{
+	CURLcode	rc = CURLE_OK;
+
+	if (tls->cacert != NULL)
+		rc = curl_easy_setopt(h, CURLOPT_CAINFO, tls->cacert);
+	if (rc == CURLE_OK && tls->capath != NULL)
+		rc = curl_easy_setopt(h, CURLOPT_CAPATH, tls->capath);
+	return (rc);
+}
+
+/* Why a transfer failed: libcurl's own words, if it has them. */
+static const char *
+failure_reason(CURLcode rc, const char *error)
+{
+	return (error[0] != '\0' ? error : curl_easy_strerror(rc));
+}
+
 static CURL *
-new_handle(struct forwarder *f, curl_write_callback on_body)
+new_handle(struct forwarder *f, curl_write_callback on_body,
+    char error[CURL_ERROR_SIZE])
 {
 	CURL	*h;
 
 	if ((h = curl_easy_init()) == NULL)
 		return (NULL);
-	if (curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	if (curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error) != CURLE_OK ||
+	    set_tls(h, &f->config.tls) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
 	    (long)f->config.timeout_ms) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
@@ -246,8 +271,8 @@ new_handle(struct forwarder *f, curl_write_callback on_body)
 
 /* One health check on a handle of its own, for --status. */
 bool
-probe_health(const char *url, int64_t timeout_ms, long *code,
-    char error[CURL_ERROR_SIZE])
+probe_health(const char *url, const struct tls_files *tls,
+    int64_t timeout_ms, long *code, char error[CURL_ERROR_SIZE])
 {
 	CURL		*h;
 	CURLcode	 rc;
@@ -258,6 +283,8 @@ probe_health(const char *url, int64_t timeout_ms, long *code,
 		return (false);
 	error[0] = '\0';
 	rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+	if (rc == CURLE_OK)
+		rc = set_tls(h, tls);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	if (rc == CURLE_OK)
@@ -290,7 +317,7 @@ check_health(struct forwarder *f)
 		return (0);
 	if (rc != CURLE_OK)
 		log_event(LEVEL_INFO, "server_down", "{s:s}", "reason",
-		    curl_easy_strerror(rc));
+		    failure_reason(rc, f->health_error));
 	else
 		log_event(LEVEL_INFO, "server_down", "{s:s, s:i}", "reason",
 		    "health check answered", "code", (int)code);
@@ -369,7 +396,7 @@ forward_one(struct forwarder *f, const struct record *r, long *code,
 		curl_easy_getinfo(f->post, CURLINFO_RETRY_AFTER, &retry_after);
 	} else
 		log_event(LEVEL_INFO, "delivery_error", "{s:s}", "reason",
-		    curl_easy_strerror(rc));
+		    failure_reason(rc, f->post_error));
 	if (retry_after > 0)
 		*retry_after_ms = retry_after > RETRY_AFTER_MAX_MS / 1000 ?
 		    RETRY_AFTER_MAX_MS : retry_after * 1000;
@@ -684,8 +711,9 @@ setup(struct forwarder *f)
 		return (-1);
 	if ((f->body = malloc(BODY_KEEP)) == NULL ||
 	    (f->log_url = log_url(f->config.health_url)) == NULL ||
-	    (f->post = new_handle(f, keep_body)) == NULL ||
-	    (f->health = new_handle(f, discard_body)) == NULL)
+	    (f->post = new_handle(f, keep_body, f->post_error)) == NULL ||
+	    (f->health = new_handle(f, discard_body, f->health_error)) ==
+	    NULL)
 		return (-1);
 	if (curl_easy_setopt(f->post, CURLOPT_URL, f->log_url) != CURLE_OK ||
 	    curl_easy_setopt(f->post, CURLOPT_HEADERFUNCTION,

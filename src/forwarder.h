@@ -19,7 +19,14 @@
 struct session;
 struct spool;
 
+/* Where the CA certificates for https:// are; NULL: libcurl's own. */
+struct tls_files {
+	const char	*cacert;
+	const char	*capath;
+};
+
 struct forwarder_config {
+	struct tls_files tls;
 	const char	*health_url;
 	const char	*api_key;
 	int64_t		 timeout_ms;
@@ -53,8 +60,8 @@ enum forwarder_result forwarder_join(struct forwarder *, uint64_t *);
 
 enum delivery	 classify_answer(CURLcode, long);
 bool		 health_answer_ok(CURLcode, long);
-bool		 probe_health(const char *, int64_t, long *,
-		    char [CURL_ERROR_SIZE]);
+bool		 probe_health(const char *, const struct tls_files *, int64_t,
+		    long *, char [CURL_ERROR_SIZE]);
 int64_t		 backoff_ms(int64_t, unsigned int);
 char		*log_url(const char *);
 

@@ -200,6 +200,8 @@ start_forwarder(struct run *run)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return (fatal(EXIT_SOFTWARE, "cannot start", "libcurl",
 		    "curl_global_init failed"));
+	config.tls.cacert = run->options->cacert;
+	config.tls.capath = run->options->capath;
 	config.health_url = run->options->health_url;
 	config.api_key = run->options->api_key;
 	config.timeout_ms = run->options->timeout_ms;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -28,6 +29,8 @@ enum {
 	OPT_MAX_SPOOL_SIZE,
 	OPT_LOG_LEVEL,
 	OPT_KEEP_SESSIONS,
+	OPT_CACERT,
+	OPT_CAPATH,
 	OPT_STATUS,
 	OPT_JSON,
 	OPT_DUMP,
@@ -45,6 +48,8 @@ static const struct option long_options[] = {
 	{ "max-spool-size",	required_argument, NULL, OPT_MAX_SPOOL_SIZE },
 	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
 	{ "keep-sessions",	required_argument, NULL, OPT_KEEP_SESSIONS },
+	{ "cacert",		required_argument, NULL, OPT_CACERT },
+	{ "capath",		required_argument, NULL, OPT_CAPATH },
 	{ "status",		no_argument,	   NULL, OPT_STATUS },
 	{ "json",		no_argument,	   NULL, OPT_JSON },
 	{ "dump",		no_argument,	   NULL, OPT_DUMP },
@@ -79,6 +84,9 @@ usage(FILE *out)
 "                          8G; 0: no limit but the disk's)\n"
 "      --log-level LEVEL   error, warn, info or debug (default info)\n"
 "      --keep-sessions N   keep the newest N session directories (default %d)\n"
+"      --cacert FILE       CA certificates to check the server's with\n"
+"      --capath DIR        a directory of them (both: as curl(1); default\n"
+"                          CURL_CA_BUNDLE or SSL_CERT_FILE, SSL_CERT_DIR)\n"
 "\n"
 "Admin commands, for DIR (they never touch a running instance's socket):\n"
 "      --status            is an instance running, what is spooled, is the\n"
@@ -272,6 +280,14 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 			    "not an http:// or https:// URL"));
 		return (replace(&o->health_url, value) == 0 ? OPTIONS_RUN :
 		    OPTIONS_BAD);
+	case OPT_CACERT:
+	case OPT_CAPATH:
+		if (access(value, code == OPT_CACERT ? R_OK : R_OK | X_OK) ==
+		    -1)
+			return (bad_value(err, code == OPT_CACERT ? "cacert" :
+			    "capath", value, strerror(errno)));
+		return (replace(code == OPT_CACERT ? &o->cacert : &o->capath,
+		    value) == 0 ? OPTIONS_RUN : OPTIONS_BAD);
 	case OPT_SOCKET_MODE:
 		errno = 0;
 		mode = strtol(value, &end, 8);
@@ -388,10 +404,17 @@ refuse_option(FILE *err, const char *arg)
 static enum options_result
 set_defaults(struct options *o)
 {
-	const char	*key, *size;
+	const char	*key, *size, *cacert, *capath;
 
 	memset(o, 0, sizeof *o);
 	key = getenv(API_KEY_ENV);
+	/* The CA certificates curl(1) itself would use. */
+	if ((cacert = getenv("CURL_CA_BUNDLE")) == NULL)
+		cacert = getenv("SSL_CERT_FILE");
+	capath = getenv("SSL_CERT_DIR");
+	if ((cacert != NULL && replace(&o->cacert, cacert) == -1) ||
+	    (capath != NULL && replace(&o->capath, capath) == -1))
+		return (OPTIONS_BAD);
 	if ((size = getenv(JOURNAL_SIZE_ENV)) != NULL &&
 	    parse_size(size, &o->journal_size) == -1)
 		o->journal_size = 0;
@@ -471,5 +494,7 @@ options_free(struct options *o)
 	free(o->api_key);
 	free(o->health_url);
 	free(o->shown_url);
+	free(o->cacert);
+	free(o->capath);
 	memset(o, 0, sizeof *o);
 }

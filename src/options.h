@@ -39,6 +39,8 @@ struct options {
 	char		*api_key;
 	char		*health_url;
 	char		*shown_url;	/* health_url as printed */
+	char		*cacert;	/* NULL: libcurl's own */
+	char		*capath;
 	mode_t		 socket_mode;
 	int64_t		 health_interval_ms;
 	int64_t		 timeout_ms;
