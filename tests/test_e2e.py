@@ -904,6 +904,32 @@ class LimitsTest(EchoPostTest):
                           for p in self.posts()], [{"small": True}])
 
 
+class PackagedBinaryTest(EchoPostTest):
+
+    def test_sdk_runs_the_packaged_binary_through_a_link_in_dir(self):
+        # Today's SDK runs DIR/echopost, and downloads a binary there only
+        # when nothing is there. A link to the installed binary is what
+        # it finds and runs: started exactly as the SDK starts it (a new
+        # session, stdio on /dev/null), it serves and delivers.
+        self.start_server("down")
+        os.makedirs(self.dir, 0o700)
+        link = os.path.join(self.dir, "echopost")
+        os.symlink(os.path.abspath(ECHOPOST), link)
+        proc = subprocess.Popen(
+            [link, "-datanadhi", self.dir, "-api-key", self.API_KEY,
+             "-health-url", self.server.url], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        self.wait_socket(proc)
+        self.assertTrue(send_log(self.sock, '{"via": "link"}').success)
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 1)
+        self.assertEqual(os.readlink(link), os.path.abspath(ECHOPOST),
+                         "echopost touched the link the SDK runs it by")
+
+
 class TlsTest(EchoPostTest):
     """https:// with a private CA: openssl s_server with a certificate of
     its own, which no system store knows."""
