@@ -745,6 +745,18 @@ class DiskTest(ReliabilityTest):
         self.assertEqual(spool_names(dir), [],
                          "spool files left in DIR after a clean exit")
 
+    def fill_spool(self, sock, count, pad):
+        """Send up to count logs of about pad bytes until one is refused:
+        (texts acknowledged, the refusal's message or None)."""
+        acked = []
+        for i in range(count):
+            text = json.dumps({"n": i, "pad": "z" * pad})
+            r = send_log(sock, text)
+            if not r.success:
+                return acked, r.message
+            acked.append(text)
+        return acked, None
+
     def test_default_cap_is_a_quarter_of_the_file_system(self):
         # Protects: with no --max-spool-size, no client can fill the file
         # system: the spool takes at most a quarter of it (8G at most),
@@ -753,14 +765,7 @@ class DiskTest(ReliabilityTest):
         fs = self.mount_tmpfs("16m")
         self.start_server("down")
         proc, sock = self.start_in(os.path.join(fs, "dn"))
-        acked, refusal = [], None
-        for i in range(40):
-            text = json.dumps({"n": i, "pad": "z" * 200000})
-            r = send_log(sock, text)
-            if not r.success:
-                refusal = r.message
-                break
-            acked.append(text)
+        acked, refusal = self.fill_spool(sock, 40, 200000)
         self.assertIsNotNone(refusal, "8 MB stored on a 16 MB file system")
         self.assertIn("spool full", refusal)
         self.assertIn("the limit is %d" % (4 << 20), refusal)
@@ -775,14 +780,7 @@ class DiskTest(ReliabilityTest):
         # spool never exceeds the cap; every acknowledged log is delivered.
         self.start_server("down")
         proc, sock = self.start_in(self.dir, ["--max-spool-size", "64k"])
-        acked, refusal = [], None
-        for i in range(400):
-            text = json.dumps({"n": i, "pad": "z" * 1000})
-            r = send_log(sock, text)
-            if not r.success:
-                refusal = r.message
-                break
-            acked.append(text)
+        acked, refusal = self.fill_spool(sock, 400, 1000)
         self.assertIsNotNone(refusal, "never refused with a 64k cap")
         self.assertIn("spool full", refusal)
         self.assertIn("--max-spool-size", refusal)
@@ -1235,7 +1233,7 @@ class MisbehavingServerTest(ReliabilityTest):
         # arrives once it answers again.
         events = self._never_answers({"delay": 1000})
         self.assertTrue([e for e in events if e["event"] == "server_down"
-                         and "Timeout" in e.get("reason", "")],
+                         and "timed out" in e.get("reason", "")],
                         "no health check timed out: the check proves "
                         "nothing")
 
@@ -1244,7 +1242,7 @@ class MisbehavingServerTest(ReliabilityTest):
         # pass): every try times out and is retried, none is counted.
         events = self._never_answers({"log_delay": 1000})
         self.assertTrue([e for e in events if e["event"] == "delivery_error"
-                         and "Timeout" in e.get("reason", "")],
+                         and "timed out" in e.get("reason", "")],
                         "no POST timed out: the check proves nothing")
         self.assertIn("record_retry", [e["event"] for e in events])
 
