@@ -69,7 +69,7 @@ become(struct dir_check *c, const char *dir, const struct stat *sb)
 	if (setuid(0) == 0)
 		return (refuse(c, EXIT_SOFTWARE, "%s: %s", dir,
 		    "root could be taken back after giving it up"));
-	c->dropped_from = 0;
+	c->became_owner = true;
 	return (0);
 }
 
@@ -86,7 +86,6 @@ dir_prepare(const char *dir, bool creating_allowed, struct dir_check *c)
 	int		status;
 
 	memset(c, 0, sizeof *c);
-	c->dropped_from = (uid_t)-1;
 	len = strlcpy(trimmed, dir, sizeof trimmed);
 	if (len >= sizeof trimmed)
 		return (refuse(c, EXIT_USAGE, "%s: %s", dir,

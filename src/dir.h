@@ -17,7 +17,7 @@
 struct dir_check {
 	char	 path[PATH_MAX];	/* DIR, resolved */
 	bool	 group_writable;	/* worth a warning, not a refusal */
-	uid_t	 dropped_from;		/* root before, or (uid_t)-1 */
+	bool	 became_owner;		/* was root, now DIR's owner */
 	char	 error[PATH_MAX + 128];	/* why it was refused */
 };
 

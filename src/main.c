@@ -160,7 +160,7 @@ open_everything(struct run *run)
 	    "dir", run->paths.dir, "health_url", o->shown_url,
 	    "session", session_path(run->session), "mode",
 	    o->mode == MODE_REPLAY_ONLY ? "replay-only" : "serve");
-	if (run->dir.dropped_from == 0)
+	if (run->dir.became_owner)
 		log_event(LEVEL_WARN, "became_owner", "{s:s, s:i, s:i}", "dir",
 		    run->paths.dir, "uid", (int)getuid(), "gid", (int)getgid());
 	if (run->dir.group_writable)
