@@ -121,6 +121,19 @@ def wait_until(predicate, timeout, step=0.02):
         time.sleep(step)
 
 
+def socket_appears(proc, sock, limit):
+    """Poll, as the SDK does, until sock exists: True; False if proc
+    exited first or limit seconds passed."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if os.path.exists(sock):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return os.path.exists(sock)
+
+
 def send_log(sock, json_data, pipelines=(), api_key="", timeout=RPC_TIMEOUT):
     """One SendLog over a NEW channel, closed after, as the SDK does.
     Returns the LogResponse; raises grpc.RpcError on an RPC failure."""

@@ -95,13 +95,9 @@ def start_agent(echopost, state_dir, url, out):
 
 def wait_listening(proc, socket_path, limit=2.0 * support.SLOW):
     """True once the socket is there; False if the process exited first."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if os.path.exists(socket_path):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
+    if support.socket_appears(proc, socket_path, limit) or \
+            proc.poll() is not None:
+        return os.path.exists(socket_path)
     raise AssertionError("socket did not appear within %.1f s" % limit)
 
 

@@ -13,8 +13,9 @@ the call it was killed at.
 Scenarios, each on small journals (ECHOPOST_TEST_JOURNAL_SIZE) so that one
 run rotates, prepares spares and seals several times:
   ingest   a fresh DIR, the server down: the first creation of every file,
-           40 logs of 1-2 KB (--logs) through many journals, the mover sealing them into
-           GDBM, then SIGTERM and the stop sequence
+           40 logs of 1-2 KB (--logs) through many journals (two of them
+           from spares), the mover sealing them into GDBM, then SIGTERM
+           and the stop sequence
   replay   the DIR an ingest run left, the server up: reading sealed files
            and journals, saving the head, deleting what was delivered, the
            exit sequence that removes everything
@@ -103,18 +104,6 @@ class Point:
         return count, data[8:].split(b"\0")[0].decode(errors="replace")
 
 
-def wait_socket(proc, sock, limit):
-    """True once sock exists; False if proc exited first."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if os.path.exists(sock):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.005)
-    return os.path.exists(sock)
-
-
 def send(sock, log_id, size):
     """One log of about size bytes over a new channel, as the SDK sends;
     True if acknowledged. The channel keeps its connections to itself:
@@ -148,7 +137,7 @@ def ingest(point, dir, url, rng_sizes, acked):
     """Fresh DIR, server down: store LOGS logs, wait for a sealing, stop."""
     proc = point.start(dir, url)
     sock = os.path.join(dir, support.SOCKET_NAME)
-    if wait_socket(proc, sock, 2.0 * support.SLOW):
+    if support.socket_appears(proc, sock, 2.0 * support.SLOW):
         for i, size in enumerate(rng_sizes):
             if proc.poll() is not None:
                 break
@@ -244,7 +233,7 @@ class Sweep:
         if os.path.lexists(sock):
             os.unlink(sock)
         proc = again.start(dir, self.server.url, preload=False)
-        if not wait_socket(proc, sock, support.SOCKET_WAIT) or \
+        if not support.socket_appears(proc, sock, support.SOCKET_WAIT) or \
                 not send(sock, "after-%d" % kill_at, 100):
             result["failed_start"] = True
         else:
