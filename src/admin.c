@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -269,11 +270,11 @@ admin_status(const struct options *o)
 	gather(o, &st);
 	if (o->json) {
 		if (print_json(o, &st) == -1)
-			return (EXIT_SOFTWARE);
+			return (EX_SOFTWARE);
 	} else
 		print_table(o, &st);
 	if (fflush(stdout) != 0)
-		return (EXIT_IOERROR);
+		return (EX_IOERR);
 	if (st.instance == INSTANCE_UNKNOWN)
 		return (EXIT_CANNOT_TELL);
 	return (st.instance == INSTANCE_RUNNING ? 0 : EXIT_NOT_RUNNING);
@@ -322,14 +323,14 @@ admin_dump(const struct options *o)
 	    SPOOL_NAME) == -1) {
 		fprintf(stderr, "%s: %s: %s\n", PACKAGE, o->dir,
 		    strerror(errno));
-		return (errno == ENOENT ? EXIT_NOINPUT : EXIT_IOERROR);
+		return (errno == ENOENT ? EX_NOINPUT : EX_IOERR);
 	}
 	if (spool_open_reader(&spool, path) == -1) {
 		fprintf(stderr, "%s: cannot read spool %s: %s\n", PACKAGE,
 		    path, spool != NULL ? spool_error(spool) :
 		    strerror(errno));
 		spool_close(spool, 0);
-		return (EXIT_IOERROR);
+		return (EX_IOERR);
 	}
 	if (*spool_error(spool) != '\0')
 		fprintf(stderr, "%s: %s\n", PACKAGE, spool_error(spool));
@@ -341,7 +342,7 @@ admin_dump(const struct options *o)
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "%s: write error: %s\n", PACKAGE,
 		    strerror(errno));
-		return (EXIT_IOERROR);
+		return (EX_IOERR);
 	}
-	return (bad == 0 ? 0 : EXIT_IOERROR);
+	return (bad == 0 ? 0 : EX_IOERR);
 }

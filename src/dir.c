@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "dir.h"
@@ -64,10 +65,10 @@ become(struct dir_check *c, const char *dir, const struct stat *sb)
 {
 	if (setgroups(1, &sb->st_gid) == -1 || setgid(sb->st_gid) == -1 ||
 	    setuid(sb->st_uid) == -1)
-		return (refuse(c, EXIT_NOPERM, "cannot take on the owner of %s:"
+		return (refuse(c, EX_NOPERM, "cannot take on the owner of %s:"
 		    " %s", dir, strerror(errno)));
 	if (setuid(0) == 0)
-		return (refuse(c, EXIT_SOFTWARE, "%s: %s", dir,
+		return (refuse(c, EX_SOFTWARE, "%s: %s", dir,
 		    "root could be taken back after giving it up"));
 	c->became_owner = true;
 	return (0);
@@ -88,7 +89,7 @@ dir_prepare(const char *dir, bool creating_allowed, struct dir_check *c)
 	memset(c, 0, sizeof *c);
 	len = strlcpy(trimmed, dir, sizeof trimmed);
 	if (len >= sizeof trimmed)
-		return (refuse(c, EXIT_USAGE, "%s: %s", dir,
+		return (refuse(c, EX_USAGE, "%s: %s", dir,
 		    strerror(ENAMETOOLONG)));
 	while (len > 1 && trimmed[len - 1] == '/')
 		trimmed[--len] = '\0';
@@ -97,34 +98,34 @@ dir_prepare(const char *dir, bool creating_allowed, struct dir_check *c)
 	    (status = become(c, dir, &sb)) != 0)
 		return (status);
 	if (creating_allowed && make_dirs(trimmed) == -1)
-		return (refuse(c, EXIT_CANTCREATE, "cannot create %s: %s",
+		return (refuse(c, EX_CANTCREAT, "cannot create %s: %s",
 		    dir, strerror(errno)));
 	if (lstat(trimmed, &sb) == -1)
-		return (refuse(c, errno == ENOENT ? EXIT_NOINPUT :
-		    EXIT_CANTCREATE, "cannot stat %s: %s", dir,
+		return (refuse(c, errno == ENOENT ? EX_NOINPUT :
+		    EX_CANTCREAT, "cannot stat %s: %s", dir,
 		    strerror(errno)));
 	if (S_ISLNK(sb.st_mode))
-		return (refuse(c, EXIT_CANTCREATE, "refusing %s: %s", dir,
+		return (refuse(c, EX_CANTCREAT, "refusing %s: %s", dir,
 		    "it is a symbolic link"));
 	if (!S_ISDIR(sb.st_mode))
-		return (refuse(c, EXIT_CANTCREATE, "refusing %s: %s", dir,
+		return (refuse(c, EX_CANTCREAT, "refusing %s: %s", dir,
 		    "not a directory"));
 	if ((sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX))
-		return (refuse(c, EXIT_CANTCREATE, "refusing %s: %s", dir,
+		return (refuse(c, EX_CANTCREAT, "refusing %s: %s", dir,
 		    "world-writable without the sticky bit"));
 	if (sb.st_uid != geteuid()) {
 		snprintf(trimmed, sizeof trimmed, "it belongs to uid %lu, and "
 		    "echopost runs as uid %lu: run it as the owner",
 		    (unsigned long)sb.st_uid, (unsigned long)geteuid());
-		return (refuse(c, EXIT_NOPERM, "refusing %s: %s", dir,
+		return (refuse(c, EX_NOPERM, "refusing %s: %s", dir,
 		    trimmed));
 	}
 	c->group_writable = (sb.st_mode & S_IWGRP) != 0;
 	if (realpath(trimmed, c->path) == NULL)
-		return (refuse(c, EXIT_CANTCREATE, "cannot resolve %s: %s",
+		return (refuse(c, EX_CANTCREAT, "cannot resolve %s: %s",
 		    dir, strerror(errno)));
 	if (access(c->path, W_OK | X_OK) == -1)
-		return (refuse(c, EXIT_CANTCREATE, "cannot write to %s: %s",
+		return (refuse(c, EX_CANTCREAT, "cannot write to %s: %s",
 		    c->path, strerror(errno)));
 	return (0);
 }

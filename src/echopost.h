@@ -23,14 +23,4 @@
 /* sizeof(((struct sockaddr_un *)0)->sun_path) - 1 on Linux. */
 #define SOCKET_PATH_MAX		107
 
-/* sysexits(3) codes, spelled out so that no platform header is needed. */
-#define EXIT_USAGE		64
-#define EXIT_DATAERR		65
-#define EXIT_NOINPUT		66
-#define EXIT_SOFTWARE		70
-#define EXIT_CANTCREATE		73
-#define EXIT_IOERROR		74
-#define EXIT_TEMPFAIL		75
-#define EXIT_NOPERM		77
-
 #endif

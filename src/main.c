@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -98,8 +99,8 @@ prepare_paths(struct run *run)
 		    strlen(p->socket), SOCKET_PATH_MAX);
 		log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:i}", "what",
 		    "socket path too long", "path", p->socket, "exit",
-		    EXIT_USAGE);
-		return (EXIT_USAGE);
+		    EX_USAGE);
+		return (EX_USAGE);
 	}
 	return (0);
 }
@@ -119,10 +120,10 @@ lock_dir(struct run *run)
 			fprintf(stderr, "%s: %s is in use by echopost "
 			    "(pid %ld); try again once it has finished\n",
 			    PACKAGE, run->paths.dir, (long)other);
-			return (EXIT_TEMPFAIL);
+			return (EX_TEMPFAIL);
 		}
 	} else if (taken == -1)
-		return (fatal(EXIT_CANTCREATE, "cannot lock",
+		return (fatal(EX_CANTCREAT, "cannot lock",
 		    run->paths.pid_file, errno == ELOOP ? "it is a symbolic "
 		    "link" : strerror(errno)));
 	return (taken);
@@ -153,7 +154,7 @@ open_everything(struct run *run)
 	struct listener_config	 listen;
 
 	if (session_open(&run->session, run->paths.dir) == -1)
-		return (fatal(EXIT_CANTCREATE, "cannot open session in",
+		return (fatal(EX_CANTCREAT, "cannot open session in",
 		    run->paths.dir, strerror(errno)));
 	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
 	    "version", ECHOPOST_VERSION, "pid", (int)getpid(),
@@ -170,7 +171,7 @@ open_everything(struct run *run)
 	session_prune(run->session, o->keep_sessions);
 	if (spool_open(&run->spool, run->paths.spool, spool_limit(run),
 	    (off_t)o->journal_size) == -1)
-		return (fatal(EXIT_IOERROR, "cannot open spool",
+		return (fatal(EX_IOERR, "cannot open spool",
 		    run->paths.spool, run->spool != NULL ?
 		    spool_error(run->spool) : strerror(errno)));
 	if (o->mode == MODE_REPLAY_ONLY)
@@ -183,7 +184,7 @@ open_everything(struct run *run)
 	listen.socket_mode = o->socket_mode;
 	listen.max_message_size = o->max_message_size;
 	if (listener_start(&run->listener, &listen, run->spool) == -1)
-		return (fatal(EXIT_IOERROR, "cannot listen on",
+		return (fatal(EX_IOERR, "cannot listen on",
 		    run->paths.socket, strerror(errno)));
 	log_event(LEVEL_INFO, "listening", "{s:s, s:I}", "socket",
 	    run->paths.socket, "spooled",
@@ -198,7 +199,7 @@ start_forwarder(struct run *run)
 
 	/* After the socket is up: TLS set-up costs milliseconds at start. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return (fatal(EXIT_SOFTWARE, "cannot start", "libcurl",
+		return (fatal(EX_SOFTWARE, "cannot start", "libcurl",
 		    "curl_global_init failed"));
 	config.tls.cacert = run->options->cacert;
 	config.tls.capath = run->options->capath;
@@ -210,7 +211,7 @@ start_forwarder(struct run *run)
 	config.replay_only = run->options->mode == MODE_REPLAY_ONLY;
 	if (forwarder_start(&run->forwarder, &config, run->spool,
 	    run->session) == -1)
-		return (fatal(EXIT_SOFTWARE, "cannot start", "forwarder",
+		return (fatal(EX_SOFTWARE, "cannot start", "forwarder",
 		    strerror(errno)));
 	return (0);
 }
@@ -268,14 +269,14 @@ run_agent(struct run *run)
 	result = forwarder_join(run->forwarder, &rejected);
 	run->forwarder = NULL;
 	if (result == FORWARDER_FAILED)
-		return (EXIT_SOFTWARE);
+		return (EX_SOFTWARE);
 	/* --replay-only: someone waits for the verdict on these records. */
 	if (rejected > 0 && run->options->mode == MODE_REPLAY_ONLY) {
 		fprintf(stderr, "%s: the server refused %llu records for good; "
 		    "they are in %s/%s\n", PACKAGE,
 		    (unsigned long long)rejected, session_path(run->session),
 		    FAILURE_LOG_NAME);
-		return (EXIT_DATAERR);
+		return (EX_DATAERR);
 	}
 	return (0);
 }
@@ -294,7 +295,7 @@ close_everything(struct run *run, int status)
 	if (run->spool != NULL) {
 		left = spool_count(run->spool);
 		if (spool_close(run->spool, 1) == -1 && status == 0)
-			status = EXIT_IOERROR;
+			status = EX_IOERR;
 	}
 	if (run->session != NULL)
 		log_event(LEVEL_INFO, "exit", "{s:i, s:I, s:I, s:I}",
@@ -365,7 +366,7 @@ main(int argc, char *argv[])
 	 */
 	if ((args = copy_args(argc, argv)) == NULL) {
 		fprintf(stderr, "%s: out of memory\n", PACKAGE);
-		return (EXIT_SOFTWARE);
+		return (EX_SOFTWARE);
 	}
 #ifdef HAVE_LIBBSD
 	/* libbsd needs to know where argv is before setproctitle(3). */
@@ -379,15 +380,15 @@ main(int argc, char *argv[])
 		break;
 	case OPTIONS_DONE:
 		options_free(&options);
-		return (fflush(stdout) == 0 ? 0 : EXIT_IOERROR);
+		return (fflush(stdout) == 0 ? 0 : EX_IOERR);
 	case OPTIONS_BAD:
 		options_free(&options);
-		return (EXIT_USAGE);
+		return (EX_USAGE);
 	}
 	log_set_level(options.log_level);
 	if (options.mode == MODE_STATUS || options.mode == MODE_DUMP) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			status = EXIT_SOFTWARE;
+			status = EX_SOFTWARE;
 		else if (options.mode == MODE_STATUS)
 			status = admin_status(&options);
 		else
@@ -409,7 +410,7 @@ main(int argc, char *argv[])
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		fprintf(stderr, "%s: cannot initialise\n", PACKAGE);
 		options_free(&options);
-		return (EXIT_SOFTWARE);
+		return (EX_SOFTWARE);
 	}
 	status = run(&options);
 	curl_global_cleanup();

@@ -54,7 +54,7 @@ struct options {
 enum options_result {
 	OPTIONS_RUN,		/* go on with the options filled in */
 	OPTIONS_DONE,		/* --help or --version was printed: exit 0 */
-	OPTIONS_BAD		/* a message is on err: exit EXIT_USAGE */
+	OPTIONS_BAD		/* a message is on err: exit EX_USAGE */
 };
 
 enum options_result	 options_parse(struct options *, int, char *[],
