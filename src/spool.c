@@ -351,17 +351,24 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 int
 spool_remove(struct spool *s, uint64_t seq, size_t size)
 {
-	int	status;
+	uint64_t	head;
+	int		status;
 
 	pthread_mutex_lock(&s->lock);
 	if (seq == s->head)
 		s->head++;
+	head = s->head;
 	if (s->removals++ == 0)
 		s->removed_ms = clock_monotonic_ms();
 	status = save_if_due(s);
 	pthread_mutex_unlock(&s->lock);
+	/*
+	 * After a restart the count began as the size of the files, which is
+	 * more than their records: once all is delivered, nothing counts.
+	 */
 	pthread_mutex_lock(&s->append_lock);
-	s->bytes -= size < s->bytes ? size : s->bytes;
+	s->bytes = head >= s->next ? 0 : s->bytes - (size < s->bytes ? size :
+	    s->bytes);
 	pthread_mutex_unlock(&s->append_lock);
 	return (status);
 }

@@ -388,6 +388,29 @@ START_TEST(unclean_legacy_spool_imported)
 }
 END_TEST
 
+/*
+ * After a restart the size counted starts from the files, which hold more
+ * than the records: once everything is delivered, the count is back at 0,
+ * or a cap would stay narrowed for the rest of the run.
+ */
+START_TEST(size_back_to_zero_when_drained)
+{
+	struct spool	*s = open_spool();
+	uint64_t	 seq;
+
+	append_text(s, "one", &seq);
+	append_text(s, "two", &seq);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	s = open_spool();
+	ck_assert_uint_gt(spool_size(s), 2 * sizeof "one");
+	expect_first(s, "one");
+	ck_assert_uint_gt(spool_size(s), 0);
+	expect_first(s, "two");
+	ck_assert_uint_eq(spool_size(s), 0);
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
 /* The cap refuses appends with a reason, and room comes back on removal. */
 START_TEST(cap_refuses_then_recovers)
 {
@@ -476,6 +499,7 @@ spool_suite(void)
 	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
+	tcase_add_test(t, size_back_to_zero_when_drained);
 	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, damaged_sealed_file_set_aside);
 	suite_add_tcase(s, t);
