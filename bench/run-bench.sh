@@ -4,7 +4,9 @@
 #
 # Every figure is measured beside its baseline from the same run:
 #	ingest		echopost vs noop-server (echopost's listener, no spool)
-#	replay		echopost vs curl-baseline (a plain keep-alive POST loop)
+#	replay		echopost vs wrk with 8 connections (nginx), vs one
+#			request in flight (a server 20 ms away); one in
+#			flight vs curl-baseline (a keep-alive POST loop)
 #	startup		echopost vs noop-server, empty and big spool
 #	memory		echopost vs noop-server (ingest); alone (replay)
 #	idle cost	echopost vs noop-server
@@ -18,7 +20,11 @@
 # Scale it with the environment (defaults in brackets):
 #	BENCH_SECONDS [5]		length of each timed load run
 #	BENCH_CALLERS [16]		concurrent callers of the ingest runs
-#	BENCH_RECORDS [100000]		records of the replay run
+#	BENCH_RECORDS [100000]		records of the replay runs to nginx
+#	BENCH_REPLAY_ROUNDS [3]		rounds of the replay runs (medians)
+#	BENCH_DELAY_MS [20]		answer delay of the far server
+#	BENCH_FAR_RECORDS [4000]	records replayed to it, adaptive
+#	BENCH_FAR_ONE_RECORDS [200]	and one request at a time
 #	BENCH_BIG_RECORDS [1000000]	records of the big spool (startup,
 #					memory); 0 skips it
 #	BENCH_SIZE [300]		bytes of json_data per log
@@ -47,6 +53,10 @@ BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
 BENCH_DOWN_SECONDS=${BENCH_DOWN_SECONDS:-10}
 BENCH_RECOVERY_RUNS=${BENCH_RECOVERY_RUNS:-10}
 BENCH_PRELOAD_CALLERS=${BENCH_PRELOAD_CALLERS:-32}
+BENCH_REPLAY_ROUNDS=${BENCH_REPLAY_ROUNDS:-3}
+BENCH_DELAY_MS=${BENCH_DELAY_MS:-20}
+BENCH_FAR_RECORDS=${BENCH_FAR_RECORDS:-4000}
+BENCH_FAR_ONE_RECORDS=${BENCH_FAR_ONE_RECORDS:-200}
 
 LAUNCH=$BENCH_BIN/launch
 LOADGEN=$BENCH_BIN/loadgen
@@ -54,6 +64,9 @@ NOOP=$BENCH_BIN/noop-server
 CURL_BASELINE=$BENCH_BIN/curl-baseline
 SOCK=data-nadhi-agent.sock
 NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-wrk}
+PYTHON3=${PYTHON3:-/usr/bin/python3}
+DELAY_SERVER=${DELAY_SERVER:-$here/delay-server.py}
 
 for tool in "$ECHOPOST" "$LAUNCH" "$LOADGEN" "$NOOP" "$CURL_BASELINE"; do
 	[ -x "$tool" ] || { echo "run-bench: $tool is missing" >&2; exit 1; }
@@ -71,7 +84,8 @@ mkdir "$tmp/pids" "$tmp/raw"
 cleanup() {
 	local f pid i
 	trap - EXIT INT TERM
-	for f in "$tmp"/pids/trial.* "$tmp"/pids/run.*; do
+	for f in "$tmp"/pids/trial.* "$tmp"/pids/run.* \
+	    "$tmp"/pids/delay-server; do
 		[ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
 	done
 	for f in "$tmp"/pids/launch.*; do
@@ -340,45 +354,149 @@ rss_mib() {
 }
 
 # --- 2. replay --------------------------------------------------------
+#
+# Each round drains copies of one preloaded spool with echopost --replay-
+# only, adaptive (the default) and one request at a time, and runs the
+# baselines on the same server in between: curl-baseline (a keep-alive
+# POST loop, as echopost was before) and wrk with 1 and with 8
+# connections. Then the same against a server 20 ms away (delay-server.py,
+# smaller spools), where wrk with 16 connections shows that server is not
+# the limit. The rows are medians over the rounds.
 
-replay() {
-	local dir=$tmp/replay port sent
-	say "replay: preloading $BENCH_RECORDS records"
-	preload preload-replay "$dir" "$BENCH_RECORDS"
-	free_port
-	port=$PORT
-	nginx_start replay "$port"
-	say "replay: echopost drains $BENCH_RECORDS records to nginx"
-	launch_bg replay -T 900 -- "$ECHOPOST" -datanadhi "$dir" \
-	    -health-url "http://127.0.0.1:$port" --log-level warn
-	launch_wait replay
+# drain name spool-dir count url [option...]: echopost --replay-only on a
+# copy of the spool; raw/name.rate.json has its records per second.
+drain() {
+	local name=$1 spool=$2 count=$3 url=$4 dir=$tmp/$1 sent
+	shift 4
+	cp -a "$spool" "$dir"
+	launch_bg "$name" -T 900 -- "$ECHOPOST" --replay-only \
+	    -datanadhi "$dir" -health-url "$url" --log-level warn "$@"
+	launch_wait "$name"
 	sent=$(delivered "$dir")
-	[ "$sent" -eq "$BENCH_RECORDS" ] &&
-	    ! ls "$dir" | grep -q '^echopost\.spool' ||
-	    say "replay: WARNING: $sent of $BENCH_RECORDS delivered"
-	say "replay: curl-baseline posts $BENCH_RECORDS records to nginx"
-	run timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" -s "$BENCH_SIZE" \
-	    "http://127.0.0.1:$port/log" > "$tmp/raw/replay-baseline.json"
-	nginx_stop replay
+	[ "$sent" -eq "$count" ] ||
+	    say "replay: WARNING: $name delivered $sent of $count"
+	printf '{"records_per_s": %s}\n' "$(calc "$count * 1000 / \
+	    $(jget "$tmp/raw/$name.json" exit_ms)" 1)" \
+	    > "$tmp/raw/$name.rate.json"
 	rm -rf "$dir"
 }
 
+# wrk_rate name connections url: wrk POSTs bodies of BENCH_SIZE bytes for
+# BENCH_SECONDS; raw/name.rate.json has its requests per second.
+wrk_rate() {
+	local name=$1 connections=$2 url=$3 threads=1
+	[ "$connections" -gt 1 ] && threads=2
+	run "$WRK" -t "$threads" -c "$connections" -d "${BENCH_SECONDS}s" \
+	    -s "$tmp/post.lua" "$url" > "$tmp/raw/$name.txt"
+	printf '{"records_per_s": %s}\n' "$(sed -n \
+	    's/^Requests\/sec: *//p' "$tmp/raw/$name.txt")" \
+	    > "$tmp/raw/$name.rate.json"
+}
+
+# The median over the rounds of the rates in raw/name-N.rate.json.
+median_rate() {
+	local i
+	for i in $(seq 1 "$BENCH_REPLAY_ROUNDS"); do
+		jget "$tmp/raw/$1-$i.rate.json" records_per_s
+	done | median_max | cut -d' ' -f1
+}
+
+# The body echopost sends for a log of BENCH_SIZE bytes, for wrk.
+post_script() {
+	printf 'wrk.method = "POST"\n'
+	printf 'wrk.headers["Content-Type"] = "application/json"\n'
+	printf 'wrk.body = %s .. string.rep("x", %d) .. %s\n' \
+	    "'{\"pipelines\":[\"bench\"],\"log_data\":{\"message\":\"'" \
+	    "$((BENCH_SIZE - 15))" "'\"}}'"
+}
+
+delay_server_start() {
+	"$PYTHON3" "$DELAY_SERVER" "$1" "$BENCH_DELAY_MS" &
+	echo "$!" > "$tmp/pids/delay-server"
+	wait_for 10 listening "$1" ||
+	    { echo "run-bench: delay-server did not start" >&2; exit 1; }
+}
+
+delay_server_stop() {
+	local pid
+	pid=$(cat "$tmp/pids/delay-server")
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$tmp/pids/delay-server"
+}
+
+replay_round() {
+	local i=$1 near=http://127.0.0.1:$2 far=http://127.0.0.1:$3
+	say "replay: round $i, nginx on loopback"
+	drain "replay-$i" "$tmp/spool-near" "$BENCH_RECORDS" "$near"
+	drain "replay-one-$i" "$tmp/spool-near" "$BENCH_RECORDS" "$near" \
+	    --replay-concurrency 1
+	run timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" \
+	    -s "$BENCH_SIZE" "$near/log" > "$tmp/raw/replay-curl-$i.json"
+	printf '{"records_per_s": %s}\n' "$(jget \
+	    "$tmp/raw/replay-curl-$i.json" records_per_s)" \
+	    > "$tmp/raw/replay-curl-$i.rate.json"
+	wrk_rate "replay-wrk1-$i" 1 "$near/log"
+	wrk_rate "replay-wrk8-$i" 8 "$near/log"
+	say "replay: round $i, a server $BENCH_DELAY_MS ms away"
+	drain "far-$i" "$tmp/spool-far" "$BENCH_FAR_RECORDS" "$far"
+	drain "far-one-$i" "$tmp/spool-far-one" "$BENCH_FAR_ONE_RECORDS" \
+	    "$far" --replay-concurrency 1
+	wrk_rate "far-wrk1-$i" 1 "$far/log"
+	wrk_rate "far-wrk8-$i" 8 "$far/log"
+	wrk_rate "far-wrk16-$i" 16 "$far/log"
+}
+
+replay() {
+	local near far i
+	command -v "$WRK" > /dev/null ||
+	    { echo "run-bench: no wrk; apt-get install wrk" >&2; exit 1; }
+	post_script > "$tmp/post.lua"
+	say "replay: preloading $BENCH_RECORDS, $BENCH_FAR_RECORDS and" \
+	    "$BENCH_FAR_ONE_RECORDS records"
+	preload preload-replay "$tmp/spool-near" "$BENCH_RECORDS"
+	preload preload-far "$tmp/spool-far" "$BENCH_FAR_RECORDS"
+	preload preload-far-one "$tmp/spool-far-one" "$BENCH_FAR_ONE_RECORDS"
+	free_port
+	near=$PORT
+	nginx_start replay "$near"
+	free_port
+	far=$PORT
+	delay_server_start "$far"
+	for i in $(seq 1 "$BENCH_REPLAY_ROUNDS"); do
+		replay_round "$i" "$near" "$far"
+	done
+	delay_server_stop
+	nginx_stop replay
+	rm -rf "$tmp/spool-near" "$tmp/spool-far" "$tmp/spool-far-one"
+}
+
 replay_rows() {
-	local r=$tmp/raw
+	local r=$tmp/raw n=$BENCH_RECORDS d=$BENCH_DELAY_MS
 	row "durable ingest ($BENCH_PRELOAD_CALLERS callers, preload)" 1/s \
 	    "$(jget "$r/preload-replay.loadgen.json" calls_per_s)" - - -
-	row "replay $BENCH_RECORDS: records/s" 1/s \
-	    "$(calc "$BENCH_RECORDS * 1000 / $(jget "$r/replay.json" \
-	    exit_ms)")" "$(jget "$r/replay-baseline.json" records_per_s)" \
-	    "ratio>=" 0.7
-	row "replay $BENCH_RECORDS: CPU per record" us \
-	    "$(calc "($(jget "$r/replay.json" user_s) + \
-	    $(jget "$r/replay.json" sys_s)) * 1e6 / $BENCH_RECORDS")" \
-	    "$(calc "($(jget "$r/replay-baseline.json" user_s) + \
-	    $(jget "$r/replay-baseline.json" sys_s)) * 1e6 / $BENCH_RECORDS")" \
-	    - -
-	row "replay $BENCH_RECORDS: peak RSS" MiB \
-	    "$(rss_mib "$r/replay.json")" - "value<=" 24
+	row "replay $n to nginx: vs wrk -c 8" 1/s "$(median_rate replay)" \
+	    "$(median_rate replay-wrk8)" "ratio>=" 0.5
+	row "replay $n to nginx: one in flight, vs curl loop" 1/s \
+	    "$(median_rate replay-one)" "$(median_rate replay-curl)" \
+	    "ratio>=" 0.9
+	row "nginx: wrk -c 1, vs wrk -c 8" 1/s "$(median_rate replay-wrk1)" \
+	    "$(median_rate replay-wrk8)" - -
+	row "replay $BENCH_FAR_RECORDS, $d ms away: vs one in flight" 1/s \
+	    "$(median_rate far)" "$(median_rate far-one)" "ratio>=" 8
+	row "replay, $d ms away: vs wrk -c 8" 1/s "$(median_rate far)" \
+	    "$(median_rate far-wrk8)" - -
+	row "replay, $d ms away: one in flight, vs wrk -c 1" 1/s \
+	    "$(median_rate far-one)" "$(median_rate far-wrk1)" - -
+	row "delay server: wrk -c 16, vs 16 / $d ms" 1/s \
+	    "$(median_rate far-wrk16)" "$(calc "16000 / $d")" "ratio>=" 0.9
+	row "replay $n: CPU per record, vs curl loop" us \
+	    "$(calc "($(jget "$r/replay-1.json" user_s) + \
+	    $(jget "$r/replay-1.json" sys_s)) * 1e6 / $n")" \
+	    "$(calc "($(jget "$r/replay-curl-1.json" user_s) + \
+	    $(jget "$r/replay-curl-1.json" sys_s)) * 1e6 / $n")" - -
+	row "replay $n: peak RSS" MiB "$(rss_mib "$r/replay-1.json")" - \
+	    "value<=" 24
 }
 
 # --- 3. startup (and 4. memory of the big spool) ------------------------

@@ -23,7 +23,7 @@
 
 #include "admin.h"
 #include "echopost.h"
-#include "forwarder.h"
+#include "http.h"
 #include "log.h"
 #include "record.h"
 #include "session.h"
@@ -51,6 +51,7 @@ struct status {
 	bool		 healthy;
 	long		 code;
 	char		 error[CURL_ERROR_SIZE];
+	json_t		*refused;	/* DIR/echopost.refused, or NULL */
 };
 
 /*
@@ -136,6 +137,31 @@ read_spool(const char *dir, struct status *st)
 	spool_close(spool, 0);
 }
 
+/*
+ * What a run found: the server refusing every delivery with one code. A
+ * file that is not what a run writes is no news, and shown as none.
+ */
+static json_t *
+read_refused(const char *dir)
+{
+	json_t	*refused;
+	char	 path[PATH_MAX];
+	int	 fd;
+
+	if (dir_file(path, dir, REFUSED_NAME) == -1 || (fd = open(path,
+	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return (NULL);
+	refused = json_loadfd(fd, 0, NULL);
+	close(fd);
+	if (refused != NULL && json_unpack_ex(refused, NULL,
+	    JSON_VALIDATE_ONLY, "{s:i, s:s, s:s}", "code", "url", "since") ==
+	    -1) {
+		json_decref(refused);
+		refused = NULL;
+	}
+	return (refused);
+}
+
 static void
 gather(const struct options *o, struct status *st)
 {
@@ -156,6 +182,7 @@ gather(const struct options *o, struct status *st)
 	else
 		st->spool_readable = true;	/* nothing waits */
 	session_latest(o->dir, st->session, sizeof st->session);
+	st->refused = read_refused(o->dir);
 	st->healthy = probe_health(o->health_url, &tls, o->timeout_ms,
 	    &st->code, st->error);
 }
@@ -178,7 +205,7 @@ print_json(const struct options *o, const struct status *st)
 	int	 status;
 
 	report = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:{s:b, s:o, s:I, "
-	    "s:I, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o}}",
+	    "s:I, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o, s:O}}",
 	    "dir", o->dir,
 	    "dir_exists", st->dir_exists,
 	    "running", st->instance == INSTANCE_UNKNOWN ? json_null() :
@@ -203,7 +230,8 @@ print_json(const struct options *o, const struct status *st)
 	    "healthy", st->healthy,
 	    "code", st->code != 0 ? json_integer(st->code) : json_null(),
 	    "error", st->error[0] != '\0' ? json_string(st->error) :
-	    json_null());
+	    json_null(),
+	    "refused", st->refused != NULL ? st->refused : json_null());
 	if (report == NULL)
 		return (-1);
 	status = json_dumpf(report, stdout, JSON_INDENT(2));
@@ -260,6 +288,12 @@ print_table(const struct options *o, const struct status *st)
 	else
 		printf("%-16s%s down (%s)\n", "server", o->shown_url,
 		    st->error);
+	if (st->refused != NULL)
+		printf("%-16s%s answered %lld to every delivery, since %s\n",
+		    "deliveries", json_string_value(json_object_get(st->refused,
+		    "url")), (long long)json_integer_value(json_object_get(
+		    st->refused, "code")), json_string_value(json_object_get(
+		    st->refused, "since")));
 }
 
 int
@@ -273,6 +307,7 @@ admin_status(const struct options *o)
 			return (EX_SOFTWARE);
 	} else
 		print_table(o, &st);
+	json_decref(st.refused);
 	if (fflush(stdout) != 0)
 		return (EX_IOERR);
 	if (st.instance == INSTANCE_UNKNOWN)

@@ -13,6 +13,7 @@
 #define PID_FILE_NAME		"echopost.pid"
 #define SPOOL_NAME		"echopost.spool"
 #define QUARANTINE_NAME		"echopost-quarantine.jsonl"
+#define REFUSED_NAME		"echopost.refused"
 #define SESSION_PREFIX		"session-"
 #define SUCCESS_LOG_NAME	"agent-success.log"
 #define FAILURE_LOG_NAME	"agent-failure.log"

@@ -38,6 +38,7 @@
 #include "spool.h"
 
 #define POLL_MS	100
+#define DRAINED	"spool drained"
 #define SPOOL_LIMIT_MAX	(8ULL * 1024 * 1024 * 1024)
 
 struct paths {
@@ -196,6 +197,7 @@ static int
 start_forwarder(struct run *run)
 {
 	struct forwarder_config	config;
+	char			*cause;
 
 	/* After the socket is up: TLS set-up costs milliseconds at start. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -204,15 +206,18 @@ start_forwarder(struct run *run)
 	config.tls.cacert = run->options->cacert;
 	config.tls.capath = run->options->capath;
 	config.health_url = run->options->health_url;
+	config.shown_url = run->options->shown_url;
 	config.api_key = run->options->api_key;
 	config.timeout_ms = run->options->timeout_ms;
 	config.health_interval_ms = run->options->health_interval_ms;
+	config.concurrency = run->options->concurrency;
+	config.refused_timeout_ms = run->options->refused_timeout_ms;
 	config.progress_bar = isatty(STDERR_FILENO);
 	config.replay_only = run->options->mode == MODE_REPLAY_ONLY;
-	if (forwarder_start(&run->forwarder, &config, run->spool,
-	    run->session) == -1)
+	if ((run->forwarder = forwarder_start(&config, run->spool,
+	    run->session, &cause)) == NULL)
 		return (fatal(EX_SOFTWARE, "cannot start", "forwarder",
-		    strerror(errno)));
+		    cause));
 	return (0);
 }
 
@@ -231,18 +236,23 @@ take_signal(int64_t wait_ms)
 	return (signo > 0 ? signo : 0);
 }
 
-/* Serve until a signal, or until the forwarder has drained the spool. */
-static bool
+/*
+ * Serve until a signal, until the forwarder has drained the spool, or has
+ * given up on a server that refuses everything: the reason.
+ */
+static const char *
 serve(struct run *run)
 {
 	for (;;) {
 		if (listener_poll(run->listener, POLL_MS) == -1)
-			return (false);
+			return ("listener failed");
 		listener_keep_socket(run->listener);
 		if (take_signal(0) != 0)
-			return (false);
+			return ("signal");
 		if (forwarder_wants_drain(run->forwarder))
-			return (true);
+			return (DRAINED);
+		if (forwarder_done(run->forwarder))
+			return ("replay given up");
 	}
 }
 
@@ -251,14 +261,14 @@ run_agent(struct run *run)
 {
 	enum forwarder_result	result;
 	uint64_t		rejected;
-	bool			drained;
+	const char		*reason;
 
 	if (run->listener != NULL) {
-		drained = serve(run);
-		if (!drained)
+		reason = serve(run);
+		if (strcmp(reason, DRAINED) != 0)
 			forwarder_stop(run->forwarder);
 		log_event(LEVEL_INFO, "stop_listening", "{s:s}", "reason",
-		    drained ? "spool drained" : "signal");
+		    reason);
 		listener_close(run->listener, &run->counts);
 		run->listener = NULL;
 	}
@@ -270,6 +280,13 @@ run_agent(struct run *run)
 	run->forwarder = NULL;
 	if (result == FORWARDER_FAILED)
 		return (EX_SOFTWARE);
+	/* The next outage's run tries again: the spool is kept for it. */
+	if (result == FORWARDER_REFUSED) {
+		fprintf(stderr, "%s: the server refused every delivery for "
+		    "%gs; the spool is kept (see %s --status)\n", PACKAGE,
+		    run->options->refused_timeout_ms / 1000.0, PACKAGE);
+		return (EX_TEMPFAIL);
+	}
 	/* --replay-only: someone waits for the verdict on these records. */
 	if (rejected > 0 && run->options->mode == MODE_REPLAY_ONLY) {
 		fprintf(stderr, "%s: the server refused %llu records for good; "

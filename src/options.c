@@ -29,6 +29,8 @@ enum {
 	OPT_MAX_SPOOL_SIZE,
 	OPT_LOG_LEVEL,
 	OPT_KEEP_SESSIONS,
+	OPT_REPLAY_CONCURRENCY,
+	OPT_REFUSED_TIMEOUT,
 	OPT_CACERT,
 	OPT_CAPATH,
 	OPT_STATUS,
@@ -48,6 +50,8 @@ static const struct option long_options[] = {
 	{ "max-spool-size",	required_argument, NULL, OPT_MAX_SPOOL_SIZE },
 	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
 	{ "keep-sessions",	required_argument, NULL, OPT_KEEP_SESSIONS },
+	{ "replay-concurrency",	required_argument, NULL, OPT_REPLAY_CONCURRENCY },
+	{ "refused-timeout",	required_argument, NULL, OPT_REFUSED_TIMEOUT },
 	{ "cacert",		required_argument, NULL, OPT_CACERT },
 	{ "capath",		required_argument, NULL, OPT_CAPATH },
 	{ "status",		no_argument,	   NULL, OPT_STATUS },
@@ -84,6 +88,14 @@ usage(FILE *out)
 "                          8G; 0: no limit but the disk's)\n"
 "      --log-level LEVEL   error, warn, info or debug (default info)\n"
 "      --keep-sessions N   keep the newest N session directories (default %d)\n"
+"      --replay-concurrency N\n"
+"                          requests in flight at most while replaying; the\n"
+"                          number adapts to the server up to N (default %d;\n"
+"                          1: one at a time, in strict order)\n"
+"      --refused-timeout DURATION\n"
+"                          when the server refuses every delivery alike (a\n"
+"                          wrong URL or key), keep trying this long, then\n"
+"                          exit 75 with the spool kept (default %dm)\n"
 "      --cacert FILE       CA certificates to check the server's with\n"
 "      --capath DIR        a directory of them (both: as curl(1); default\n"
 "                          CURL_CA_BUNDLE or SSL_CERT_FILE, SSL_CERT_DIR)\n"
@@ -104,7 +116,8 @@ usage(FILE *out)
 "Report bugs to: <%s>\n",
 	    PACKAGE, PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
 	    DEFAULT_SOCKET_MODE, DEFAULT_HEALTH_MS, DEFAULT_TIMEOUT_MS / 1000,
-	    DEFAULT_KEEP_SESSIONS, PACKAGE_BUGREPORT);
+	    DEFAULT_KEEP_SESSIONS, DEFAULT_CONCURRENCY,
+	    (int)(DEFAULT_REFUSED_TIMEOUT_MS / 60000), PACKAGE_BUGREPORT);
 }
 
 static void
@@ -335,6 +348,19 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 			return (bad_value(err, "keep-sessions", value,
 			    "not a number from 1 to 100000"));
 		return (OPTIONS_RUN);
+	case OPT_REPLAY_CONCURRENCY:
+		o->concurrency = (unsigned int)strtonum(value, 1,
+		    MAX_CONCURRENCY, &problem);
+		if (problem != NULL)
+			return (bad_value(err, "replay-concurrency", value,
+			    "not a number from 1 to " MAX_CONCURRENCY_TEXT));
+		return (OPTIONS_RUN);
+	case OPT_REFUSED_TIMEOUT:
+		if (parse_duration_ms(value, &number) == -1 || number < 1)
+			return (bad_value(err, "refused-timeout", value,
+			    "not a duration of 1ms or more"));
+		o->refused_timeout_ms = number;
+		return (OPTIONS_RUN);
 	case OPT_JSON:
 		o->json = true;
 		return (OPTIONS_RUN);
@@ -429,6 +455,8 @@ set_defaults(struct options *o)
 	o->max_message_size = DEFAULT_MESSAGE_SIZE;
 	o->log_level = LEVEL_INFO;
 	o->keep_sessions = DEFAULT_KEEP_SESSIONS;
+	o->concurrency = DEFAULT_CONCURRENCY;
+	o->refused_timeout_ms = DEFAULT_REFUSED_TIMEOUT_MS;
 	return (OPTIONS_RUN);
 }
 

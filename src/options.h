@@ -21,6 +21,15 @@
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
 #define DEFAULT_KEEP_SESSIONS	20
+/*
+ * Sixteen requests in flight take a server 20 ms away to 800 logs a
+ * second, past what one host's SDK sends, while a server on HTTP/1.1
+ * sees no more connections from us than from a few browsers.
+ */
+#define DEFAULT_CONCURRENCY	16
+#define MAX_CONCURRENCY		256
+#define MAX_CONCURRENCY_TEXT	"256"
+#define DEFAULT_REFUSED_TIMEOUT_MS (10 * 60 * 1000)
 #define API_KEY_ENV		"DATANADHI_API_KEY"
 /* For the test suite: journals this long, so that rotation comes soon. */
 #define JOURNAL_SIZE_ENV	"ECHOPOST_TEST_JOURNAL_SIZE"
@@ -49,6 +58,8 @@ struct options {
 	int64_t		 journal_size;	/* 0: the spool's own */
 	enum log_level	 log_level;
 	int		 keep_sessions;
+	unsigned int	 concurrency;	/* requests in flight at most */
+	int64_t		 refused_timeout_ms;
 };
 
 enum options_result {

@@ -5,7 +5,8 @@
  * log (agent.log), the delivered records (agent-success.log) and the ones
  * the server refused for good (agent-failure.log). DIR/agent-status.lock
  * tells the SDK's peers that the server is considered down; records that
- * cannot be decoded go to DIR/echopost-quarantine.jsonl.
+ * cannot be decoded go to DIR/echopost-quarantine.jsonl; DIR/echopost.refused
+ * says which code the server refuses every delivery with.
  */
 #ifndef SESSION_H
 #define SESSION_H
@@ -28,6 +29,7 @@ int	 session_rejected(struct session *, const struct record *, long,
 int	 session_quarantine(struct session *, uint64_t, const void *, size_t,
 	    const char *);
 int	 session_set_server_down(struct session *, bool);
+int	 session_set_refused(struct session *, long, const char *);
 void	 session_close(struct session *);
 void	 session_prune(struct session *, int);
 int	 session_latest(const char *, char *, size_t);

@@ -327,19 +327,19 @@ spool_sync(struct spool *s)
 }
 
 /*
- * The oldest record: 1 and a malloc'd copy in *value, 0 if the spool is
- * empty, -1 on error.
+ * The next record to deliver: the head's first, then each after the last
+ * one handed out. 1, its number and a malloc'd copy; 0 if no more is
+ * stored yet; -1 on error.
  */
 int
-spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
+spool_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 {
 	int	status;
 
 	pthread_mutex_lock(&s->lock);
 	if ((status = imported(s)) == 0) {
 		track_journals(s);
-		status = read_head(s, value, size);
-		*seq = s->head;
+		status = read_next(s, seq, value, size);
 	}
 	pthread_mutex_unlock(&s->lock);
 	/* Logs may pour in during a long replay too. */
@@ -347,7 +347,11 @@ spool_first(struct spool *s, uint64_t *seq, void **value, size_t *size)
 	return (status);
 }
 
-/* Remove record seq, of size bytes, as returned by spool_first. */
+/*
+ * Remove record seq, of size bytes, handed out by spool_next. Records go
+ * in the order they were handed out: the head moves past seq, and past
+ * any gap behind it when seq was the last one handed out.
+ */
 int
 spool_remove(struct spool *s, uint64_t seq, size_t size)
 {
@@ -355,8 +359,8 @@ spool_remove(struct spool *s, uint64_t seq, size_t size)
 	int		status;
 
 	pthread_mutex_lock(&s->lock);
-	if (seq == s->head)
-		s->head++;
+	if (seq >= s->head)
+		s->head = seq + 1 == s->handed ? s->read : seq + 1;
 	head = s->head;
 	if (s->removals++ == 0)
 		s->removed_ms = clock_monotonic_ms();

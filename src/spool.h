@@ -4,9 +4,11 @@
  *
  * Records are keyed by a 64-bit sequence number given at append, so the
  * oldest is always at "head" and replay order is arrival order, also across
- * restarts. Two threads share it: the listener's thread may call append,
- * commit, roll and append_error; the forwarder's settle, first, remove,
- * sync and error; any thread range, count and size. A reader (--status,
+ * restarts. The forwarder reads ahead of the head (spool_next) and removes
+ * what it was handed in that order; the head, saved now and then, is the
+ * oldest not removed. Two threads share it: the listener's thread may call
+ * append, commit, roll and append_error; the forwarder's settle, next,
+ * remove, sync and error; any thread range, count and size. A reader (--status,
  * --dump) is one thread's alone. spool_int.h says who owns which field.
  */
 #ifndef SPOOL_H
@@ -28,7 +30,7 @@ void		 spool_roll(struct spool *);
 const char	*spool_append_error(struct spool *);
 int		 spool_settle(struct spool *);
 int		 spool_sync(struct spool *);
-int		 spool_first(struct spool *, uint64_t *, void **, size_t *);
+int		 spool_next(struct spool *, uint64_t *, void **, size_t *);
 int		 spool_remove(struct spool *, uint64_t, size_t);
 uint64_t	 spool_count(struct spool *);
 uint64_t	 spool_size(struct spool *);

@@ -419,7 +419,7 @@ legacy_closed_cleanly(struct spool *s, uint64_t *head, uint64_t *next)
 /*
  * Take up an echopost 1 spool at open. A clean one becomes a sealed file
  * by its name alone; any other is imported by the forwarder's thread
- * before anything is read (spool_first, spool_settle), or now if no
+ * before anything is read (spool_next, spool_settle), or now if no
  * journal says where the next record goes.
  */
 int

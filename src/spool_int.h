@@ -64,6 +64,8 @@ struct spool {
 	size_t		 count;		/* [F] */
 	size_t		 allocated;	/* [F] */
 	uint64_t	 head;		/* [F] oldest record not delivered */
+	uint64_t	 read;		/* [F] the next one to hand out */
+	uint64_t	 handed;	/* [F] after the last one handed out */
 	bool		 head_exact;	/* [F] saved: a gap at it is a loss */
 	uint64_t	 damaged_until;	/* [F] what lies below was lost */
 	struct position	*position;	/* [F] */
@@ -119,7 +121,7 @@ void	 close_cursors(struct spool *);
 int	 segment_name(const struct spool *, const struct segment *,
 	    char [NAME_SIZE]);
 void	 track_journals(struct spool *);
-int	 read_head(struct spool *, void **, size_t *);
+int	 read_next(struct spool *, uint64_t *, void **, size_t *);
 int	 read_record(struct spool *, uint64_t, void **, size_t *);
 int	 save_position(struct spool *);
 int	 move_journals(struct spool *);

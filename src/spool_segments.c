@@ -152,18 +152,22 @@ track_journals(struct spool *s)
 }
 
 /*
- * The records from the head up to to are in no file: say so, and go on.
- * Before the head was ever saved, a gap up to the first file is what an
- * earlier run delivered; a gap where a damaged file was is a loss.
+ * The records from the read position up to to are in no file: say so,
+ * and go on. Before the head was ever saved, a gap up to the first file
+ * is what an earlier run delivered; a gap where a damaged file was is a
+ * loss. With nothing handed out and not removed, the head passes the gap
+ * too.
  */
 static void
 skip_to(struct spool *s, uint64_t to)
 {
-	if (s->head_exact || s->head < s->damaged_until)
+	if (s->head_exact || s->read < s->damaged_until)
 		log_event(LEVEL_ERROR, "record_missing", "{s:s, s:I, s:I}",
-		    "path", s->path, "seq", (json_int_t)s->head,
-		    "count", (json_int_t)(to - s->head));
-	s->head = to;
+		    "path", s->path, "seq", (json_int_t)s->read,
+		    "count", (json_int_t)(to - s->read));
+	if (s->head == s->read)
+		s->head = to;
+	s->read = to;
 }
 
 /* Segment seg holds its records only up to readable: the rest is lost. */
@@ -323,14 +327,14 @@ read_from(struct spool *s, size_t i, uint64_t seq, void **value,
 	return (found);
 }
 
-/* The first segment still to be read from the head on, or s->count. */
+/* The first segment still to be read from the read position on. */
 static size_t
-head_segment(const struct spool *s)
+read_segment_index(const struct spool *s)
 {
 	size_t	i;
 
 	for (i = 0; i < s->count; i++)
-		if (s->segments[i].end > s->head)
+		if (s->segments[i].end > s->read)
 			break;
 	return (i);
 }
@@ -348,35 +352,43 @@ journals_behind(struct spool *s)
 }
 
 /*
- * The record at the head: 1 and a malloc'd copy, 0 if the spool holds no
- * more, -1 on error. Records no file holds are reported and passed.
+ * The record at the read position, which then moves past it: 1, its
+ * number and a malloc'd copy, 0 if the spool holds no more, -1 on error.
+ * Records no file holds are reported and passed.
  */
 int
-read_head(struct spool *s, void **value, size_t *size)
+read_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 {
 	size_t	i;
 	int	found;
 
+	if (s->read < s->head)
+		s->read = s->head;
 	for (;;) {
-		if ((i = head_segment(s)) == s->count)
+		if ((i = read_segment_index(s)) == s->count)
 			return (0);
-		if (s->segments[i].first > s->head) {
+		if (s->segments[i].first > s->read) {
 			skip_to(s, s->segments[i].first);
 			continue;
 		}
-		found = read_from(s, i, s->head, value, size);
+		found = read_from(s, i, s->read, value, size);
 		if (found == 2 && !s->reader && journals_behind(s)) {
 			track_journals(s);
 			continue;
 		}
+		if (found == 1) {
+			*seq = s->read++;
+			s->handed = s->read;
+			return (1);
+		}
 		if (found != 0)
 			return (found == 2 ? 0 : found);
 		/* None has it; or a damaged file was cut short. */
-		i = head_segment(s);
-		if (i < s->count && s->segments[i].first <= s->head) {
-			if (s->damaged_until <= s->head)
-				s->damaged_until = s->head + 1;
-			skip_to(s, s->head + 1);
+		i = read_segment_index(s);
+		if (i < s->count && s->segments[i].first <= s->read) {
+			if (s->damaged_until <= s->read)
+				s->damaged_until = s->read + 1;
+			skip_to(s, s->read + 1);
 		}
 	}
 }

@@ -1,27 +1,47 @@
 /*
- * check_forwarder.c: answer classes, backoff, the delivery URL.
+ * check_forwarder.c: answer classes, backoff, the delivery URL, the
+ * adaptive concurrency limit.
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
+#include "concurrency.h"
 #include "forwarder.h"
+#include "http.h"
 #include "unit.h"
+
+/* Codes that may be the endpoint's or the key's, not the record's. */
+static bool
+endpoint_code(long code)
+{
+	return ((code >= 300 && code <= 399) || code == 401 || code == 403 ||
+	    code == 404 || code == 405 || code == 410);
+}
 
 START_TEST(answer_classes)
 {
-	long	code;
+	enum delivery	expected;
+	long		code;
 
 	for (code = 200; code <= 299; code++)
 		ck_assert_int_eq(classify_answer(CURLE_OK, code),
 		    DELIVERY_DONE);
-	for (code = 300; code <= 500; code++)
-		ck_assert_int_eq(classify_answer(CURLE_OK, code),
-		    code == 408 || code == 429 ? DELIVERY_RETRY :
-		    DELIVERY_REJECTED);
-	for (code = 501; code <= 599; code++)
-		ck_assert_int_eq(classify_answer(CURLE_OK, code),
-		    DELIVERY_RETRY);
+	for (code = 300; code <= 599; code++) {
+		if (code == 429 || code == 503)
+			expected = DELIVERY_BUSY;
+		else if (code == 408 || code > 500)
+			expected = DELIVERY_RETRY;
+		else if (endpoint_code(code))
+			expected = DELIVERY_REFUSED;
+		else
+			expected = DELIVERY_REJECTED;
+		ck_assert_msg(classify_answer(CURLE_OK, code) == expected,
+		    "code %ld", code);
+	}
+	ck_assert_int_eq(classify_answer(CURLE_OK, 400), DELIVERY_REJECTED);
+	ck_assert_int_eq(classify_answer(CURLE_OK, 500), DELIVERY_REJECTED);
 	ck_assert_int_eq(classify_answer(CURLE_OPERATION_TIMEDOUT, 0),
 	    DELIVERY_RETRY);
 	ck_assert_int_eq(classify_answer(CURLE_COULDNT_CONNECT, 0),
@@ -64,19 +84,95 @@ START_TEST(backoff_grows_and_caps)
 }
 END_TEST
 
-START_TEST(delivery_url)
+static void
+expect_url(const char *base, const char *expected)
 {
 	char	*url;
 
-	url = log_url("http://server:5000");
-	ck_assert_str_eq(url, "http://server:5000/log");
+	url = log_url(base);
+	ck_assert_ptr_nonnull(url);
+	ck_assert_str_eq(url, expected);
 	free(url);
-	url = log_url("http://server:5000/");
-	ck_assert_str_eq(url, "http://server:5000/log");
-	free(url);
-	url = log_url("https://h/base//");
-	ck_assert_str_eq(url, "https://h/base/log");
-	free(url);
+}
+
+START_TEST(delivery_url)
+{
+	expect_url("http://server:5000", "http://server:5000/log");
+	expect_url("http://server:5000/", "http://server:5000/log");
+	expect_url("https://h/base//", "https://h/base/log");
+	expect_url("http://h/health?probe=1", "http://h/health/log?probe=1");
+	expect_url("http://h/?a=b&c=/d", "http://h/log?a=b&c=/d");
+}
+END_TEST
+
+/* Answers in us at the limit there is, n rounds of them. */
+static void
+rounds(struct concurrency *c, int n, int64_t us)
+{
+	unsigned int	i, limit;
+
+	while (n-- > 0)
+		for (i = 0, limit = concurrency_limit(c); i < limit; i++)
+			concurrency_answered(c, us);
+}
+
+START_TEST(limit_grows_while_round_trip_stays)
+{
+	struct concurrency	c;
+
+	concurrency_init(&c, 16);
+	ck_assert_uint_eq(concurrency_limit(&c), 1);
+	rounds(&c, 5, 20000);
+	ck_assert_uint_eq(concurrency_limit(&c), 6);
+	rounds(&c, 40, 20000);
+	ck_assert_uint_eq(concurrency_limit(&c), 16);
+}
+END_TEST
+
+START_TEST(limit_falls_when_round_trip_rises)
+{
+	struct concurrency	c;
+	unsigned int		before;
+
+	concurrency_init(&c, 16);
+	rounds(&c, 20, 1000);
+	before = concurrency_limit(&c);
+	ck_assert_uint_eq(before, 16);
+	rounds(&c, 1, 3000);
+	ck_assert_uint_lt(concurrency_limit(&c), before);
+	rounds(&c, 10, 3000);
+	ck_assert_uint_eq(concurrency_limit(&c), 1);
+}
+END_TEST
+
+START_TEST(limit_halves_on_backoff_never_below_one)
+{
+	struct concurrency	c;
+
+	concurrency_init(&c, 8);
+	rounds(&c, 20, 500);
+	ck_assert_uint_eq(concurrency_limit(&c), 8);
+	concurrency_backoff(&c);
+	ck_assert_uint_eq(concurrency_limit(&c), 4);
+	concurrency_backoff(&c);
+	concurrency_backoff(&c);
+	concurrency_backoff(&c);
+	ck_assert_uint_eq(concurrency_limit(&c), 1);
+	concurrency_init(&c, 1);
+	rounds(&c, 20, 500);
+	ck_assert_uint_eq(concurrency_limit(&c), 1);
+}
+END_TEST
+
+/* A server slower for good is measured against its new self. */
+START_TEST(floor_follows_a_lasting_change)
+{
+	struct concurrency	c;
+
+	concurrency_init(&c, 16);
+	rounds(&c, 20, 1000);
+	rounds(&c, 200, 10000);
+	ck_assert_uint_gt(concurrency_limit(&c), 1);
 }
 END_TEST
 
@@ -90,6 +186,10 @@ forwarder_suite(void)
 	tcase_add_test(t, health_classes);
 	tcase_add_test(t, backoff_grows_and_caps);
 	tcase_add_test(t, delivery_url);
+	tcase_add_test(t, limit_grows_while_round_trip_stays);
+	tcase_add_test(t, limit_falls_when_round_trip_rises);
+	tcase_add_test(t, limit_halves_on_backoff_never_below_one);
+	tcase_add_test(t, floor_follows_a_lasting_change);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -63,7 +63,7 @@ expect_first(struct spool *s, const char *text)
 	size_t		 size;
 	void		*value;
 
-	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 1);
+	ck_assert_int_eq(spool_next(s, &seq, &value, &size), 1);
 	ck_assert_str_eq(value, text);
 	free(value);
 	ck_assert_int_eq(spool_remove(s, seq, size), 0);
@@ -91,7 +91,7 @@ START_TEST(order_kept)
 		expect_first(s, text);
 	}
 	ck_assert_uint_eq(spool_count(s), 0);
-	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 0);
+	ck_assert_int_eq(spool_next(s, &seq, &value, &size), 0);
 	ck_assert_int_eq(spool_close(s, 0), 0);
 }
 END_TEST
@@ -134,6 +134,47 @@ START_TEST(reopen_resumes)
 	expect_first(s, "two");
 	expect_first(s, "three");
 	expect_first(s, "four");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert(!file_left("test.spool"));
+}
+END_TEST
+
+/*
+ * The forwarder reads ahead of the head: records handed out but not
+ * removed are sent again by the next run; the head passes only what was
+ * removed, and nothing is handed out twice in one run.
+ */
+START_TEST(read_ahead_resumes_at_first_not_removed)
+{
+	struct spool	*s = open_spool();
+	uint64_t	 seq[4], got;
+	void		*value;
+	size_t		 size[4], ignored;
+	int		 i;
+
+	append_text(s, "one", &got);
+	append_text(s, "two", &got);
+	append_text(s, "three", &got);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(spool_next(s, &seq[i], &value, &size[i]), 1);
+		free(value);
+	}
+	ck_assert_int_eq(spool_next(s, &got, &value, &ignored), 0);
+	ck_assert_uint_eq(seq[1], seq[0] + 1);
+	ck_assert_int_eq(spool_remove(s, seq[0], size[0]), 0);
+	ck_assert_uint_eq(spool_count(s), 2);
+	append_text(s, "four", &got);
+	ck_assert_int_eq(spool_next(s, &seq[3], &value, &size[3]), 1);
+	ck_assert_str_eq(value, "four");
+	free(value);
+	ck_assert_int_eq(spool_close(s, 1), 0);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), 3);
+	expect_first(s, "two");
+	expect_first(s, "three");
+	expect_first(s, "four");
+	ck_assert_uint_eq(spool_count(s), 0);
 	ck_assert_int_eq(spool_close(s, 1), 0);
 	ck_assert(!file_left("test.spool"));
 }
@@ -464,7 +505,7 @@ START_TEST(damaged_sealed_file_set_aside)
 	append_text(s, "after", &seq);
 	ck_assert_uint_eq(seq, 5);
 	expect_first(s, "after");
-	ck_assert_int_eq(spool_first(s, &seq, &value, &size), 0);
+	ck_assert_int_eq(spool_next(s, &seq, &value, &size), 0);
 	ck_assert_int_eq(spool_close(s, 1), 0);
 
 	d = opendir(dir);
@@ -492,6 +533,7 @@ spool_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, order_kept);
 	tcase_add_test(t, reopen_resumes);
+	tcase_add_test(t, read_ahead_resumes_at_first_not_removed);
 	tcase_add_test(t, unclean_stop_resumes);
 	tcase_add_test(t, crash_keeps_journal);
 	tcase_add_test(t, closed_journals_sealed);

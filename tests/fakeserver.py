@@ -3,13 +3,17 @@
 
 It runs as its own process with two HTTP/1.1 ports on 127.0.0.1:
 
-  MAIN     what echopost talks to.  Any GET is the health check; POST /log
-           takes a delivery.  Everything else is 404.
+  MAIN     what echopost talks to.  Any GET is the health check; a POST
+           to any path ending in /log (a server under a base path) takes a
+           delivery.  Everything else is 404.
   CONTROL  what the test talks to:
              POST /config  {...}   merge into the config ("state" switches
                                    up/down); answers the full config
              GET  /config          the current config and state
-             GET  /requests[?path=P]  recorded main-port requests
+             GET  /requests[?path=P]  recorded main-port requests; a
+                                   POST /log's has "in_flight": how many
+                                   were being answered when it came, itself
+                                   included
              POST /reset           forget the recorded requests
 
 Config fields (all optional when posting):
@@ -31,6 +35,10 @@ Config fields (all optional when posting):
                                    the connection is closed; counts down like
                                    log_status_count.  Such requests are
                                    recorded with "hangup": true.
+  serial           false           true: POST /log answers one at a time, as
+                                   a server with one worker (with log_delay,
+                                   the round trip grows with the requests
+                                   in flight)
   hangup_at        "body"          what is sent before the close: "status"
                                    (the status line only), "headers" (the
                                    status line and some headers, without the
@@ -56,6 +64,7 @@ From a Python test in this folder:
 """
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -88,9 +97,12 @@ DEFAULT_CONFIG = {
     "log_delay": 0.0,
     "hangup": None,
     "hangup_at": "body",
+    "serial": False,
 }
 
 HANGUP_POINTS = ("status", "headers", "body")
+
+_NO_LOCK = contextlib.nullcontext()
 
 VERBOSE = False
 
@@ -247,14 +259,20 @@ class MainHandler(_TrackedHandler):
         path = urllib.parse.urlsplit(self.path).path
         headers = {}
         hangup_at = None
+        in_flight = None
         if self.command == "GET":
             status = app.get("health_status")
             body = None
-        elif self.command == "POST" and path == "/log":
-            log_delay = app.get("log_delay")
-            if log_delay:
-                time.sleep(log_delay)
-            status, body = app.next_log_answer()
+        elif self.command == "POST" and path.endswith("/log"):
+            in_flight = app.begin_post()
+            try:
+                with app.serial_lock if app.get("serial") else _NO_LOCK:
+                    log_delay = app.get("log_delay")
+                    if log_delay:
+                        time.sleep(log_delay)
+                    status, body = app.next_log_answer()
+            finally:
+                app.end_post()
             if not 200 <= status < 300 and app.get("retry_after") is not None:
                 headers["Retry-After"] = str(app.get("retry_after"))
             hangup_at = app.next_hangup()
@@ -265,12 +283,12 @@ class MainHandler(_TrackedHandler):
             body = json.dumps(body)
         body = body.encode("utf-8") if isinstance(body, str) else body
         if hangup_at is not None:
-            app.record(self, raw, status, hangup=True)
+            app.record(self, raw, status, in_flight, hangup=True)
             self.hang_up(status, body, hangup_at)
             return
         # Record before answering: once the client has its answer, the test
         # can already see the request on the control port.
-        app.record(self, raw, status)
+        app.record(self, raw, status, in_flight)
         self.answer(status, body, headers)
 
     def hang_up(self, status, body, at):
@@ -342,6 +360,8 @@ def _check_status(name, v):
 class App:
     def __init__(self, port, state, record_path):
         self.lock = threading.Lock()            # config and records
+        self.serial_lock = threading.Lock()     # "serial": one answer at a time
+        self.posts_in_flight = 0
         self.state_lock = threading.Lock()      # serialises up/down
         self.config = dict(DEFAULT_CONFIG)
         self.requests = []
@@ -381,6 +401,8 @@ class App:
             raise ValueError("hangup must be null or an integer >= 0")
         if update.get("hangup_at", "body") not in HANGUP_POINTS:
             raise ValueError("hangup_at must be one of %s" % ", ".join(HANGUP_POINTS))
+        if not isinstance(update.get("serial", False), bool):
+            raise ValueError("serial must be true or false")
         for key in ("retry_after", "body"):
             if update.get(key) is not None and not isinstance(update[key], str):
                 raise ValueError("%s must be a string or null" % key)
@@ -416,7 +438,16 @@ class App:
             self.config["hangup"] = n - 1
             return self.config["hangup_at"]
 
-    def record(self, handler, raw, status, hangup=False):
+    def begin_post(self):
+        with self.lock:
+            self.posts_in_flight += 1
+            return self.posts_in_flight
+
+    def end_post(self):
+        with self.lock:
+            self.posts_in_flight -= 1
+
+    def record(self, handler, raw, status, in_flight=None, hangup=False):
         headers = {}
         for name, value in handler.headers.items():
             name = name.lower()
@@ -429,6 +460,8 @@ class App:
             "body": raw.decode("utf-8", errors="replace"),
             "status": status,
         }
+        if in_flight is not None:
+            entry["in_flight"] = in_flight
         if hangup:
             entry["hangup"] = True
         with self.lock:

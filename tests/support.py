@@ -97,6 +97,23 @@ def spool_kept(dir):
                for n in spool_names(dir))
 
 # The SDK polls for the socket every 50 ms and gives up after 2 s.
+def default_concurrency():
+    """The most requests echopost keeps in flight by default, from its
+    --help (the build's own number, not a copy)."""
+    text = subprocess.run([ECHOPOST, "--help"], capture_output=True,
+                          text=True).stdout
+    m = re.search(r"--replay-concurrency N.*?\(default (\d+)", text, re.S)
+    if m is None:
+        raise AssertionError("--help names no default concurrency")
+    return int(m.group(1))
+
+
+def order_slack():
+    """How far out of arrival order a record may complete: the replay's
+    window, twice the concurrency and a few, is within three times it."""
+    return 3 * default_concurrency()
+
+
 SOCKET_POLL = 0.05
 SOCKET_WAIT = 2.0
 # Under valgrind nothing starts in 2 s: ECHOPOST_SLOW=10 stretches every
@@ -243,7 +260,10 @@ class EchoPostTest(unittest.TestCase):
                     pass
         if self.server is not None:
             self.server.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("ECHOPOST_KEEP_TMP"):
+            print("kept %s" % self.tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- the fake server ----------------------------------------------------
 
@@ -260,7 +280,7 @@ class EchoPostTest(unittest.TestCase):
 
     def start_echopost(self, args=None, sdk=False, env_key=None,
                        interval="100ms", dir=None, key=API_KEY, cwd=None,
-                       journal_size=None, user=None):
+                       journal_size=None, user=None, extra=()):
         """Start echopost. args None: the SDK's own command line
         (-datanadhi DIR -api-key KEY -health-url URL) plus the health
         interval. sdk=True: stdio on /dev/null and a new session, like the
@@ -268,7 +288,8 @@ class EchoPostTest(unittest.TestCase):
         (proc.out_path, proc.err_path). journal_size: bytes after which a
         journal is closed (ECHOPOST_TEST_JOURNAL_SIZE), so that a few logs
         make echopost rotate and seal journals. user: (uid, gid, groups)
-        to run it as, through setpriv(1), which needs root."""
+        to run it as, through setpriv(1), which needs root. extra: more
+        arguments after those."""
         dir = self.dir if dir is None else dir
         if args is None:
             args = ["-datanadhi", dir]
@@ -277,6 +298,7 @@ class EchoPostTest(unittest.TestCase):
             args += ["-health-url", self.server.url]
             if interval:
                 args += ["--health-interval", interval]
+        args = list(args) + list(extra)
         env = dict(os.environ)
         env.pop("DATANADHI_API_KEY", None)
         if env_key is not None:
@@ -432,6 +454,44 @@ class EchoPostTest(unittest.TestCase):
             stop.set()
             helper.join()
 
+    # -- admin commands and left spools ------------------------------------
+
+    def admin(self, *args, url=None):
+        """Run an admin command on the test's DIR; (exit code, stdout,
+        stderr)."""
+        url = self.server.url if url is None else url
+        result = subprocess.run(
+            [ECHOPOST, "-datanadhi", self.dir, "-health-url", url] +
+            list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=30)
+        return (result.returncode, result.stdout.decode(),
+                result.stderr.decode())
+
+    def store_logs(self, count, tag="x"):
+        """Start echopost with the server down and store count logs;
+        returns the running process and the texts sent."""
+        proc = self.start_echopost()
+        self.wait_socket(proc)
+        texts = [log_text(0, i, tag) for i in range(count)]
+        for text in texts:
+            self.assertTrue(send_log(self.sock, text, ["pl"], "").success)
+        return proc, texts
+
+    def spool_left(self, count):
+        """A spool of count logs left by a run stopped with SIGTERM."""
+        proc, texts = self.store_logs(count)
+        self.assertEqual(self.stop_echopost(proc), 0)
+        self.assertTrue(spool_kept(self.dir))
+        return texts
+
+    def delivered_payloads(self):
+        return [json.dumps(json.loads(p["body"])["log_data"],
+                           sort_keys=True) for p in self.posts()]
+
+    @staticmethod
+    def canonical(texts):
+        return [json.dumps(json.loads(t), sort_keys=True) for t in texts]
+
     def assert_all_stored(self, sent):
         bad = [(s.thread, s.seq, s.error or s.response) for s in sent
                if s.acked is None]
@@ -439,26 +499,65 @@ class EchoPostTest(unittest.TestCase):
 
     # -- checks on what the server got ---------------------------------------
 
-    def assert_in_ack_order(self, sent, posts):
+    def assert_arrival_order(self, arrived, stored, slack=None, once=False):
+        """arrived: what the server got, in the order it came; stored: the
+        same logs in the order they were stored. Each stored log arrives,
+        nothing else does, duplicates only if not once (at least once),
+        and none arrives more than slack places after one stored later
+        (requests in flight at once complete out of order; slack 0 is the
+        strict order of --replay-concurrency 1)."""
+        if slack is None:
+            slack = order_slack()
+
+        def key(x):
+            return json.dumps(x, sort_keys=True)
+        place = {}
+        for i, s in enumerate(stored):
+            place.setdefault(key(s), i)
+        firsts = []
+        for a in arrived:
+            k = key(a)
+            if k in firsts:
+                self.assertFalse(once, "%r arrived twice" % (a,))
+                continue
+            self.assertIn(k, place, "%r arrived, never stored" % (a,))
+            firsts.append(k)
+        self.assertEqual(sorted(set(place) - set(firsts)), [],
+                         "stored logs never arrived")
+        latest = -1
+        for k in firsts:
+            self.assertGreater(place[k], latest - slack,
+                               "%s arrived far out of order" % k)
+            latest = max(latest, place[k])
+
+    def assert_in_ack_order(self, sent, posts, slack=None):
         """The server must get the logs in the order they were stored: a
-        log acknowledged before another was even sent must arrive first.
-        Every acknowledged log must arrive. Duplicates are allowed (at least
-        once); the first arrival counts. Logs carry run (default 0), thread
-        and seq in their JSON."""
+        log acknowledged before another was even sent must arrive first,
+        give or take slack places (records in flight at once complete out
+        of order; slack 0 for --replay-concurrency 1). Every acknowledged
+        log must arrive. Duplicates are allowed (at least once); the first
+        arrival counts. Logs carry run (default 0), thread and seq in their
+        JSON."""
+        if slack is None:
+            slack = order_slack()
         first = {}
-        for i, p in enumerate(posts):
+        for p in posts:
             d = json.loads(p["body"])["log_data"]
-            first.setdefault((d.get("run", 0), d["thread"], d["seq"]), i)
+            first.setdefault((d.get("run", 0), d["thread"], d["seq"]),
+                             len(first))
         acked = [s for s in sent if s.acked is not None]
         lost = [s.key for s in acked if s.key not in first]
         self.assertEqual(lost, [], "acknowledged logs never delivered")
         # Per thread: each thread's (run, seq) values increase.
         for t in sorted({s.thread for s in acked}):
             mine = sorted((s for s in acked if s.thread == t),
-                          key=lambda s: first[s.key])
-            order = [(s.run, s.seq) for s in mine]
-            self.assertEqual(order, sorted(order),
-                             "thread %d delivered out of order" % t)
+                          key=lambda s: (s.run, s.seq))
+            latest = -1
+            for s in mine:
+                self.assertGreater(first[s.key], latest - slack,
+                                   "thread %d delivered out of order: %r"
+                                   % (t, s.key))
+                latest = max(latest, first[s.key])
         # Across threads: walk the logs by start time, keeping the latest
         # delivery position among those acknowledged before that start.
         by_ack = sorted(acked, key=lambda s: s.acked)
@@ -468,7 +567,7 @@ class EchoPostTest(unittest.TestCase):
                 if first[by_ack[j].key] > latest:
                     latest, latest_key = first[by_ack[j].key], by_ack[j].key
                 j += 1
-            self.assertGreater(first[b.key], latest,
+            self.assertGreater(first[b.key], latest - slack,
                                "log %r was acknowledged before %r was sent, "
                                "but delivered after it"
                                % (latest_key, b.key))

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
     ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, STATUS_LOCK,
-    EchoPostTest, as_user, load_stubs, log_text, send_log, spool_kept,
+    EchoPostTest, as_user, load_stubs, log_text, send_log,
     spool_names, wait_until)
 
 
@@ -30,34 +30,6 @@ def setUpModule():
 
 class AdminTest(EchoPostTest):
 
-    def admin(self, *args, url=None):
-        """Run an admin command on the test's DIR; (exit code, stdout,
-        stderr)."""
-        url = self.server.url if url is None else url
-        result = subprocess.run(
-            [ECHOPOST, "-datanadhi", self.dir, "-health-url", url] +
-            list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, timeout=30)
-        return (result.returncode, result.stdout.decode(),
-                result.stderr.decode())
-
-    def store_logs(self, count, tag="x"):
-        """Start echopost with the server down and store count logs;
-        returns the running process and the texts sent."""
-        proc = self.start_echopost()
-        self.wait_socket(proc)
-        texts = [log_text(0, i, tag) for i in range(count)]
-        for text in texts:
-            self.assertTrue(send_log(self.sock, text, ["pl"], "").success)
-        return proc, texts
-
-    def spool_left(self, count):
-        """A spool of count logs left by a run stopped with SIGTERM."""
-        proc, texts = self.store_logs(count)
-        self.assertEqual(self.stop_echopost(proc), 0)
-        self.assertTrue(spool_kept(self.dir))
-        return texts
-
     def wait_event(self, proc, name):
         """Wait until proc has logged an event called name."""
         deadline = time.monotonic() + SOCKET_WAIT
@@ -66,15 +38,6 @@ class AdminTest(EchoPostTest):
                 self.fail("no %s event; events: %s"
                           % (name, self.names_of(proc)))
             time.sleep(0.05)
-
-    def delivered_payloads(self):
-        return [json.dumps(json.loads(p["body"])["log_data"],
-                           sort_keys=True) for p in self.posts()]
-
-    @staticmethod
-    def canonical(texts):
-        return [json.dumps(json.loads(t), sort_keys=True) for t in texts]
-
 
 class StatusTest(AdminTest):
 
@@ -241,20 +204,23 @@ class ReplayOnlyTest(AdminTest):
         self.assertFalse(os.path.exists(os.path.join(self.dir, STATUS_LOCK)))
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
-        self.assertEqual(self.delivered_payloads(), self.canonical(texts))
+        self.assert_arrival_order(self.delivered_payloads(),
+                                  self.canonical(texts), once=True)
         self.assertEqual(spool_names(self.dir), [])
         self.assertFalse(os.path.lexists(self.sock))
 
     def test_interrupt_leaves_the_rest_in_the_spool(self):
         # Protects: SIGINT in the middle of a replay keeps what was not
         # delivered, in order: what the server got and what --dump shows
-        # make up every log, the one in flight at most twice.
+        # make up every log, the one in flight at most twice (one: strict
+        # order, so that the split is exact).
         self.start_server("down")
         texts = self.canonical(self.spool_left(20))
         self.server.set(log_delay=0.05)
         self.server.up()
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
-                                    "-health-url", self.server.url])
+                                    "-health-url", self.server.url,
+                                    "--replay-concurrency", "1"])
         self.assertTrue(wait_until(lambda: len(self.posts()) >= 3,
                                    10.0 * SLOW), "replay did not start")
         self.assertEqual(self.stop_echopost(proc, signal.SIGINT), 0)

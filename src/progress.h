@@ -1,0 +1,25 @@
+/*
+ * progress.h: how a replay goes, told as replay_progress events once a
+ * second and, for a person at a terminal, as a bar on stderr.
+ */
+#ifndef PROGRESS_H
+#define PROGRESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct progress {
+	bool		 bar;		/* draw one on stderr */
+	uint64_t	 sent;
+	uint64_t	 failed;
+	uint64_t	 sent_at_last_line;
+	int64_t		 last_line_ms;
+	int64_t		 started_ms;
+	int64_t		 last_bar_ms;
+};
+
+void	 progress_init(struct progress *, bool);
+void	 progress_start(struct progress *);
+void	 progress_report(struct progress *, uint64_t, unsigned int, bool);
+
+#endif
