@@ -39,7 +39,7 @@ main(int argc, char *argv[])
 {
 	struct listener_config	 config;
 	struct listener		*listener;
-	char			*anchor;
+	char			*anchor, cause[CAUSE_SIZE];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: noop-server socket\n");
@@ -60,9 +60,8 @@ main(int argc, char *argv[])
 	config.anchor_path = anchor;
 	config.socket_mode = SOCKET_MODE;
 	config.max_message_size = MESSAGE_MAX;
-	if (listener_start(&listener, &config, NULL) == -1) {
-		perror("noop-server: listen");
-		listener_close(listener, NULL);
+	if ((listener = listener_start(&config, NULL, cause)) == NULL) {
+		fprintf(stderr, "noop-server: listen: %s\n", cause);
 		return (1);
 	}
 	/* The same loop as echopost's: poll, then look for a signal. */

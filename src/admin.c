@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include "record.h"
 #include "session.h"
 #include "spool.h"
+#include "util.h"
 
 enum instance {
 	INSTANCE_RUNNING,
@@ -111,7 +113,7 @@ static void
 read_spool(const char *dir, struct status *st)
 {
 	struct spool	*spool;
-	char		 path[PATH_MAX];
+	char		 path[PATH_MAX], cause[CAUSE_SIZE];
 	uint64_t	 head, next;
 
 	if (dir_file(path, dir, SPOOL_NAME) == -1) {
@@ -119,10 +121,8 @@ read_spool(const char *dir, struct status *st)
 		    sizeof st->spool_error);
 		return;
 	}
-	if (spool_open_reader(&spool, path) == -1) {
-		strlcpy(st->spool_error, spool != NULL ? spool_error(spool) :
-		    strerror(errno), sizeof st->spool_error);
-		spool_close(spool, 0);
+	if ((spool = spool_open_reader(path, cause)) == NULL) {
+		strlcpy(st->spool_error, cause, sizeof st->spool_error);
 		return;
 	}
 	st->spool_readable = true;
@@ -329,8 +329,8 @@ dump_one(struct spool *spool, uint64_t seq)
 		return (found);
 	status = record_decode(data, size, &r);
 	if (status != RECORD_OK) {
-		fprintf(stderr, "%s: record %llu: %s\n", PACKAGE,
-		    (unsigned long long)seq, record_status_string(status));
+		warnx("record %llu: %s", (unsigned long long)seq,
+		    record_status_string(status));
 		free(data);
 		return (-1);
 	}
@@ -349,34 +349,30 @@ int
 admin_dump(const struct options *o)
 {
 	struct spool	*spool;
-	char		 path[PATH_MAX];
+	char		 path[PATH_MAX], cause[CAUSE_SIZE];
 	uint64_t	 head, next, seq;
 	struct stat	 sb;
-	int		 bad = 0;
+	int		 bad = 0, error;
 
 	if (stat(o->dir, &sb) == -1 || dir_file(path, o->dir,
 	    SPOOL_NAME) == -1) {
-		fprintf(stderr, "%s: %s: %s\n", PACKAGE, o->dir,
-		    strerror(errno));
-		return (errno == ENOENT ? EX_NOINPUT : EX_IOERR);
+		error = errno;
+		warnc(error, "%s", o->dir);
+		return (error == ENOENT ? EX_NOINPUT : EX_IOERR);
 	}
-	if (spool_open_reader(&spool, path) == -1) {
-		fprintf(stderr, "%s: cannot read spool %s: %s\n", PACKAGE,
-		    path, spool != NULL ? spool_error(spool) :
-		    strerror(errno));
-		spool_close(spool, 0);
+	if ((spool = spool_open_reader(path, cause)) == NULL) {
+		warnx("cannot read spool %s: %s", path, cause);
 		return (EX_IOERR);
 	}
 	if (*spool_error(spool) != '\0')
-		fprintf(stderr, "%s: %s\n", PACKAGE, spool_error(spool));
+		warnx("%s", spool_error(spool));
 	spool_range(spool, &head, &next);
 	for (seq = head; seq < next && !ferror(stdout); seq++)
 		if (dump_one(spool, seq) == -1)
 			bad++;
 	spool_close(spool, 0);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "%s: write error: %s\n", PACKAGE,
-		    strerror(errno));
+		warn("write error");
 		return (EX_IOERR);
 	}
 	return (bad == 0 ? 0 : EX_IOERR);

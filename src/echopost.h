@@ -7,6 +7,8 @@
 #ifndef ECHOPOST_H
 #define ECHOPOST_H
 
+#include <limits.h>
+
 #define SOCKET_NAME		"data-nadhi-agent.sock"
 #define SOCKET_ANCHOR_NAME	".agent.sock"
 #define STATUS_LOCK_NAME	"agent-status.lock"
@@ -18,6 +20,12 @@
 #define SUCCESS_LOG_NAME	"agent-success.log"
 #define FAILURE_LOG_NAME	"agent-failure.log"
 #define EVENT_LOG_NAME		"agent.log"
+
+/*
+ * A constructor that fails frees what it built, returns NULL and writes
+ * why into the caller's buffer of this size.
+ */
+#define CAUSE_SIZE		(PATH_MAX + 256)
 
 #define SENDLOG_METHOD		"/logagent.LogAgent/SendLog"
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "session.h"
 #include "spool.h"
+#include "util.h"
 
 /* While waiting, closed journals are sealed this often. */
 #define SETTLE_MS		250
@@ -223,7 +224,7 @@ refused_too_long(struct forwarder *f)
 	    f->refused_since_ms < f->config.refused_timeout_ms)
 		return (false);
 	log_event(LEVEL_ERROR, "replay_given_up", "{s:i, s:s, s:I, s:I}",
-	    "code", (int)f->refused_code, "url", f->shown_log_url,
+	    "code", (int)f->refused_code, "url", f->shown_delivery_url,
 	    "after_ms", (json_int_t)f->config.refused_timeout_ms,
 	    "spooled", (json_int_t)spool_count(f->spool));
 	return (true);
@@ -299,19 +300,19 @@ free_forwarder(struct forwarder *f)
 	for (i = 0; i < f->window_count; i++)
 		entry_free(f->window[i]);
 	free(f->window);
-	free(f->shown_log_url);
+	free(f->shown_delivery_url);
 	pthread_cond_destroy(&f->wake);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
 static int
-set_up(struct forwarder *f, char **cause)
+set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 {
 	struct http_config	config;
 	pthread_condattr_t	attr;
 
-	*cause = "cannot set up the forwarder's lock";
+	strlcpy(cause, "cannot set up the forwarder's lock", CAUSE_SIZE);
 	if (pthread_condattr_init(&attr) != 0)
 		return (-1);
 	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
@@ -324,9 +325,9 @@ set_up(struct forwarder *f, char **cause)
 		return (-1);
 	/* Room to go on while the oldest waits, and to see a run. */
 	f->window_size = 2 * (size_t)f->config.concurrency + ENDPOINT_RUN;
-	*cause = "out of memory";
+	strlcpy(cause, "out of memory", CAUSE_SIZE);
 	if ((f->window = calloc(f->window_size, sizeof *f->window)) == NULL ||
-	    (f->shown_log_url = log_url(f->config.shown_url)) == NULL)
+	    (f->shown_delivery_url = delivery_url(f->config.shown_url)) == NULL)
 		return (-1);
 	config.tls = f->config.tls;
 	config.health_url = f->config.health_url;
@@ -340,13 +341,14 @@ set_up(struct forwarder *f, char **cause)
 /* A running forwarder, or NULL and the cause. */
 struct forwarder *
 forwarder_start(const struct forwarder_config *config, struct spool *spool,
-    struct session *session, char **cause)
+    struct session *session, char cause[CAUSE_SIZE])
 {
 	struct forwarder	*f;
 
-	*cause = "out of memory";
-	if ((f = calloc(1, sizeof *f)) == NULL)
+	if ((f = calloc(1, sizeof *f)) == NULL) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		return (NULL);
+	}
 	f->config = *config;
 	f->spool = spool;
 	f->session = session;
@@ -360,7 +362,7 @@ forwarder_start(const struct forwarder_config *config, struct spool *spool,
 		return (NULL);
 	}
 	if (pthread_create(&f->thread, NULL, forwarder_main, f) != 0) {
-		*cause = "cannot start its thread";
+		strlcpy(cause, "cannot start its thread", CAUSE_SIZE);
 		free_forwarder(f);
 		return (NULL);
 	}

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "echopost.h"
 #include "http.h"
 
 struct session;
@@ -44,7 +45,7 @@ enum forwarder_result {
 struct forwarder;
 
 struct forwarder *forwarder_start(const struct forwarder_config *,
-		    struct spool *, struct session *, char **);
+		    struct spool *, struct session *, char [CAUSE_SIZE]);
 bool		 forwarder_wants_drain(struct forwarder *);
 void		 forwarder_listener_closed(struct forwarder *);
 bool		 forwarder_done(struct forwarder *);

@@ -64,7 +64,7 @@ struct forwarder {
 	struct spool		*spool;			/* [I] */
 	struct session		*session;		/* [I] */
 	struct http		*http;			/* [I] */
-	char			*shown_log_url;		/* [I] password hidden */
+	char			*shown_delivery_url;		/* [I] password hidden */
 
 	struct entry		**window;	/* oldest first */
 	size_t			 window_count;

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ struct slot {
 struct http {
 	struct http_config config;
 	CURLM		*multi;
-	char		*log_url;
+	char		*delivery_url;
 	struct slot	*slots;
 	unsigned int	 in_flight;
 	CURL		*health;
@@ -74,7 +75,7 @@ health_answer_ok(CURLcode rc, long code)
  * http://h/health?probe=1 posts to http://h/health/log?probe=1.
  */
 char *
-log_url(const char *base)
+delivery_url(const char *base)
 {
 	CURLU	*u;
 	char	*path = NULL, *joined = NULL, *url = NULL, *copy = NULL;
@@ -200,7 +201,7 @@ static int
 open_slot(struct http *h, struct slot *slot)
 {
 	if ((slot->body = malloc(BODY_KEEP)) == NULL ||
-	    (slot->handle = new_handle(h, h->log_url, slot->error)) == NULL)
+	    (slot->handle = new_handle(h, h->delivery_url, slot->error)) == NULL)
 		return (-1);
 	if (curl_easy_setopt(slot->handle, CURLOPT_PRIVATE, slot) !=
 	    CURLE_OK || curl_easy_setopt(slot->handle, CURLOPT_WRITEFUNCTION,
@@ -227,13 +228,13 @@ close_slot(struct http *h, struct slot *slot)
 }
 
 static int
-set_up(struct http *h, char **cause)
+set_up(struct http *h, const char **cause)
 {
 	unsigned int	i;
 	long		slots = (long)h->config.slots;
 
 	*cause = "out of memory";
-	if ((h->log_url = log_url(h->config.health_url)) == NULL) {
+	if ((h->delivery_url = delivery_url(h->config.health_url)) == NULL) {
 		*cause = "cannot build the delivery URL";
 		return (-1);
 	}
@@ -256,19 +257,21 @@ set_up(struct http *h, char **cause)
 	return (0);
 }
 
-/* A client, or NULL and the cause. */
+/* A client, or NULL and why. */
 struct http *
-http_open(const struct http_config *config, char **cause)
+http_open(const struct http_config *config, char cause[CAUSE_SIZE])
 {
 	struct http	*h;
+	const char	*why;
 
 	if ((h = calloc(1, sizeof *h)) == NULL) {
-		*cause = "out of memory";
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		return (NULL);
 	}
 	h->config = *config;
 	atomic_init(&h->stopping, false);
-	if (set_up(h, cause) == -1) {
+	if (set_up(h, &why) == -1) {
+		strlcpy(cause, why, CAUSE_SIZE);
 		http_close(h);
 		return (NULL);
 	}
@@ -287,7 +290,7 @@ http_close(struct http *h)
 	free(h->slots);
 	curl_easy_cleanup(h->health);
 	curl_multi_cleanup(h->multi);
-	free(h->log_url);
+	free(h->delivery_url);
 	free(h);
 }
 

@@ -17,6 +17,8 @@
 
 #include <curl/curl.h>
 
+#include "echopost.h"
+
 /* Where the CA certificates for https:// are; NULL: libcurl's own. */
 struct tls_files {
 	const char	*cacert;
@@ -60,7 +62,7 @@ struct health {
 
 struct http;
 
-struct http	*http_open(const struct http_config *, char **);
+struct http	*http_open(const struct http_config *, char [CAUSE_SIZE]);
 void		 http_close(struct http *);
 unsigned int	 http_in_flight(const struct http *);
 int		 http_post(struct http *, void *, const char *, const char *,
@@ -75,6 +77,6 @@ bool		 probe_health(const char *, const struct tls_files *, int64_t,
 		    long *, char [CURL_ERROR_SIZE]);
 enum delivery	 classify_answer(CURLcode, long);
 bool		 health_answer_ok(CURLcode, long);
-char		*log_url(const char *);
+char		*delivery_url(const char *);
 
 #endif

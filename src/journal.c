@@ -29,10 +29,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <zlib.h>
 
 #include "journal.h"
 #include "log.h"
+#include "util.h"
 
 #define MAGIC		"EPJ1"
 #define ENTRY_HEAD	16
@@ -66,28 +66,17 @@ struct journal_reader {
 	size_t		 buf_size;
 };
 
-static uint32_t
-checksum(const void *head, size_t head_len, const void *data, size_t len)
-{
-	uLong	crc = crc32(0, Z_NULL, 0);
-
-	crc = crc32(crc, head, (uInt)head_len);
-	if (len > 0)
-		crc = crc32(crc, data, (uInt)len);
-	return ((uint32_t)crc);
-}
-
 static void
 encode_header(unsigned char header[JOURNAL_HEADER_SIZE], uint64_t first)
 {
 	memcpy(header, MAGIC, 4);
 	be64enc(header + 4, first);
-	be32enc(header + 12, checksum(header, 12, NULL, 0));
+	be32enc(header + 12, checksum(0, header, 12));
 }
 
 /* Write the header at the start of j's file, and sync it. */
 static int
-begin(struct journal *j, uint64_t first)
+write_header(struct journal *j, uint64_t first)
 {
 	unsigned char	header[JOURNAL_HEADER_SIZE];
 
@@ -136,7 +125,7 @@ begin_file(struct journal **jp, int dirfd, const char *spare,
 		j->fd = openat(dirfd, spare, O_WRONLY | O_NOFOLLOW |
 		    O_CLOEXEC);
 	named = spare == NULL && j->fd != -1;
-	if (j->fd == -1 || begin(j, first) == -1 || (spare != NULL &&
+	if (j->fd == -1 || write_header(j, first) == -1 || (spare != NULL &&
 	    !(named = renameat(dirfd, spare, dirfd, name) == 0)) ||
 	    fsync(dirfd) == -1) {
 		saved = errno;
@@ -307,7 +296,7 @@ journal_add(struct journal *j, const void *data, size_t size, uint64_t *seq)
 	p = j->pending + j->pending_len;
 	be64enc(p, j->next);
 	be32enc(p + 8, (uint32_t)size);
-	be32enc(p + 12, checksum(p, 12, data, size));
+	be32enc(p + 12, checksum(checksum(0, p, 12), data, size));
 	memcpy(p + ENTRY_HEAD, data, size);
 	j->pending_len = need;
 	*seq = j->next++;
@@ -374,7 +363,7 @@ journal_close(struct journal *j)
  * from a spare, what lies there are zeros that commits will overwrite.
  */
 static int
-fill(struct journal_reader *r, size_t want, off_t limit)
+read_ahead(struct journal_reader *r, size_t want, off_t limit)
 {
 	struct stat	 sb;
 	unsigned char	*p;
@@ -444,9 +433,9 @@ journal_reader_open(struct journal_reader **rp, int dirfd, const char *name)
 		free(r);
 		return (-1);
 	}
-	if ((found = fill(r, JOURNAL_HEADER_SIZE, JOURNAL_HEADER_SIZE)) != 1 ||
-	    memcmp(r->buf, MAGIC, 4) != 0 ||
-	    be32dec(r->buf + 12) != checksum(r->buf, 12, NULL, 0)) {
+	if ((found = read_ahead(r, JOURNAL_HEADER_SIZE,
+	    JOURNAL_HEADER_SIZE)) != 1 || memcmp(r->buf, MAGIC, 4) != 0 ||
+	    be32dec(r->buf + 12) != checksum(0, r->buf, 12)) {
 		saved = found == -1 ? errno : EBADMSG;
 		journal_reader_close(r);
 		errno = saved;
@@ -488,7 +477,7 @@ journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
 	size_t			 len, whole;
 	int			 found;
 
-	if ((found = fill(r, ENTRY_HEAD, limit)) != 1)
+	if ((found = read_ahead(r, ENTRY_HEAD, limit)) != 1)
 		return (cut_short(r, found, limit));
 	p = r->buf + r->start;
 	if (memcmp(p, zeros, ENTRY_HEAD) == 0)
@@ -499,10 +488,11 @@ journal_read(struct journal_reader *r, off_t limit, uint64_t *seq,
 		errno = EBADMSG;
 		return (-1);
 	}
-	if ((found = fill(r, whole, limit)) != 1)
+	if ((found = read_ahead(r, whole, limit)) != 1)
 		return (cut_short(r, found, limit));
 	p = r->buf + r->start;
-	if (be32dec(p + 12) != checksum(p, 12, p + ENTRY_HEAD, len)) {
+	if (be32dec(p + 12) != checksum(checksum(0, p, 12), p + ENTRY_HEAD,
+	    len)) {
 		errno = EBADMSG;
 		return (-1);
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "request.h"
 #include "spool.h"
+#include "util.h"
 
 /* Calls the server may hand us at once; more wait in gRPC's own queue. */
 #define CALL_SLOTS		128
@@ -52,9 +54,10 @@ struct call {
 	int			 cancelled;
 	bool			 stored;
 	char			 reason[REASON_SIZE];
-	struct call		*next_in_group;
+	STAILQ_ENTRY(call)	 group_entry;
 };
 
+/* main's thread alone: it starts, polls and closes the listener. */
 struct listener {
 	grpc_server		*server;
 	grpc_completion_queue	*queue;
@@ -67,7 +70,7 @@ struct listener {
 	bool			 closed;
 	int			 shutdown_tag;
 	struct call		 slots[CALL_SLOTS];
-	struct call		*group;
+	STAILQ_HEAD(, call)	 group;		/* in arrival order */
 	unsigned int		 group_size;
 	struct listener_counts	 counts;
 };
@@ -208,9 +211,9 @@ commit_group(struct listener *l)
 	struct call	*c, *next;
 	bool		 synced = true;
 
-	if (l->group == NULL)
+	if (STAILQ_EMPTY(&l->group))
 		return;
-	for (c = l->group; c != NULL; c = c->next_in_group)
+	STAILQ_FOREACH(c, &l->group, group_entry)
 		if (c->stored)
 			break;
 	if (c != NULL && l->spool != NULL && spool_commit(l->spool) == -1) {
@@ -218,8 +221,7 @@ commit_group(struct listener *l)
 		log_event(LEVEL_ERROR, "spool_error", "{s:s}", "error",
 		    spool_append_error(l->spool));
 	}
-	for (c = l->group; c != NULL; c = next) {
-		next = c->next_in_group;
+	STAILQ_FOREACH_SAFE(c, &l->group, group_entry, next) {
 		if (c->stored && !synced) {
 			c->stored = false;
 			snprintf(c->reason, sizeof c->reason,
@@ -240,7 +242,7 @@ commit_group(struct listener *l)
 				request_call(l, c);
 		}
 	}
-	l->group = NULL;
+	STAILQ_INIT(&l->group);
 	l->group_size = 0;
 	if (synced && l->spool != NULL)
 		spool_roll(l->spool);
@@ -263,8 +265,7 @@ handle_event(struct listener *l, grpc_event *event)
 		}
 		c->state = CALL_STORING;
 		store_call(l, c);
-		c->next_in_group = l->group;
-		l->group = c;
+		STAILQ_INSERT_TAIL(&l->group, c, group_entry);
 		l->group_size++;
 		return;
 	}
@@ -392,15 +393,18 @@ start_server(struct listener *l, const struct listener_config *config)
 	return (link_socket(l));
 }
 
-int
-listener_start(struct listener **lp, const struct listener_config *config,
-    struct spool *spool)
+/* A listener serving on the socket, or NULL and why. */
+struct listener *
+listener_start(const struct listener_config *config, struct spool *spool,
+    char cause[CAUSE_SIZE])
 {
 	struct listener	*l;
 
-	*lp = NULL;
-	if ((l = calloc(1, sizeof *l)) == NULL)
-		return (-1);
+	if ((l = calloc(1, sizeof *l)) == NULL) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		return (NULL);
+	}
+	STAILQ_INIT(&l->group);
 	gpr_set_log_function(grpc_log);
 	grpc_init();
 	l->spool = spool;
@@ -408,11 +412,11 @@ listener_start(struct listener **lp, const struct listener_config *config,
 	    (l->socket_path = strdup(config->socket_path)) == NULL ||
 	    (l->anchor_path = strdup(config->anchor_path)) == NULL ||
 	    start_server(l, config) == -1) {
-		*lp = l;
-		return (-1);
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		listener_close(l, NULL);
+		return (NULL);
 	}
-	*lp = l;
-	return (0);
+	return (l);
 }
 
 static void

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "echopost.h"
+
 struct spool;
 
 struct listener_config {
@@ -30,8 +32,8 @@ struct listener_counts {
 
 struct listener;
 
-int	 listener_start(struct listener **, const struct listener_config *,
-	    struct spool *);
+struct listener *listener_start(const struct listener_config *,
+	    struct spool *, char [CAUSE_SIZE]);
 int	 listener_poll(struct listener *, int64_t);
 void	 listener_keep_socket(struct listener *);
 void	 listener_close(struct listener *, struct listener_counts *);

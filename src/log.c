@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *level_names[] = { "error", "warn", "info", "debug" };
 /* sd-daemon(3) prefixes: err, warning, info, debug. */
@@ -94,25 +95,6 @@ log_close_file(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* Write every byte, going on after a signal or a short write. */
-int
-write_all(int fd, const void *data, size_t len)
-{
-	const char	*p = data;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return (-1);
-		p += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
 void
 log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
@@ -166,37 +148,3 @@ log_event(enum log_level level, const char *event, const char *fmt, ...)
 	free(text);
 }
 
-int64_t
-clock_realtime_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
-int64_t
-clock_monotonic_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-void
-format_time(int64_t us, char buf[TIME_BUFSIZE])
-{
-	struct tm	tm;
-	time_t		seconds;
-	size_t		n;
-
-	seconds = (time_t)(us / 1000000);
-	if (gmtime_r(&seconds, &tm) == NULL) {
-		strcpy(buf, "1970-01-01T00:00:00.000Z");
-		return;
-	}
-	n = strftime(buf, TIME_BUFSIZE, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, TIME_BUFSIZE - n, ".%03dZ",
-	    (int)((us % 1000000) / 1000));
-}

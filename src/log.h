@@ -19,19 +19,11 @@ enum log_level {
 	LEVEL_DEBUG
 };
 
-/* "2026-11-28T12:41:13.123Z" and its terminating NUL. */
-#define TIME_BUFSIZE 32
-
 int	 log_level_parse(const char *, enum log_level *);
 void	 log_set_level(enum log_level);
 bool	 log_enabled(enum log_level);
 void	 log_set_file(int);
 void	 log_close_file(void);
 void	 log_event(enum log_level, const char *, const char *, ...);
-int	 write_all(int, const void *, size_t);
-
-int64_t	 clock_realtime_us(void);
-int64_t	 clock_monotonic_ms(void);
-void	 format_time(int64_t, char [TIME_BUFSIZE]);
 
 #endif

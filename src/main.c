@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <err.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@
 #include "options.h"
 #include "session.h"
 #include "spool.h"
+#include "util.h"
 
 #define POLL_MS	100
 #define DRAINED	"spool drained"
@@ -68,7 +70,7 @@ struct run {
 static int
 fatal(int status, const char *what, const char *path, const char *error)
 {
-	fprintf(stderr, "%s: %s %s: %s\n", PACKAGE, what, path, error);
+	warnx("%s %s: %s", what, path, error);
 	log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:s, s:i}", "what", what,
 	    "path", path, "error", error, "exit", status);
 	return (status);
@@ -83,7 +85,7 @@ prepare_paths(struct run *run)
 	/* --replay-only never makes a DIR: a missing one is a mistake. */
 	if ((status = dir_prepare(run->options->dir, run->options->mode !=
 	    MODE_REPLAY_ONLY, &run->dir)) != 0) {
-		fprintf(stderr, "%s: %s\n", PACKAGE, run->dir.error);
+		warnx("%s", run->dir.error);
 		log_event(LEVEL_ERROR, "fatal", "{s:s, s:i}", "error",
 		    run->dir.error, "exit", status);
 		return (status);
@@ -94,10 +96,9 @@ prepare_paths(struct run *run)
 	    dir_file(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
 	    dir_file(p->spool, p->dir, SPOOL_NAME) == -1 ||
 	    strlen(p->socket) > SOCKET_PATH_MAX) {
-		fprintf(stderr, "%s: the socket path %s is %zu bytes long; "
-		    "a UNIX socket path may have at most %d: choose a "
-		    "shorter -datanadhi directory\n", PACKAGE, p->socket,
-		    strlen(p->socket), SOCKET_PATH_MAX);
+		warnx("the socket path %s is %zu bytes long; a UNIX socket "
+		    "path may have at most %d: choose a shorter -datanadhi "
+		    "directory", p->socket, strlen(p->socket), SOCKET_PATH_MAX);
 		log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:i}", "what",
 		    "socket path too long", "path", p->socket, "exit",
 		    EX_USAGE);
@@ -118,9 +119,9 @@ lock_dir(struct run *run)
 		    run->paths.dir, "pid", (int)other);
 		/* For the SDK a second instance is fine; for a person not. */
 		if (run->options->mode == MODE_REPLAY_ONLY) {
-			fprintf(stderr, "%s: %s is in use by echopost "
-			    "(pid %ld); try again once it has finished\n",
-			    PACKAGE, run->paths.dir, (long)other);
+			warnx("%s is in use by echopost (pid %ld); try again "
+			    "once it has finished", run->paths.dir,
+			    (long)other);
 			return (EX_TEMPFAIL);
 		}
 	} else if (taken == -1)
@@ -153,10 +154,11 @@ open_everything(struct run *run)
 {
 	const struct options	*o = run->options;
 	struct listener_config	 listen;
+	char			 cause[CAUSE_SIZE];
 
-	if (session_open(&run->session, run->paths.dir) == -1)
+	if ((run->session = session_open(run->paths.dir, cause)) == NULL)
 		return (fatal(EX_CANTCREAT, "cannot open session in",
-		    run->paths.dir, strerror(errno)));
+		    run->paths.dir, cause));
 	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
 	    "version", ECHOPOST_VERSION, "pid", (int)getpid(),
 	    "dir", run->paths.dir, "health_url", o->shown_url,
@@ -170,11 +172,10 @@ open_everything(struct run *run)
 		    run->paths.dir, "meaning", "its group may add and remove "
 		    "files in it; links planted there are never followed");
 	session_prune(run->session, o->keep_sessions);
-	if (spool_open(&run->spool, run->paths.spool, spool_limit(run),
-	    (off_t)o->journal_size) == -1)
-		return (fatal(EX_IOERR, "cannot open spool",
-		    run->paths.spool, run->spool != NULL ?
-		    spool_error(run->spool) : strerror(errno)));
+	if ((run->spool = spool_open(run->paths.spool, spool_limit(run),
+	    (off_t)o->journal_size, cause)) == NULL)
+		return (fatal(EX_IOERR, "cannot open spool", run->paths.spool,
+		    cause));
 	if (o->mode == MODE_REPLAY_ONLY)
 		return (0);
 	if (session_set_server_down(run->session, true) == -1)
@@ -184,9 +185,10 @@ open_everything(struct run *run)
 	listen.anchor_path = run->paths.anchor;
 	listen.socket_mode = o->socket_mode;
 	listen.max_message_size = o->max_message_size;
-	if (listener_start(&run->listener, &listen, run->spool) == -1)
-		return (fatal(EX_IOERR, "cannot listen on",
-		    run->paths.socket, strerror(errno)));
+	if ((run->listener = listener_start(&listen, run->spool, cause)) ==
+	    NULL)
+		return (fatal(EX_IOERR, "cannot listen on", run->paths.socket,
+		    cause));
 	log_event(LEVEL_INFO, "listening", "{s:s, s:I}", "socket",
 	    run->paths.socket, "spooled",
 	    (json_int_t)spool_count(run->spool));
@@ -197,7 +199,7 @@ static int
 start_forwarder(struct run *run)
 {
 	struct forwarder_config	config;
-	char			*cause;
+	char			cause[CAUSE_SIZE];
 
 	/* After the socket is up: TLS set-up costs milliseconds at start. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -215,7 +217,7 @@ start_forwarder(struct run *run)
 	config.progress_bar = isatty(STDERR_FILENO);
 	config.replay_only = run->options->mode == MODE_REPLAY_ONLY;
 	if ((run->forwarder = forwarder_start(&config, run->spool,
-	    run->session, &cause)) == NULL)
+	    run->session, cause)) == NULL)
 		return (fatal(EX_SOFTWARE, "cannot start", "forwarder",
 		    cause));
 	return (0);
@@ -282,17 +284,16 @@ run_agent(struct run *run)
 		return (EX_SOFTWARE);
 	/* The next outage's run tries again: the spool is kept for it. */
 	if (result == FORWARDER_REFUSED) {
-		fprintf(stderr, "%s: the server refused every delivery for "
-		    "%gs; the spool is kept (see %s --status)\n", PACKAGE,
+		warnx("the server refused every delivery for %gs; the spool "
+		    "is kept (see %s --status)",
 		    run->options->refused_timeout_ms / 1000.0, PACKAGE);
 		return (EX_TEMPFAIL);
 	}
 	/* --replay-only: someone waits for the verdict on these records. */
 	if (rejected > 0 && run->options->mode == MODE_REPLAY_ONLY) {
-		fprintf(stderr, "%s: the server refused %llu records for good; "
-		    "they are in %s/%s\n", PACKAGE,
-		    (unsigned long long)rejected, session_path(run->session),
-		    FAILURE_LOG_NAME);
+		warnx("the server refused %llu records for good; they are in "
+		    "%s/%s", (unsigned long long)rejected,
+		    session_path(run->session), FAILURE_LOG_NAME);
 		return (EX_DATAERR);
 	}
 	return (0);
@@ -382,7 +383,7 @@ main(int argc, char *argv[])
 	 * parse a copy.
 	 */
 	if ((args = copy_args(argc, argv)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", PACKAGE);
+		warnx("out of memory");
 		return (EX_SOFTWARE);
 	}
 #ifdef HAVE_LIBBSD
@@ -425,7 +426,7 @@ main(int argc, char *argv[])
 	sigaddset(&stop_signals, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-		fprintf(stderr, "%s: cannot initialise\n", PACKAGE);
+		warnx("cannot initialise");
 		options_free(&options);
 		return (EX_SOFTWARE);
 	}

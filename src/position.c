@@ -19,9 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
 #include "position.h"
+#include "util.h"
 
 #define MAGIC		"EPP1"
 #define SLOT_SIZE	32
@@ -33,18 +32,12 @@ struct position {
 	uint64_t	 head;		/* as saved in it */
 };
 
-static uint32_t
-slot_checksum(const unsigned char *slot)
-{
-	return ((uint32_t)crc32(crc32(0, Z_NULL, 0), slot, SLOT_CRC));
-}
-
 /* A slot's counter and head; false if it is not whole. */
 static bool
 slot_decode(const unsigned char *slot, uint64_t *counter, uint64_t *head)
 {
 	if (memcmp(slot, MAGIC, 4) != 0 ||
-	    be32dec(slot + SLOT_CRC) != slot_checksum(slot))
+	    be32dec(slot + SLOT_CRC) != checksum(0, slot, SLOT_CRC))
 		return (false);
 	*counter = be64dec(slot + 8);
 	*head = be64dec(slot + 16);
@@ -117,7 +110,7 @@ position_save(struct position *p, uint64_t head)
 	memcpy(slot, MAGIC, 4);
 	be64enc(slot + 8, counter);
 	be64enc(slot + 16, head);
-	be32enc(slot + SLOT_CRC, slot_checksum(slot));
+	be32enc(slot + SLOT_CRC, checksum(0, slot, SLOT_CRC));
 	if (pwrite(p->fd, slot, sizeof slot, (off_t)(counter % 2) *
 	    SLOT_SIZE) != (ssize_t)sizeof slot || fdatasync(p->fd) == -1)
 		return (-1);

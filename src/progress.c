@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "progress.h"
+#include "util.h"
 
 #define LINE_MS		1000
 #define BAR_MS		200

@@ -17,10 +17,10 @@
 #include <sys/endian.h>
 
 #include <jansson.h>
-#include <zlib.h>
 
 #include "log.h"
 #include "record.h"
+#include "util.h"
 
 #define RECORD_VERSION	1
 #define HEADER_SIZE	(4 + 1 + 8)
@@ -33,12 +33,6 @@ put_field(unsigned char *p, const char *text, size_t len)
 	memcpy(p, text, len);
 	p[len] = '\0';
 	return (p + len + 1);
-}
-
-static uint32_t
-checksum(const unsigned char *data, size_t len)
-{
-	return ((uint32_t)crc32(crc32(0, Z_NULL, 0), data, (uInt)len));
 }
 
 /* Returns a malloc'd encoding of r and its size, or NULL. */
@@ -59,7 +53,7 @@ record_encode(const struct record *r, size_t *size)
 	p = put_field(data + HEADER_SIZE, r->api_key, r->api_key_len);
 	p = put_field(p, r->pipelines, r->pipelines_len);
 	put_field(p, r->payload, r->payload_len);
-	be32enc(data, checksum(data + 4, *size - 4));
+	be32enc(data, checksum(0, data + 4, *size - 4));
 	return (data);
 }
 
@@ -85,7 +79,7 @@ record_decode(const void *data, size_t size, struct record *r)
 
 	if (size < HEADER_SIZE)
 		return (RECORD_TRUNCATED);
-	if (be32dec(p) != checksum(p + 4, size - 4))
+	if (be32dec(p) != checksum(0, p + 4, size - 4))
 		return (RECORD_BAD_CHECKSUM);
 	if (p[4] != RECORD_VERSION)
 		return (RECORD_BAD_VERSION);

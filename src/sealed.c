@@ -23,6 +23,7 @@
 #include "files.h"
 #include "log.h"
 #include "sealed.h"
+#include "util.h"
 
 #define KEY_SIZE	8
 /* Memory must not grow with the file: a bucket cache of fixed size. */

@@ -19,6 +19,7 @@
 #include "echopost.h"
 #include "log.h"
 #include "session.h"
+#include "util.h"
 
 struct session {
 	char	 dir[PATH_MAX];		/* DIR, as shown */
@@ -30,17 +31,6 @@ struct session {
 	int	 failure_log;
 	bool	 server_down;
 };
-
-/* DIR/NAME in buf: 0, or -1 and ENAMETOOLONG if it does not fit. */
-int
-dir_file(char buf[PATH_MAX], const char *dir, const char *name)
-{
-	if (snprintf(buf, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
-		errno = ENAMETOOLONG;
-		return (-1);
-	}
-	return (0);
-}
 
 /* A file to append to in the directory dirfd, never through a link. */
 static int
@@ -82,27 +72,32 @@ make_session_dir(struct session *s)
 }
 
 
-/* Returns 0, or -1 with errno set; *sp is always freed by session_close. */
-int
-session_open(struct session **sp, const char *dir)
+/* A new session under dir, its event log the log's file from now on. */
+struct session *
+session_open(const char *dir, char cause[CAUSE_SIZE])
 {
 	struct session	*s;
-	int		 fd;
+	int		 fd = -1;
 
-	if ((*sp = s = calloc(1, sizeof *s)) == NULL)
-		return (-1);
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		return (NULL);
+	}
 	s->dirfd = s->fd = s->success_log = s->failure_log = -1;
 	strlcpy(s->dir, dir, sizeof s->dir);
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (s->dirfd == -1 || make_session_dir(s) == -1 ||
-	    (fd = open_log(s->fd, EVENT_LOG_NAME)) == -1)
-		return (-1);
+	    (fd = open_log(s->fd, EVENT_LOG_NAME)) == -1 ||
+	    (s->success_log = open_log(s->fd, SUCCESS_LOG_NAME)) == -1 ||
+	    (s->failure_log = open_log(s->fd, FAILURE_LOG_NAME)) == -1) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		if (fd != -1)
+			close(fd);
+		session_close(s);
+		return (NULL);
+	}
 	log_set_file(fd);
-	s->success_log = open_log(s->fd, SUCCESS_LOG_NAME);
-	s->failure_log = open_log(s->fd, FAILURE_LOG_NAME);
-	if (s->success_log == -1 || s->failure_log == -1)
-		return (-1);
-	return (0);
+	return (s);
 }
 
 const char *

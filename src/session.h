@@ -16,12 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "echopost.h"
 #include "record.h"
 
 struct session;
 
-int	 dir_file(char [PATH_MAX], const char *, const char *);
-int	 session_open(struct session **, const char *);
+struct session *session_open(const char *, char [CAUSE_SIZE]);
 const char *session_path(const struct session *);
 int	 session_delivered(struct session *, const struct record *, long);
 int	 session_rejected(struct session *, const struct record *, long,

@@ -30,6 +30,7 @@
 #include "sealed.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "util.h"
 
 /*
  * The head is saved after this many removals, or this long after the first
@@ -234,35 +235,53 @@ open_reader(struct spool *s)
 	return (0);
 }
 
+/* The spool, opened; or NULL and why, nothing of it left behind. */
+static struct spool *
+opened(struct spool *s, int status, char cause[CAUSE_SIZE])
+{
+	if (status == 0)
+		return (s);
+	strlcpy(cause, s->error[0] != '\0' ? s->error : strerror(errno),
+	    CAUSE_SIZE);
+	free_spool(s);
+	return (NULL);
+}
+
 /*
  * Open or create the spool at path, with journals of journal_size bytes
  * (0: the default) and at most max_bytes of records (0: no limit but the
- * disk's). On failure *sp holds a spool whose
- * spool_error() says why, or NULL when out of memory; spool_close() frees
- * it.
+ * disk's).
  */
-int
-spool_open(struct spool **sp, const char *path, uint64_t max_bytes,
-    off_t journal_size)
+struct spool *
+spool_open(const char *path, uint64_t max_bytes, off_t journal_size,
+    char cause[CAUSE_SIZE])
 {
-	if ((*sp = new_spool(path)) == NULL)
-		return (-1);
-	(*sp)->max_bytes = max_bytes;
-	(*sp)->journal_size = journal_size > 0 ? journal_size : JOURNAL_SIZE;
-	return (open_writer(*sp));
+	struct spool	*s;
+
+	if ((s = new_spool(path)) == NULL) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		return (NULL);
+	}
+	s->max_bytes = max_bytes;
+	s->journal_size = journal_size > 0 ? journal_size : JOURNAL_SIZE;
+	return (opened(s, open_writer(s), cause));
 }
 
 /*
  * Open the spool for reading only, beside a running owner. A part it
- * cannot show is named by spool_error() after a successful open too.
+ * cannot show is named by spool_error() after the open.
  */
-int
-spool_open_reader(struct spool **sp, const char *path)
+struct spool *
+spool_open_reader(const char *path, char cause[CAUSE_SIZE])
 {
-	if ((*sp = new_spool(path)) == NULL)
-		return (-1);
-	(*sp)->reader = true;
-	return (open_reader(*sp));
+	struct spool	*s;
+
+	if ((s = new_spool(path)) == NULL) {
+		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		return (NULL);
+	}
+	s->reader = true;
+	return (opened(s, open_reader(s), cause));
 }
 
 /* An echopost 1 spool is imported before anything is read or moved. */

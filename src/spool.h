@@ -18,10 +18,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "echopost.h"
+
 struct spool;
 
-int		 spool_open(struct spool **, const char *, uint64_t, off_t);
-int		 spool_open_reader(struct spool **, const char *);
+struct spool	*spool_open(const char *, uint64_t, off_t, char [CAUSE_SIZE]);
+struct spool	*spool_open_reader(const char *, char [CAUSE_SIZE]);
 int		 spool_get(struct spool *, uint64_t, void **, size_t *);
 void		 spool_range(struct spool *, uint64_t *, uint64_t *);
 int		 spool_append(struct spool *, const void *, size_t, uint64_t *);

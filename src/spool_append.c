@@ -21,6 +21,7 @@
 #include "log.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "util.h"
 
 /* Appends stop while the file system has less than this free. */
 #define DISK_MARGIN	(8 * 1024 * 1024)

@@ -35,6 +35,7 @@
 #include "sealed.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "util.h"
 
 /* What the directory holds besides sealed files, which become segments. */
 struct listing {

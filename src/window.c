@@ -28,6 +28,7 @@
 #include "log.h"
 #include "session.h"
 #include "spool.h"
+#include "util.h"
 
 enum verdict {
 	VERDICT_OPEN,		/* the records after it have not told yet */
@@ -136,7 +137,7 @@ end_refusal(struct forwarder *f)
 {
 	if (f->refused_code != 0)
 		log_event(LEVEL_INFO, "deliveries_resumed", "{s:s}", "url",
-		    f->shown_log_url);
+		    f->shown_delivery_url);
 	f->refused_code = 0;
 	if (session_set_refused(f->session, 0, NULL) == -1)
 		log_event(LEVEL_WARN, "status_file_error", "{s:s}", "error",
@@ -298,10 +299,10 @@ begin_refusal(struct forwarder *f, long code)
 		f->refused_since_ms = clock_monotonic_ms();
 		log_event(LEVEL_ERROR, "deliveries_refused",
 		    "{s:i, s:s, s:I, s:s}", "code", (int)code, "url",
-		    f->shown_log_url, "records", (json_int_t)count,
+		    f->shown_delivery_url, "records", (json_int_t)count,
 		    "action", "keeping the spool, trying again");
 		if (session_set_refused(f->session, code,
-		    f->shown_log_url) == -1)
+		    f->shown_delivery_url) == -1)
 			log_event(LEVEL_WARN, "status_file_error", "{s:s}",
 			    "error", strerror(errno));
 	}

@@ -89,13 +89,13 @@ expect_url(const char *base, const char *expected)
 {
 	char	*url;
 
-	url = log_url(base);
+	url = delivery_url(base);
 	ck_assert_ptr_nonnull(url);
 	ck_assert_str_eq(url, expected);
 	free(url);
 }
 
-START_TEST(delivery_url)
+START_TEST(url_joined_query_kept)
 {
 	expect_url("http://server:5000", "http://server:5000/log");
 	expect_url("http://server:5000/", "http://server:5000/log");
@@ -185,7 +185,7 @@ forwarder_suite(void)
 	tcase_add_test(t, answer_classes);
 	tcase_add_test(t, health_classes);
 	tcase_add_test(t, backoff_grows_and_caps);
-	tcase_add_test(t, delivery_url);
+	tcase_add_test(t, url_joined_query_kept);
 	tcase_add_test(t, limit_grows_while_round_trip_stays);
 	tcase_add_test(t, limit_falls_when_round_trip_rises);
 	tcase_add_test(t, limit_halves_on_backoff_never_below_one);

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "unit.h"
+#include "util.h"
 
 static char	*dir;
 static char	 path[4096];

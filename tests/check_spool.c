@@ -42,9 +42,10 @@ static struct spool *
 open_spool(void)
 {
 	struct spool	*s;
+	char		 cause[CAUSE_SIZE];
 
-	ck_assert_msg(spool_open(&s, path, 0, 0) == 0, "open: %s",
-	    s != NULL ? spool_error(s) : "out of memory");
+	s = spool_open(path, 0, 0, cause);
+	ck_assert_msg(s != NULL, "open: %s", cause);
 	return (s);
 }
 
@@ -191,12 +192,12 @@ crash_after(int count, int removed, off_t journal_size)
 	pid_t		 child;
 	int		 status, i;
 	uint64_t	 seq;
-	char		 text[32];
+	char		 text[32], cause[CAUSE_SIZE];
 
 	child = fork();
 	ck_assert_int_ne(child, -1);
 	if (child == 0) {
-		if (spool_open(&s, path, 0, journal_size) == -1)
+		if ((s = spool_open(path, 0, journal_size, cause)) == NULL)
 			_exit(1);
 		for (i = 0; i < count; i++) {
 			snprintf(text, sizeof text, "record %d", i);
@@ -318,7 +319,7 @@ START_TEST(reader_finds_journaled_records)
 {
 	struct spool	*s = open_spool(), *reader;
 	uint64_t	 seq, head, next;
-	char		 text[32];
+	char		 text[32], cause[CAUSE_SIZE];
 	void		*value;
 	size_t		 size;
 	int		 i;
@@ -338,7 +339,8 @@ START_TEST(reader_finds_journaled_records)
 		append_text(s, text, &seq);
 	}
 
-	ck_assert_int_eq(spool_open_reader(&reader, path), 0);
+	reader = spool_open_reader(path, cause);
+	ck_assert_msg(reader != NULL, "open: %s", cause);
 	spool_range(reader, &head, &next);
 	ck_assert_uint_eq(head, 10);
 	ck_assert_uint_eq(next, 15);
@@ -456,11 +458,12 @@ END_TEST
 START_TEST(cap_refuses_then_recovers)
 {
 	struct spool	*s;
-	char		 record[1000];
+	char		 record[1000], cause[CAUSE_SIZE];
 	uint64_t	 seq;
 	int		 i;
 
-	ck_assert_int_eq(spool_open(&s, path, 4500, 0), 0);
+	s = spool_open(path, 4500, 0, cause);
+	ck_assert_msg(s != NULL, "open: %s", cause);
 	memset(record, 'r', sizeof record - 1);
 	record[sizeof record - 1] = '\0';
 	for (i = 0; i < 4; i++)

@@ -1,0 +1,86 @@
+/*
+ * util.c: clocks and their text, whole writes, paths under DIR, checksums.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "util.h"
+
+int64_t
+clock_realtime_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+int64_t
+clock_monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+void
+format_time(int64_t us, char buf[TIME_BUFSIZE])
+{
+	struct tm	tm;
+	time_t		seconds;
+	size_t		n;
+
+	seconds = (time_t)(us / 1000000);
+	if (gmtime_r(&seconds, &tm) == NULL) {
+		strcpy(buf, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	n = strftime(buf, TIME_BUFSIZE, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, TIME_BUFSIZE - n, ".%03dZ",
+	    (int)((us % 1000000) / 1000));
+}
+
+/* Write every byte, going on after a signal or a short write. */
+int
+write_all(int fd, const void *data, size_t len)
+{
+	const char	*p = data;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return (-1);
+		p += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+/* DIR/NAME in buf: 0, or -1 and ENAMETOOLONG if it does not fit. */
+int
+dir_file(char buf[PATH_MAX], const char *dir, const char *name)
+{
+	if (snprintf(buf, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (0);
+}
+
+/* CRC-32 (zlib's) of len bytes, going on from crc: 0 to begin. */
+uint32_t
+checksum(uint32_t crc, const void *data, size_t len)
+{
+	return ((uint32_t)crc32_z(crc, data, len));
+}

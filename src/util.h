@@ -1,0 +1,22 @@
+/*
+ * util.h: small things every module needs: clocks and their text, whole
+ * writes, paths under DIR, checksums.
+ */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "2026-11-28T12:41:13.123Z" and its terminating NUL. */
+#define TIME_BUFSIZE 32
+
+int64_t	 clock_realtime_us(void);
+int64_t	 clock_monotonic_ms(void);
+void	 format_time(int64_t, char [TIME_BUFSIZE]);
+int	 write_all(int, const void *, size_t);
+int	 dir_file(char [PATH_MAX], const char *, const char *);
+uint32_t checksum(uint32_t, const void *, size_t);
+
+#endif
