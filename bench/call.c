@@ -95,52 +95,77 @@ read_answer(grpc_byte_buffer *answer)
 }
 
 /*
- * One unary call on channel, its events plucked from queue (a pluck queue
- * the caller keeps). The request stays the caller's.
+ * Start one unary call on channel with request (which stays the
+ * caller's); tag comes back on queue when it has ended, and call_finish
+ * then tells how.
  */
-enum call_result
-call_send(grpc_channel *channel, grpc_completion_queue *queue,
-    grpc_byte_buffer *request, int64_t deadline_ms)
+int
+call_start(struct call_pending *p, grpc_channel *channel,
+    grpc_completion_queue *queue, grpc_byte_buffer *request,
+    int64_t deadline_ms, void *tag)
 {
-	grpc_call		*call;
-	grpc_metadata_array	 initial, trailing;
-	grpc_byte_buffer	*answer = NULL;
-	grpc_status_code	 status = GRPC_STATUS_UNKNOWN;
-	grpc_slice		 details;
-	grpc_event		 event;
-	grpc_op			 ops[6];
-	enum call_result	 result = CALL_FAILED;
+	grpc_op	ops[6];
 
-	call = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS,
-	    queue, grpc_slice_from_static_string(SENDLOG_METHOD), NULL,
+	memset(p, 0, sizeof *p);
+	p->status = GRPC_STATUS_UNKNOWN;
+	p->call = grpc_channel_create_call(channel, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, queue,
+	    grpc_slice_from_static_string(SENDLOG_METHOD), NULL,
 	    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 	    gpr_time_from_millis(deadline_ms, GPR_TIMESPAN)), NULL);
-	grpc_metadata_array_init(&initial);
-	grpc_metadata_array_init(&trailing);
+	grpc_metadata_array_init(&p->initial);
+	grpc_metadata_array_init(&p->trailing);
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = request;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &p->initial;
 	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &answer;
+	ops[4].data.recv_message.recv_message = &p->answer;
 	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
-		event = grpc_completion_queue_pluck(queue, call,
-		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-		if (event.success && status == GRPC_STATUS_OK)
-			result = read_answer(answer);
-		grpc_slice_unref(details);
+	ops[5].data.recv_status_on_client.trailing_metadata = &p->trailing;
+	ops[5].data.recv_status_on_client.status = &p->status;
+	ops[5].data.recv_status_on_client.status_details = &p->details;
+	p->started = grpc_call_start_batch(p->call, ops, 6, tag, NULL) ==
+	    GRPC_CALL_OK;
+	return (p->started ? 0 : -1);
+}
+
+/* How a call ended, success as its event had it; frees the call. */
+enum call_result
+call_finish(struct call_pending *p, int success)
+{
+	enum call_result	result = CALL_FAILED;
+
+	if (p->started) {
+		if (success && p->status == GRPC_STATUS_OK)
+			result = read_answer(p->answer);
+		grpc_slice_unref(p->details);
 	}
-	if (answer != NULL)
-		grpc_byte_buffer_destroy(answer);
-	grpc_metadata_array_destroy(&initial);
-	grpc_metadata_array_destroy(&trailing);
-	grpc_call_unref(call);
+	if (p->answer != NULL)
+		grpc_byte_buffer_destroy(p->answer);
+	grpc_metadata_array_destroy(&p->initial);
+	grpc_metadata_array_destroy(&p->trailing);
+	grpc_call_unref(p->call);
 	return (result);
+}
+
+/*
+ * One unary call on channel, its event plucked from queue (a pluck queue
+ * the caller keeps). The request stays the caller's.
+ */
+enum call_result
+call_send(grpc_channel *channel, grpc_completion_queue *queue,
+    grpc_byte_buffer *request, int64_t deadline_ms)
+{
+	struct call_pending	p;
+	grpc_event		event;
+
+	if (call_start(&p, channel, queue, request, deadline_ms, &p) == -1)
+		return (call_finish(&p, 0));
+	event = grpc_completion_queue_pluck(queue, &p,
+	    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	return (call_finish(&p, event.success));
 }

@@ -10,6 +10,7 @@
 #ifndef BENCH_CALL_H
 #define BENCH_CALL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,9 +23,24 @@ enum call_result {
 	CALL_RESULTS		/* how many there are: counts[CALL_RESULTS] */
 };
 
+/* A call in flight: what its batch fills in. */
+struct call_pending {
+	grpc_call		*call;
+	grpc_metadata_array	 initial;
+	grpc_metadata_array	 trailing;
+	grpc_byte_buffer	*answer;
+	grpc_status_code	 status;
+	grpc_slice		 details;
+	bool			 started;
+};
+
 grpc_channel		*call_channel(const char *);
 grpc_byte_buffer	*call_pack(const char *, const char *, const char *);
 grpc_byte_buffer	*call_request(uint64_t, int, size_t);
+int			 call_start(struct call_pending *, grpc_channel *,
+			    grpc_completion_queue *, grpc_byte_buffer *,
+			    int64_t, void *);
+enum call_result	 call_finish(struct call_pending *, int);
 enum call_result	 call_send(grpc_channel *, grpc_completion_queue *,
 			    grpc_byte_buffer *, int64_t);
 

@@ -1,12 +1,16 @@
 /*
- * loadgen: SendLog load on a socket, from callers that each have a thread
- * of their own, and what it got: calls/s and acknowledgement latency.
+ * loadgen: SendLog load on a socket from callers that each keep one call
+ * in flight, and what it got: calls/s and acknowledgement latency.
  *
  *	loadgen [-c callers] [-d seconds | -n count] [-m persistent | new]
- *	    [-s size] [-w warmup] socket
+ *	    [-s size] [-t threads] [-w warmup] socket
  *
  * "persistent" keeps one channel (one connection) per caller; "new" opens
- * a channel for every call and closes it after, as the SDK does. With -d,
+ * a channel for every call and closes it after, as the SDK does. The
+ * callers are shared out among threads, each with a completion queue of
+ * its own on which all its callers' calls end: a thread per caller would
+ * measure the scheduler, not the server. By default there is one thread
+ * for every two CPUs, so that the server under test keeps the others. With -d,
  * calls run for warmup + seconds and only those that finish inside the
  * last seconds count; with -n, exactly count calls are made in all (the
  * spool preload) and every one counts. The result is one JSON object on
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -43,10 +48,25 @@ struct load {
 	int64_t		 end_ns;	/* -d: and before this */
 };
 
+/* One caller: one channel at a time, one call on it at a time. */
 struct caller {
-	pthread_t		 thread;
 	int			 id;
+	struct worker		*worker;
+	grpc_channel		*kept;		/* persistent */
+	grpc_channel		*channel;	/* of the call in flight */
+	grpc_byte_buffer	*request;
+	struct call_pending	 pending;
+	int64_t			 started;
+	uint64_t		 seq;
+};
+
+/* A thread and the callers whose calls end on its queue. */
+struct worker {
+	pthread_t		 thread;
 	const struct load	*load;
+	grpc_completion_queue	*queue;
+	struct caller		*callers;
+	int			 count_callers;
 	int64_t			*latencies;
 	size_t			 count;
 	size_t			 room;
@@ -55,85 +75,120 @@ struct caller {
 };
 
 static int
-keep_latency(struct caller *c, int64_t ns)
+keep_latency(struct worker *w, int64_t ns)
 {
 	int64_t	*more;
 	size_t	 room;
 
-	if (c->count == c->room) {
-		room = c->room > 0 ? c->room * 2 : 4096;
-		if ((more = realloc(c->latencies, room * sizeof *more)) ==
+	if (w->count == w->room) {
+		room = w->room > 0 ? w->room * 2 : 4096;
+		if ((more = realloc(w->latencies, room * sizeof *more)) ==
 		    NULL)
 			return (-1);
-		c->latencies = more;
-		c->room = room;
+		w->latencies = more;
+		w->room = room;
 	}
-	c->latencies[c->count++] = ns;
+	w->latencies[w->count++] = ns;
 	return (0);
 }
 
-/* One call on its own channel, or on the caller's; its latency in ns. */
-static enum call_result
-one_call(struct caller *c, grpc_channel *kept, grpc_completion_queue *queue,
-    uint64_t seq, int64_t *start, int64_t *end)
-{
-	const struct load	*load = c->load;
-	grpc_byte_buffer	*request;
-	grpc_channel		*channel;
-	enum call_result	 result;
-
-	if ((request = call_request(seq, c->id, load->size)) == NULL)
-		return (CALL_FAILED);
-	*start = now_ns();
-	channel = kept != NULL ? kept : call_channel(load->target);
-	result = call_send(channel, queue, request, CALL_DEADLINE_MS);
-	if (kept == NULL)
-		grpc_channel_destroy(channel);
-	*end = now_ns();
-	grpc_byte_buffer_destroy(request);
-	return (result);
-}
-
 static bool
-more_calls(const struct caller *c, uint64_t seq, int64_t now)
+more_calls(const struct caller *c, int64_t now)
 {
-	const struct load	*load = c->load;
+	const struct load	*load = c->worker->load;
 
 	if (load->end_ns == 0)
-		return (seq < load->per_caller +
+		return (c->seq < load->per_caller +
 		    ((uint64_t)c->id < load->extra ? 1 : 0));
 	return (now < load->end_ns);
 }
 
-static void *
-caller_main(void *arg)
+/* Count a call that ended at end with result. */
+static void
+account(struct caller *c, enum call_result result, int64_t end)
 {
-	struct caller		*c = arg;
-	const struct load	*load = c->load;
-	grpc_completion_queue	*queue;
-	grpc_channel		*kept = NULL;
-	enum call_result	 result;
-	int64_t			 start, end = now_ns();
-	uint64_t		 seq;
+	struct worker		*w = c->worker;
+	const struct load	*load = w->load;
 
-	queue = grpc_completion_queue_create_for_pluck(NULL);
-	if (load->persistent)
-		kept = call_channel(load->target);
-	for (seq = 0; more_calls(c, seq, end); seq++) {
-		result = one_call(c, kept, queue, seq, &start, &end);
-		c->made++;
-		/* In a timed run, warm-up calls and late ones do not count. */
-		if (load->end_ns != 0 && (end < load->measure_ns ||
-		    end > load->end_ns))
-			continue;
-		if (result == CALL_STORED && keep_latency(c, end - start) == -1)
-			result = CALL_FAILED;
-		c->counts[result]++;
+	w->made++;
+	/* In a timed run, warm-up calls and late ones do not count. */
+	if (load->end_ns != 0 && (end < load->measure_ns ||
+	    end > load->end_ns))
+		return;
+	if (result == CALL_STORED &&
+	    keep_latency(w, end - c->started) == -1)
+		result = CALL_FAILED;
+	w->counts[result]++;
+}
+
+static void
+end_call(struct caller *c)
+{
+	if (c->kept == NULL && c->channel != NULL)
+		grpc_channel_destroy(c->channel);
+	c->channel = NULL;
+	if (c->request != NULL)
+		grpc_byte_buffer_destroy(c->request);
+	c->request = NULL;
+}
+
+/* Start the caller's next call; false when it has none to make. */
+static bool
+start_call(struct caller *c)
+{
+	const struct load	*load = c->worker->load;
+
+	while (more_calls(c, now_ns())) {
+		c->started = now_ns();
+		c->channel = c->kept != NULL ? c->kept :
+		    call_channel(load->target);
+		c->request = call_request(c->seq++, c->id, load->size);
+		if (c->request != NULL && call_start(&c->pending, c->channel,
+		    c->worker->queue, c->request, CALL_DEADLINE_MS, c) == 0)
+			return (true);
+		if (c->request != NULL)
+			call_finish(&c->pending, 0);
+		end_call(c);
+		account(c, CALL_FAILED, now_ns());
 	}
-	if (kept != NULL)
-		grpc_channel_destroy(kept);
-	grpc_completion_queue_shutdown(queue);
-	grpc_completion_queue_destroy(queue);
+	return (false);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker	*w = arg;
+	struct caller	*c;
+	grpc_event	 event;
+	int		 i, active = 0;
+
+	for (i = 0; i < w->count_callers; i++) {
+		c = &w->callers[i];
+		if (w->load->persistent)
+			c->kept = call_channel(w->load->target);
+		if (start_call(c))
+			active++;
+	}
+	while (active > 0) {
+		event = grpc_completion_queue_next(w->queue,
+		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (event.type != GRPC_OP_COMPLETE)
+			break;
+		c = event.tag;
+		account(c, call_finish(&c->pending, event.success), now_ns());
+		end_call(c);
+		if (!start_call(c))
+			active--;
+	}
+	for (i = 0; i < w->count_callers; i++)
+		if (w->callers[i].kept != NULL)
+			grpc_channel_destroy(w->callers[i].kept);
+	grpc_completion_queue_shutdown(w->queue);
+	while (grpc_completion_queue_next(w->queue,
+	    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(w->queue);
 	return (NULL);
 }
 
@@ -162,34 +217,34 @@ percentile_us(const int64_t *sorted, size_t n, double fraction)
 }
 
 static int
-report(struct caller *callers, int n, const struct load *load,
-    double seconds)
+report(struct worker *workers, int threads, int callers,
+    const struct load *load, double seconds)
 {
 	int64_t		*all;
 	uint64_t	 counts[CALL_RESULTS] = { 0 }, made = 0;
 	size_t		 total = 0, at = 0;
 	int		 i, r;
 
-	for (i = 0; i < n; i++)
-		total += callers[i].count;
+	for (i = 0; i < threads; i++)
+		total += workers[i].count;
 	if ((all = malloc((total > 0 ? total : 1) * sizeof *all)) == NULL)
 		return (-1);
-	for (i = 0; i < n; i++) {
-		memcpy(all + at, callers[i].latencies,
-		    callers[i].count * sizeof *all);
-		at += callers[i].count;
+	for (i = 0; i < threads; i++) {
+		memcpy(all + at, workers[i].latencies,
+		    workers[i].count * sizeof *all);
+		at += workers[i].count;
 		for (r = 0; r < CALL_RESULTS; r++)
-			counts[r] += callers[i].counts[r];
-		made += callers[i].made;
+			counts[r] += workers[i].counts[r];
+		made += workers[i].made;
 	}
 	qsort(all, total, sizeof *all, compare_ns);
-	printf("{\"mode\": \"%s\", \"callers\": %d, \"size\": %zu, "
-	    "\"seconds\": %.3f, \"stored\": %llu, \"refused\": %llu, "
-	    "\"failed\": %llu, \"made\": %llu, \"calls_per_s\": %.1f, "
-	    "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
-	    "\"max_us\": %.1f}\n",
-	    load->persistent ? "persistent" : "new", n, load->size, seconds,
-	    (unsigned long long)counts[CALL_STORED],
+	printf("{\"mode\": \"%s\", \"callers\": %d, \"threads\": %d, "
+	    "\"size\": %zu, \"seconds\": %.3f, \"stored\": %llu, "
+	    "\"refused\": %llu, \"failed\": %llu, \"made\": %llu, "
+	    "\"calls_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+	    "\"p999_us\": %.1f, \"max_us\": %.1f}\n",
+	    load->persistent ? "persistent" : "new", callers, threads,
+	    load->size, seconds, (unsigned long long)counts[CALL_STORED],
 	    (unsigned long long)counts[CALL_REFUSED],
 	    (unsigned long long)counts[CALL_FAILED], (unsigned long long)made,
 	    seconds > 0 ? counts[CALL_STORED] / seconds : 0,
@@ -205,7 +260,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: loadgen [-c callers] [-d seconds | -n count] "
-	    "[-m persistent | new] [-s size] [-w warmup] socket\n");
+	    "[-m persistent | new] [-s size] [-t threads] [-w warmup] "
+	    "socket\n");
 	exit(2);
 }
 
@@ -223,19 +279,48 @@ number(const char *text, double low, double high)
 	return (value);
 }
 
+/* Share the callers out among the threads, and start them. */
+static int
+start_workers(struct worker *workers, int threads, struct caller *callers,
+    int n, const struct load *load)
+{
+	int	i, t;
+
+	for (t = 0; t < threads; t++) {
+		workers[t].load = load;
+		workers[t].callers = callers + n * t / threads;
+		workers[t].count_callers = n * (t + 1) / threads -
+		    n * t / threads;
+		if ((workers[t].queue =
+		    grpc_completion_queue_create_for_next(NULL)) == NULL)
+			return (-1);
+		for (i = 0; i < workers[t].count_callers; i++)
+			workers[t].callers[i].worker = &workers[t];
+	}
+	for (i = 0; i < n; i++)
+		callers[i].id = i;
+	for (t = 0; t < threads; t++)
+		if (pthread_create(&workers[t].thread, NULL, worker_main,
+		    &workers[t]) != 0)
+			return (-1);
+	return (0);
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct caller	*callers;
+	struct worker	*workers;
 	struct load	 load;
 	double		 seconds = 5, warmup = 0.5, count = 0;
 	int64_t		 started;
-	int		 ch, i, n = 16, status;
+	long		 cpus;
+	int		 ch, i, n = 16, threads = 0, status;
 
 	memset(&load, 0, sizeof load);
 	load.persistent = true;
 	load.size = 300;
-	while ((ch = getopt(argc, argv, "c:d:m:n:s:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:m:n:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'c':
 			n = (int)number(optarg, 1, 1024);
@@ -255,6 +340,9 @@ main(int argc, char *argv[])
 		case 's':
 			load.size = (size_t)number(optarg, 1, 1 << 20);
 			break;
+		case 't':
+			threads = (int)number(optarg, 1, 64);
+			break;
 		case 'w':
 			warmup = number(optarg, 0, 60);
 			break;
@@ -264,8 +352,14 @@ main(int argc, char *argv[])
 	}
 	if (argc - optind != 1)
 		usage();
+	if (threads == 0)
+		threads = (cpus = sysconf(_SC_NPROCESSORS_ONLN)) > 1 ?
+		    (int)(cpus / 2) : 1;
+	if (threads > n)
+		threads = n;
 	if (asprintf(&load.target, "unix:%s", argv[optind]) == -1 ||
-	    (callers = calloc((size_t)n, sizeof *callers)) == NULL)
+	    (callers = calloc((size_t)n, sizeof *callers)) == NULL ||
+	    (workers = calloc((size_t)threads, sizeof *workers)) == NULL)
 		return (1);
 	grpc_init();
 	started = now_ns();
@@ -276,21 +370,17 @@ main(int argc, char *argv[])
 		load.measure_ns = started + (int64_t)(warmup * 1e9);
 		load.end_ns = load.measure_ns + (int64_t)(seconds * 1e9);
 	}
-	for (i = 0; i < n; i++) {
-		callers[i].id = i;
-		callers[i].load = &load;
-		if (pthread_create(&callers[i].thread, NULL, caller_main,
-		    &callers[i]) != 0)
-			return (1);
-	}
-	for (i = 0; i < n; i++)
-		pthread_join(callers[i].thread, NULL);
+	if (start_workers(workers, threads, callers, n, &load) == -1)
+		return (1);
+	for (i = 0; i < threads; i++)
+		pthread_join(workers[i].thread, NULL);
 	if (count > 0)
 		seconds = (double)(now_ns() - started) / 1e9;
-	status = report(callers, n, &load, seconds);
+	status = report(workers, threads, n, &load, seconds);
 	grpc_shutdown();
-	for (i = 0; i < n; i++)
-		free(callers[i].latencies);
+	for (i = 0; i < threads; i++)
+		free(workers[i].latencies);
+	free(workers);
 	free(callers);
 	free(load.target);
 	return (status);

@@ -3,7 +3,9 @@
 # run-bench.sh: EchoPost's benchmark; "make bench" runs it.
 #
 # Every figure is measured beside its baseline from the same run:
-#	ingest		echopost vs noop-server (echopost's listener, no spool)
+#	ingest		echopost vs bare-server (C-core answering without
+#			reading: the ceiling), and noop-server (echopost's
+#			listener, no spool) vs the same
 #	replay		echopost vs wrk with 8 connections (nginx), vs one
 #			request in flight (a server 20 ms away); one in
 #			flight vs curl-baseline (a keep-alive POST loop)
@@ -20,6 +22,7 @@
 # Scale it with the environment (defaults in brackets):
 #	BENCH_SECONDS [5]		length of each timed load run
 #	BENCH_CALLERS [16]		concurrent callers of the ingest runs
+#	BENCH_INGEST_ROUNDS [5]		rounds of each ingest case (medians)
 #	BENCH_RECORDS [100000]		records of the replay runs to nginx
 #	BENCH_REPLAY_ROUNDS [3]		rounds of the replay runs (medians)
 #	BENCH_DELAY_MS [20]		answer delay of the far server
@@ -54,6 +57,7 @@ BENCH_DOWN_SECONDS=${BENCH_DOWN_SECONDS:-10}
 BENCH_RECOVERY_RUNS=${BENCH_RECOVERY_RUNS:-10}
 BENCH_PRELOAD_CALLERS=${BENCH_PRELOAD_CALLERS:-32}
 BENCH_REPLAY_ROUNDS=${BENCH_REPLAY_ROUNDS:-3}
+BENCH_INGEST_ROUNDS=${BENCH_INGEST_ROUNDS:-5}
 BENCH_DELAY_MS=${BENCH_DELAY_MS:-20}
 BENCH_FAR_RECORDS=${BENCH_FAR_RECORDS:-4000}
 BENCH_FAR_ONE_RECORDS=${BENCH_FAR_ONE_RECORDS:-200}
@@ -61,6 +65,7 @@ BENCH_FAR_ONE_RECORDS=${BENCH_FAR_ONE_RECORDS:-200}
 LAUNCH=$BENCH_BIN/launch
 LOADGEN=$BENCH_BIN/loadgen
 NOOP=$BENCH_BIN/noop-server
+BARE=$BENCH_BIN/bare-server
 CURL_BASELINE=$BENCH_BIN/curl-baseline
 SOCK=data-nadhi-agent.sock
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -68,7 +73,8 @@ WRK=${WRK:-wrk}
 PYTHON3=${PYTHON3:-/usr/bin/python3}
 DELAY_SERVER=${DELAY_SERVER:-$here/delay-server.py}
 
-for tool in "$ECHOPOST" "$LAUNCH" "$LOADGEN" "$NOOP" "$CURL_BASELINE"; do
+for tool in "$ECHOPOST" "$LAUNCH" "$LOADGEN" "$NOOP" "$BARE" \
+    "$CURL_BASELINE"; do
 	[ -x "$tool" ] || { echo "run-bench: $tool is missing" >&2; exit 1; }
 done
 [ -x "$NGINX" ] || { echo "run-bench: no nginx; apt-get install" \
@@ -210,14 +216,18 @@ launch_stop() {
 # serve name dir|socket kind [url]: echopost or noop-server, serving.
 serve() {
 	local name=$1 where=$2 kind=$3 url=${4:-$DOWN_URL} sock
-	if [ "$kind" = echopost ]; then
+	case $kind in
+	echopost)
 		sock=$where/$SOCK
 		launch_bg "$name" -q -s "$sock" -T 900 -- "$ECHOPOST" \
-		    -datanadhi "$where" -health-url "$url" --log-level warn
-	else
+		    -datanadhi "$where" -health-url "$url" --log-level warn ;;
+	noop)
 		sock=$where
-		launch_bg "$name" -q -s "$sock" -T 900 -- "$NOOP" "$sock"
-	fi
+		launch_bg "$name" -q -s "$sock" -T 900 -- "$NOOP" "$sock" ;;
+	bare)
+		sock=$where
+		launch_bg "$name" -q -s "$sock" -T 900 -- "$BARE" "$sock" ;;
+	esac
 	wait_for 10 test -S "$sock" ||
 	    { echo "run-bench: $name did not start" >&2; exit 1; }
 }
@@ -297,6 +307,8 @@ row() {
 	case $op in
 	ratio\>=) [ "$ratio" != - ] && holds=$(awk "BEGIN { print \
 	    ($ratio >= $target) ? \"yes\" : \"NO\" }") ;;
+	ratio\<=) [ "$ratio" != - ] && holds=$(awk "BEGIN { print \
+	    ($ratio <= $target) ? \"yes\" : \"NO\" }") ;;
 	value\<=) holds=$(awk "BEGIN { print ($value >= 0 && \
 	    $value <= $target) ? \"yes\" : \"NO\" }") ;;
 	esac
@@ -304,43 +316,85 @@ row() {
 }
 
 # --- 1. ingest --------------------------------------------------------
+#
+# Each case runs BENCH_INGEST_ROUNDS rounds; a round runs the same load
+# against the bare server (the ceiling: C-core answering without reading),
+# noop-server (echopost's listener without the spool) and echopost, one
+# after the other, so that all three see the machine as it is then. The
+# rows are medians over the rounds.
 
-ingest() {
-	local mode=$1 kind name where sock
-	for kind in noop echopost; do
-		name=ingest-$mode-$kind
-		if [ "$kind" = echopost ]; then
-			where=$tmp/$name
-			sock=$where/$SOCK
-		else
-			where=$tmp/$name.sock
-			sock=$where
-		fi
-		say "ingest: $BENCH_CALLERS callers, $mode channels," \
-		    "$kind, ${BENCH_SECONDS}s"
-		serve "$name" "$where" "$kind"
-		run timeout $((BENCH_SECONDS + 60)) "$LOADGEN" \
-		    -c "$BENCH_CALLERS" -d "$BENCH_SECONDS" -m "$mode" \
-		    -s "$BENCH_SIZE" "$sock" > "$tmp/raw/$name.loadgen.json"
-		launch_stop "$name"
-		rm -rf "$tmp/$name"
+# ingest_case name mode callers size: the rounds of one case.
+ingest_case() {
+	local name=$1 mode=$2 callers=$3 size=$4 round kind run where sock
+	for round in $(seq 1 "$BENCH_INGEST_ROUNDS"); do
+		for kind in bare noop echopost; do
+			run=ingest-$name-$kind-$round
+			if [ "$kind" = echopost ]; then
+				where=$tmp/$run
+				sock=$where/$SOCK
+			else
+				where=$tmp/$run.sock
+				sock=$where
+			fi
+			say "ingest: $name, round $round, $kind"
+			serve "$run" "$where" "$kind"
+			run timeout $((BENCH_SECONDS + 60)) "$LOADGEN" \
+			    -c "$callers" -d "$BENCH_SECONDS" -m "$mode" \
+			    -s "$size" "$sock" > "$tmp/raw/$run.loadgen.json"
+			launch_stop "$run"
+			rm -rf "$tmp/$run"
+		done
 	done
 }
 
+ingest() {
+	ingest_case persistent persistent "$BENCH_CALLERS" "$BENCH_SIZE"
+	ingest_case persistent-64 persistent 64 "$BENCH_SIZE"
+	ingest_case persistent-2k persistent "$BENCH_CALLERS" 2048
+	ingest_case new new "$BENCH_CALLERS" "$BENCH_SIZE"
+}
+
+# median_of name kind what: the median over the rounds of a figure, what
+# being a loadgen key or "cpu" (server CPU per call, in us).
+median_of() {
+	local r=$tmp/raw/ingest-$1-$2 i
+	for i in $(seq 1 "$BENCH_INGEST_ROUNDS"); do
+		if [ "$3" = cpu ]; then
+			printf '%s\n' "$(cpu_per_call "$r-$i")"
+		else
+			jget "$r-$i.loadgen.json" "$3"
+		fi
+	done | median_max | cut -d' ' -f1
+}
+
 ingest_rows() {
-	local mode=$1 e=$tmp/raw/ingest-$1-echopost n=$tmp/raw/ingest-$1-noop k
-	row "ingest $mode: calls/s" "1/s" \
-	    "$(jget "$e.loadgen.json" calls_per_s)" \
-	    "$(jget "$n.loadgen.json" calls_per_s)" "ratio>=" 0.8
-	for k in p50 p99 p999; do
-		row "ingest $mode: $k latency" us \
-		    "$(jget "$e.loadgen.json" ${k}_us)" \
-		    "$(jget "$n.loadgen.json" ${k}_us)" - -
+	local name=$1 label=$2 k
+	row "ingest $label: calls/s, vs bare server" 1/s \
+	    "$(median_of "$name" echopost calls_per_s)" \
+	    "$(median_of "$name" bare calls_per_s)" "ratio>=" "$3"
+	row "ingest $label: listener only, vs bare server" 1/s \
+	    "$(median_of "$name" noop calls_per_s)" \
+	    "$(median_of "$name" bare calls_per_s)" - -
+	row "ingest $label: server CPU per call, vs bare" us \
+	    "$(median_of "$name" echopost cpu)" \
+	    "$(median_of "$name" bare cpu)" "ratio<=" 2
+	for k in p50 p99; do
+		row "ingest $label: $k latency, vs bare" us \
+		    "$(median_of "$name" echopost ${k}_us)" \
+		    "$(median_of "$name" bare ${k}_us)" \
+		    "$([ $k = p99 ] && echo "value<=" || echo -)" \
+		    "$([ $k = p99 ] && echo 2000 || echo -)"
 	done
-	row "ingest $mode: server CPU per call" us \
-	    "$(cpu_per_call "$e")" "$(cpu_per_call "$n")" - -
-	row "ingest $mode: peak RSS" MiB "$(rss_mib "$e.json")" \
-	    "$(rss_mib "$n.json")" "value<=" 24
+	row "ingest $label: peak RSS" MiB \
+	    "$(rss_mib "$tmp/raw/ingest-$name-echopost-1.json")" \
+	    "$(rss_mib "$tmp/raw/ingest-$name-noop-1.json")" "value<=" 24
+}
+
+all_ingest_rows() {
+	ingest_rows persistent "$BENCH_CALLERS callers, persistent" 0.8
+	ingest_rows persistent-64 "64 callers, persistent" 0.8
+	ingest_rows persistent-2k "$BENCH_CALLERS callers, 2 KB logs" 0.8
+	ingest_rows new "$BENCH_CALLERS callers, new channels" 0.9
 }
 
 # Server CPU from ready to stop, per call made in that time.
@@ -724,6 +778,7 @@ target_text() {
 	target=$(cut -d'|' -f7 <<< "$1")
 	case $op in
 	ratio\>=) echo "ratio>=$target" ;;
+	ratio\<=) echo "ratio<=$target" ;;
 	value\<=) echo "<=$target" ;;
 	*) echo - ;;
 	esac
@@ -830,13 +885,13 @@ say "run-bench: $ECHOPOST ($(commit | paste -sd' ' -)), temporary" \
 busy=$(busy_percent)
 [ "$busy" -gt 10 ] && say "run-bench: WARNING: the machine is already" \
     "${busy}% busy; the figures will show it"
-phase ingest && { ingest persistent; ingest new; }
+phase ingest && ingest
 phase replay && replay
 phase startup && { startup; big; }
 phase idle && idle
 phase recovery && recovery
 
-phase ingest && { ingest_rows persistent; ingest_rows new; }
+phase ingest && all_ingest_rows
 phase replay && replay_rows
 phase startup && startup_rows
 phase idle && idle_rows

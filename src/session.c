@@ -21,6 +21,10 @@
 #include "session.h"
 #include "util.h"
 
+/*
+ * main's thread opens and closes a session; in between, while the
+ * forwarder runs, only the forwarder's thread writes through it.
+ */
 struct session {
 	char	 dir[PATH_MAX];		/* DIR, as shown */
 	char	 path[PATH_MAX];	/* DIR/session-..., as shown */

@@ -208,9 +208,11 @@ class AnswersTest(EchoPostTest):
         self.assertEqual(self.wait_exit(proc), 0)
         posts = self.posts()
         # Each record is tried once: a permanent answer is not retried.
-        self.assertEqual([json.loads(p["body"])["log_data"] for p in posts],
-                         [json.loads(t) for t in texts])
-        failures = self.session_file("agent-failure.log")
+        self.assert_arrival_order([json.loads(p["body"])["log_data"]
+                                   for p in posts],
+                                  [json.loads(t) for t in texts], once=True)
+        failures = sorted(self.session_file("agent-failure.log"),
+                          key=lambda line: line["log_data"]["payload"]["n"])
         self.assertEqual(len(failures), 3)
         for text, line in zip(texts, failures):
             self.assertEqual(line["log_data"]["payload"], json.loads(text))
