@@ -1,6 +1,8 @@
 """What the Python tests share: paths, the generated gRPC stubs, a client
-that calls SendLog the way the Data Nadhi SDK does, and EchoPostTest, a
-base class that runs echopost and a fake server per test and cleans up.
+that calls SendLog the way the Data Nadhi SDK does, hand-made requests
+and /proc figures, EchoPostTest, a base class that runs echopost and a
+fake server per test and cleans up, and ReliabilityTest, what the tests
+of things going wrong add to it.
 
 Paths come from the environment that "make check" sets (ECHOPOST,
 ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
@@ -13,7 +15,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -63,6 +67,7 @@ def load_stubs():
 
 SOCKET_NAME = "data-nadhi-agent.sock"
 STATUS_LOCK = "agent-status.lock"
+METHOD = "/logagent.LogAgent/SendLog"
 PID_FILE = "echopost.pid"
 SPOOL = "echopost.spool"
 POSITION = SPOOL + ".position"
@@ -209,6 +214,114 @@ def log_text(thread, seq, tag="x"):
     string, so that "as received" can be checked byte for byte."""
     return ('{"thread": %d,  "seq":%d, "b": 1.50, "a":  "x",'
             ' "tag":"%s", "msg": "h\u00e9llo \u2713"}' % (thread, seq, tag))
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """utime + stime of pid, in clock ticks (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def varint(n):
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([low | 0x80])
+        else:
+            return out + bytes([low])
+
+
+def pb_field(number, data):
+    """A length-delimited protobuf field, built by hand: the Python
+    library refuses to serialize invalid UTF-8."""
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def raw_call(sock, data, timeout=10.0):
+    """Call SendLog with data as the raw request bytes. Returns the decoded
+    LogResponse; raises grpc.RpcError on an RPC failure."""
+    pb, _ = load_stubs()
+    channel = grpc.insecure_channel("unix://" + sock)
+    try:
+        call = channel.unary_unary(METHOD, request_serializer=None,
+                                   response_deserializer=None)
+        return pb.LogResponse.FromString(call(data, timeout=timeout))
+    finally:
+        channel.close()
+
+
+# HTTP/2 by hand, for a client that opens a call and never finishes it.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload):
+    return (struct.pack(">I", len(payload))[1:] + bytes([kind, flags])
+            + struct.pack(">I", stream) + payload)
+
+
+def hpack_literal(name, value):
+    # Literal header field without indexing, new name, no Huffman.
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def half_open_call():
+    """Preface, SETTINGS, the HEADERS of a SendLog call and a DATA frame
+    announcing a 100-byte message of which only 10 bytes come."""
+    headers = b"".join(hpack_literal(n, v) for n, v in (
+        (b":method", b"POST"), (b":scheme", b"http"),
+        (b":path", METHOD.encode()), (b":authority", b"localhost"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers")))
+    return (H2_PREFACE + h2_frame(4, 0, 0, b"")
+            + h2_frame(1, 4, 1, headers)
+            + h2_frame(0, 0, 1, b"\x00" + struct.pack(">I", 100)
+                       + b"x" * 10))
+
+
+def drain_socket(s, seconds):
+    """Read whatever the peer says for up to seconds, or until it closes."""
+    s.settimeout(0.1)
+    deadline = time.monotonic() + seconds
+    got = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def record_size(text, pipelines_json="[]", api_key=""):
+    """Size of a spool record (src/record.c): crc, version, time, then
+    three fields of length + bytes + NUL."""
+    return (4 + 1 + 8 + 3 * 5 + len(api_key.encode())
+            + len(pipelines_json.encode()) + len(text.encode()))
+
+
+def log_data_of(post):
+    return json.loads(post["body"])["log_data"]
 
 
 class Sent:
@@ -571,3 +684,52 @@ class EchoPostTest(unittest.TestCase):
                                "log %r was acknowledged before %r was sent, "
                                "but delivered after it"
                                % (latest_key, b.key))
+
+
+class ReliabilityTest(EchoPostTest):
+    """EchoPostTest plus what the tests of things going wrong share
+    (test_storage, test_disk, test_hostile, test_files, test_server)."""
+
+    def args(self, dir=None, extra=(), interval="100ms"):
+        """The SDK's command line, plus the health interval and extra."""
+        dir = self.dir if dir is None else dir
+        return (["-datanadhi", dir, "-api-key", self.API_KEY,
+                 "-health-url", self.server.url,
+                 "--health-interval", interval] + list(extra))
+
+    def start_in(self, dir, extra=(), interval="100ms", journal_size=None):
+        """Start echopost on dir and wait (as the SDK does, 2 s at most)
+        for its socket. Returns (proc, socket path)."""
+        sock = os.path.join(dir, SOCKET_NAME)
+        proc = self.start_echopost(self.args(dir, extra, interval),
+                                   journal_size=journal_size)
+        self.wait_socket(proc, sock=sock)
+        return proc, sock
+
+    def assert_serving(self, proc, sock=None, tag="probe"):
+        """echopost is alive and stores a good log; returns its text."""
+        sock = self.sock if sock is None else sock
+        self.assertIsNone(proc.poll(), "echopost died (exit %s); stderr: %s"
+                          % (proc.returncode, self.stderr_of(proc)))
+        text = json.dumps({"good": tag})
+        r = send_log(sock, text)
+        self.assertTrue(r.success, "a good log was refused: %s" % r.message)
+        self.assertIsNone(proc.poll())
+        return text
+
+    def deliver_and_exit(self, proc):
+        """Server up: echopost must deliver everything and exit 0."""
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0, self.stderr_of(proc))
+        return self.posts()
+
+    def store_seq_logs(self, sock, count, pad=100):
+        """Store logs {"seq": i, "pad": "xx.."}; all must be acknowledged.
+        Returns their texts, by seq."""
+        texts = []
+        for i in range(count):
+            text = '{"seq": %d, "pad": "%s"}' % (i, "x" * pad)
+            r = send_log(sock, text)
+            self.assertTrue(r.success, "log %d refused: %s" % (i, r.message))
+            texts.append(text)
+        return texts
