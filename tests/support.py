@@ -1,15 +1,17 @@
-"""What the Python tests share: paths, the generated gRPC stubs, a client
-that calls SendLog the way the Data Nadhi SDK does, hand-made requests
-and /proc figures, EchoPostTest, a base class that runs echopost and a
-fake server per test and cleans up, and ReliabilityTest, what the tests
-of things going wrong add to it.
+"""What the Python tests share: paths, the generated gRPC stubs, the
+build's own constants (c_define), a client that calls SendLog the way the
+Data Nadhi SDK does, hand-made requests and /proc figures, EchoPostTest, a
+base class that runs echopost and a fake server per test and cleans up,
+and ReliabilityTest, what the tests of things going wrong add to it.
 
 Paths come from the environment that "make check" sets (ECHOPOST,
 ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
 """
 
+import ast
 import atexit
 import concurrent.futures
+import glob
 import json
 import os
 import re
@@ -65,15 +67,76 @@ def load_stubs():
     return _stubs
 
 
+_defines = None
+
+
+def c_define(name):
+    """The value of "#define name" in the sources under src/, so that a
+    test follows the build instead of a copy that could drift from it: a
+    string literal as str, an integer expression (+, -, *, and other such
+    macros) as int. Whichever file defines it: a value defined two ways
+    is an error."""
+    global _defines
+    if _defines is None:
+        _defines = {}
+        for path in sorted(glob.glob(os.path.join(REPO, "src", "*.[ch]"))):
+            with open(path, encoding="utf-8") as f:
+                for n, value in re.findall(
+                        r"^#define[ \t]+(\w+)[ \t]+(.+?)[ \t]*(?:/\*.*)?$",
+                        f.read(), re.M):
+                    _defines.setdefault(n, set()).add(value)
+    values = _defines.get(name, set())
+    if len(values) != 1:
+        raise LookupError("src/ defines %s %d ways: %s"
+                          % (name, len(values), sorted(values)))
+    value = next(iter(values))
+    if value.startswith('"'):
+        return ast.literal_eval(value)
+    try:
+        tree = ast.parse(re.sub(r"\b(\d+)[uUlL]+\b", r"\1", value),
+                         mode="eval")
+    except SyntaxError:
+        raise ValueError("%s: cannot evaluate %s" % (name, value)) from None
+    return _c_int(tree.body, name)
+
+
+def _c_int(node, name):
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.Name):
+        return c_define(node.id)
+    if isinstance(node, ast.BinOp):
+        left, right = _c_int(node.left, name), _c_int(node.right, name)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+    raise ValueError("%s: cannot evaluate %s" % (name, ast.unparse(node)))
+
+
+# Names fixed by the SDK's contract, spelled out here: should echopost
+# stray from them, the tests must fail.
 SOCKET_NAME = "data-nadhi-agent.sock"
 STATUS_LOCK = "agent-status.lock"
-METHOD = "/logagent.LogAgent/SendLog"
-PID_FILE = "echopost.pid"
-SPOOL = "echopost.spool"
-POSITION = SPOOL + ".position"
+METHOD = "/logagent.LogAgent/SendLog"   # proto/logagent.proto
+# echopost's own files and its test hook, named as the build names them.
+PID_FILE = c_define("PID_FILE_NAME")
+ANCHOR = c_define("SOCKET_ANCHOR_NAME")
+QUARANTINE = c_define("QUARANTINE_NAME")
+REFUSED = c_define("REFUSED_NAME")
+SPOOL = c_define("SPOOL_NAME")
+POSITION = SPOOL + c_define("POSITION_SUFFIX")
+JOURNAL_RE = re.compile(re.escape(SPOOL + c_define("JOURNAL_SUFFIX"))
+                        + r"\d+")
+SEALED_RE = re.compile(re.escape(SPOOL + c_define("SEALED_SUFFIX"))
+                       + r"(\d+)-(\d+)")
+JOURNAL_SIZE_ENV = c_define("JOURNAL_SIZE_ENV")
 SESSION_RE = re.compile(r"^session-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
 RFC3339_UTC_RE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+# sun_path less its NUL: the kernel's limit, which echopost must meet.
 SUN_PATH_MAX = 107
 
 
@@ -91,14 +154,10 @@ def spool_names(dir):
                   if n == SPOOL or n.startswith(SPOOL + "."))
 
 
-SEALED_RE = re.compile(re.escape(SPOOL) + r"\.sealed\.(\d+)-(\d+)")
-
-
 def spool_kept(dir):
     """Whether dir holds records not delivered yet: a journal or a sealed
     file."""
-    return any(re.fullmatch(re.escape(SPOOL) + r"\.(journal\.\d+|"
-                            r"sealed\.\d+-\d+)", n)
+    return any(JOURNAL_RE.fullmatch(n) or SEALED_RE.fullmatch(n)
                for n in spool_names(dir))
 
 # The SDK polls for the socket every 50 ms and gives up after 2 s.
@@ -314,9 +373,9 @@ def drain_socket(s, seconds):
 
 
 def record_size(text, pipelines_json="[]", api_key=""):
-    """Size of a spool record (src/record.c): crc, version, time, then
-    three fields of length + bytes + NUL."""
-    return (4 + 1 + 8 + 3 * 5 + len(api_key.encode())
+    """Size of a spool record (src/record.c): its header, then three
+    fields of a 4-byte length, the bytes and a NUL."""
+    return (c_define("HEADER_SIZE") + 3 * (4 + 1) + len(api_key.encode())
             + len(pipelines_json.encode()) + len(text.encode()))
 
 
@@ -417,7 +476,7 @@ class EchoPostTest(unittest.TestCase):
         if env_key is not None:
             env["DATANADHI_API_KEY"] = env_key
         if journal_size is not None:
-            env["ECHOPOST_TEST_JOURNAL_SIZE"] = str(journal_size)
+            env[JOURNAL_SIZE_ENV] = str(journal_size)
         command = [ECHOPOST] + args
         if user is not None:
             command = as_user(user) + command

@@ -25,17 +25,18 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ReliabilityTest, load_stubs, log_data_of, record_size, send_log,
-    spool_names, wait_until)
+    ReliabilityTest, c_define, load_stubs, log_data_of, record_size,
+    send_log, spool_names, wait_until)
 
 
 def setUpModule():
     load_stubs()
 
 
-# src/spool.c DISK_MARGIN and DISK_CHECK_MS.
-DISK_MARGIN = 8 * 1024 * 1024
-DISK_CHECK = 0.1
+# Appends stop while less than DISK_MARGIN is free, checked at most every
+# DISK_CHECK seconds.
+DISK_MARGIN = c_define("DISK_MARGIN")
+DISK_CHECK = c_define("DISK_CHECK_MS") / 1000
 
 
 class DiskTest(ReliabilityTest):

@@ -21,15 +21,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    PID_FILE, POSITION, SESSION_RE, STATUS_LOCK, ReliabilityTest,
+    ANCHOR, PID_FILE, POSITION, SESSION_RE, STATUS_LOCK, ReliabilityTest,
     files_under, load_stubs)
 
 
 def setUpModule():
     load_stubs()
-
-
-ANCHOR = ".agent.sock"
 
 
 class FilesTest(ReliabilityTest):

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 
 from support import (  # noqa: E402
-    H2_PREFACE, SLOW, ReliabilityTest, drain_socket, h2_frame,
+    H2_PREFACE, SLOW, ReliabilityTest, c_define, drain_socket, h2_frame,
     half_open_call, load_stubs, log_data_of, open_fds, pb_field, raw_call,
     send_log, spool_kept, vm_rss_kib, wait_until)
 
@@ -38,8 +38,8 @@ def setUpModule():
     load_stubs()
 
 
-# src/listener.c CLOSE_GRACE_MS: calls still open at close get this long.
-CLOSE_GRACE = 5.0
+# Calls still open when echopost closes its socket get this long.
+CLOSE_GRACE = c_define("CLOSE_GRACE_MS") / 1000
 
 
 class HostileInputTest(ReliabilityTest):
@@ -153,11 +153,13 @@ class HostileInputTest(ReliabilityTest):
         self.finish(proc, good)
 
     def test_huge_pipeline_list_is_stored_or_refused_no_crash(self):
-        # Protects: a request with as many pipelines as fit in 1 MiB is
-        # either stored (and then delivered whole) or refused with a
-        # reason; the process survives and keeps serving.
+        # Protects: a request with as many pipelines as fit in the
+        # default --max-message-size (1 MiB) is either stored (and then
+        # delivered whole) or refused with a reason; the process survives
+        # and keeps serving.
         proc, sock = self.start_in(self.dir)
-        count = (1024 * 1024 - 64) // 3        # each "p": 3 bytes on the wire
+        # Each "p": 3 bytes on the wire.
+        count = (c_define("DEFAULT_MESSAGE_SIZE") - 64) // 3
         t0 = time.monotonic()
         try:
             r = send_log(sock, '{"many": true}', ["p"] * count, timeout=30)

@@ -30,16 +30,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST, RFC3339_UTC_RE, SEALED_RE, SLOW, SOCKET_NAME, SPOOL,
-    ReliabilityTest, load_stubs, log_data_of, read_json_lines, record_size,
-    spool_names, wait_until)
+    ECHOPOST, QUARANTINE, RFC3339_UTC_RE, SEALED_RE, SLOW, SOCKET_NAME,
+    SPOOL, ReliabilityTest, load_stubs, log_data_of, read_json_lines,
+    record_size, spool_names, wait_until)
 
 
 def setUpModule():
     load_stubs()
-
-
-QUARANTINE = "echopost-quarantine.jsonl"
 
 
 # Where a test puts the damaged bytes: (legacy, its name in subtests).
