@@ -20,7 +20,7 @@
 #include <grpc/grpc.h>
 #include <jansson.h>
 
-#include "call.h"
+#include "grpc-call.h"
 
 struct sender {
 	pthread_t	 thread;

@@ -1,19 +1,25 @@
-"""What the Python tests share: paths, the generated gRPC stubs, a client
-that calls SendLog the way the Data Nadhi SDK does, and EchoPostTest, a
-base class that runs echopost and a fake server per test and cleans up.
+"""What the Python tests share: paths, the generated gRPC stubs, the
+build's own constants (c_define), a client that calls SendLog the way the
+Data Nadhi SDK does, hand-made requests and /proc figures, EchoPostTest, a
+base class that runs echopost and a fake server per test and cleans up,
+and ReliabilityTest, what the tests of things going wrong add to it.
 
 Paths come from the environment that "make check" sets (ECHOPOST,
 ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
 """
 
+import ast
 import atexit
 import concurrent.futures
+import glob
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -61,14 +67,76 @@ def load_stubs():
     return _stubs
 
 
+_defines = None
+
+
+def c_define(name):
+    """The value of "#define name" in the sources under src/, so that a
+    test follows the build instead of a copy that could drift from it: a
+    string literal as str, an integer expression (+, -, *, and other such
+    macros) as int. Whichever file defines it: a value defined two ways
+    is an error."""
+    global _defines
+    if _defines is None:
+        _defines = {}
+        for path in sorted(glob.glob(os.path.join(REPO, "src", "*.[ch]"))):
+            with open(path, encoding="utf-8") as f:
+                for n, value in re.findall(
+                        r"^#define[ \t]+(\w+)[ \t]+(.+?)[ \t]*(?:/\*.*)?$",
+                        f.read(), re.M):
+                    _defines.setdefault(n, set()).add(value)
+    values = _defines.get(name, set())
+    if len(values) != 1:
+        raise LookupError("src/ defines %s %d ways: %s"
+                          % (name, len(values), sorted(values)))
+    value = next(iter(values))
+    if value.startswith('"'):
+        return ast.literal_eval(value)
+    try:
+        tree = ast.parse(re.sub(r"\b(\d+)[uUlL]+\b", r"\1", value),
+                         mode="eval")
+    except SyntaxError:
+        raise ValueError("%s: cannot evaluate %s" % (name, value)) from None
+    return _c_int(tree.body, name)
+
+
+def _c_int(node, name):
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.Name):
+        return c_define(node.id)
+    if isinstance(node, ast.BinOp):
+        left, right = _c_int(node.left, name), _c_int(node.right, name)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+    raise ValueError("%s: cannot evaluate %s" % (name, ast.unparse(node)))
+
+
+# Names fixed by the SDK's contract, spelled out here: should echopost
+# stray from them, the tests must fail.
 SOCKET_NAME = "data-nadhi-agent.sock"
 STATUS_LOCK = "agent-status.lock"
-PID_FILE = "echopost.pid"
-SPOOL = "echopost.spool"
-POSITION = SPOOL + ".position"
+METHOD = "/logagent.LogAgent/SendLog"   # proto/logagent.proto
+# echopost's own files and its test hook, named as the build names them.
+PID_FILE = c_define("PID_FILE_NAME")
+ANCHOR = c_define("SOCKET_ANCHOR_NAME")
+QUARANTINE = c_define("QUARANTINE_NAME")
+REFUSED = c_define("REFUSED_NAME")
+SPOOL = c_define("SPOOL_NAME")
+POSITION = SPOOL + c_define("POSITION_SUFFIX")
+JOURNAL_RE = re.compile(re.escape(SPOOL + c_define("JOURNAL_SUFFIX"))
+                        + r"\d+")
+SEALED_RE = re.compile(re.escape(SPOOL + c_define("SEALED_SUFFIX"))
+                       + r"(\d+)-(\d+)")
+JOURNAL_SIZE_ENV = c_define("JOURNAL_SIZE_ENV")
 SESSION_RE = re.compile(r"^session-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
 RFC3339_UTC_RE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+# sun_path less its NUL: the kernel's limit, which echopost must meet.
 SUN_PATH_MAX = 107
 
 
@@ -86,14 +154,10 @@ def spool_names(dir):
                   if n == SPOOL or n.startswith(SPOOL + "."))
 
 
-SEALED_RE = re.compile(re.escape(SPOOL) + r"\.sealed\.(\d+)-(\d+)")
-
-
 def spool_kept(dir):
     """Whether dir holds records not delivered yet: a journal or a sealed
     file."""
-    return any(re.fullmatch(re.escape(SPOOL) + r"\.(journal\.\d+|"
-                            r"sealed\.\d+-\d+)", n)
+    return any(JOURNAL_RE.fullmatch(n) or SEALED_RE.fullmatch(n)
                for n in spool_names(dir))
 
 # The SDK polls for the socket every 50 ms and gives up after 2 s.
@@ -211,6 +275,114 @@ def log_text(thread, seq, tag="x"):
             ' "tag":"%s", "msg": "h\u00e9llo \u2713"}' % (thread, seq, tag))
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """utime + stime of pid, in clock ticks (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def varint(n):
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([low | 0x80])
+        else:
+            return out + bytes([low])
+
+
+def pb_field(number, data):
+    """A length-delimited protobuf field, built by hand: the Python
+    library refuses to serialize invalid UTF-8."""
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def raw_call(sock, data, timeout=10.0):
+    """Call SendLog with data as the raw request bytes. Returns the decoded
+    LogResponse; raises grpc.RpcError on an RPC failure."""
+    pb, _ = load_stubs()
+    channel = grpc.insecure_channel("unix://" + sock)
+    try:
+        call = channel.unary_unary(METHOD, request_serializer=None,
+                                   response_deserializer=None)
+        return pb.LogResponse.FromString(call(data, timeout=timeout))
+    finally:
+        channel.close()
+
+
+# HTTP/2 by hand, for a client that opens a call and never finishes it.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload):
+    return (struct.pack(">I", len(payload))[1:] + bytes([kind, flags])
+            + struct.pack(">I", stream) + payload)
+
+
+def hpack_literal(name, value):
+    # Literal header field without indexing, new name, no Huffman.
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def half_open_call():
+    """Preface, SETTINGS, the HEADERS of a SendLog call and a DATA frame
+    announcing a 100-byte message of which only 10 bytes come."""
+    headers = b"".join(hpack_literal(n, v) for n, v in (
+        (b":method", b"POST"), (b":scheme", b"http"),
+        (b":path", METHOD.encode()), (b":authority", b"localhost"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers")))
+    return (H2_PREFACE + h2_frame(4, 0, 0, b"")
+            + h2_frame(1, 4, 1, headers)
+            + h2_frame(0, 0, 1, b"\x00" + struct.pack(">I", 100)
+                       + b"x" * 10))
+
+
+def drain_socket(s, seconds):
+    """Read whatever the peer says for up to seconds, or until it closes."""
+    s.settimeout(0.1)
+    deadline = time.monotonic() + seconds
+    got = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def record_size(text, pipelines_json="[]", api_key=""):
+    """Size of a spool record (src/record.c): its header, then three
+    fields of a 4-byte length, the bytes and a NUL."""
+    return (c_define("HEADER_SIZE") + 3 * (4 + 1) + len(api_key.encode())
+            + len(pipelines_json.encode()) + len(text.encode()))
+
+
+def log_data_of(post):
+    return json.loads(post["body"])["log_data"]
+
+
 class Sent:
     """One log a test sent and what it knows about it."""
 
@@ -304,7 +476,7 @@ class EchoPostTest(unittest.TestCase):
         if env_key is not None:
             env["DATANADHI_API_KEY"] = env_key
         if journal_size is not None:
-            env["ECHOPOST_TEST_JOURNAL_SIZE"] = str(journal_size)
+            env[JOURNAL_SIZE_ENV] = str(journal_size)
         command = [ECHOPOST] + args
         if user is not None:
             command = as_user(user) + command
@@ -571,3 +743,52 @@ class EchoPostTest(unittest.TestCase):
                                "log %r was acknowledged before %r was sent, "
                                "but delivered after it"
                                % (latest_key, b.key))
+
+
+class ReliabilityTest(EchoPostTest):
+    """EchoPostTest plus what the tests of things going wrong share
+    (test_storage, test_disk, test_hostile, test_files, test_server)."""
+
+    def args(self, dir=None, extra=(), interval="100ms"):
+        """The SDK's command line, plus the health interval and extra."""
+        dir = self.dir if dir is None else dir
+        return (["-datanadhi", dir, "-api-key", self.API_KEY,
+                 "-health-url", self.server.url,
+                 "--health-interval", interval] + list(extra))
+
+    def start_in(self, dir, extra=(), interval="100ms", journal_size=None):
+        """Start echopost on dir and wait (as the SDK does, 2 s at most)
+        for its socket. Returns (proc, socket path)."""
+        sock = os.path.join(dir, SOCKET_NAME)
+        proc = self.start_echopost(self.args(dir, extra, interval),
+                                   journal_size=journal_size)
+        self.wait_socket(proc, sock=sock)
+        return proc, sock
+
+    def assert_serving(self, proc, sock=None, tag="probe"):
+        """echopost is alive and stores a good log; returns its text."""
+        sock = self.sock if sock is None else sock
+        self.assertIsNone(proc.poll(), "echopost died (exit %s); stderr: %s"
+                          % (proc.returncode, self.stderr_of(proc)))
+        text = json.dumps({"good": tag})
+        r = send_log(sock, text)
+        self.assertTrue(r.success, "a good log was refused: %s" % r.message)
+        self.assertIsNone(proc.poll())
+        return text
+
+    def deliver_and_exit(self, proc):
+        """Server up: echopost must deliver everything and exit 0."""
+        self.server.up()
+        self.assertEqual(self.wait_exit(proc), 0, self.stderr_of(proc))
+        return self.posts()
+
+    def store_seq_logs(self, sock, count, pad=100):
+        """Store logs {"seq": i, "pad": "xx.."}; all must be acknowledged.
+        Returns their texts, by seq."""
+        texts = []
+        for i in range(count):
+            text = '{"seq": %d, "pad": "%s"}' % (i, "x" * pad)
+            r = send_log(sock, text)
+            self.assertTrue(r.success, "log %d refused: %s" % (i, r.message))
+            texts.append(text)
+        return texts

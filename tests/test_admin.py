@@ -19,8 +19,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, STATUS_LOCK,
-    EchoPostTest, as_user, load_stubs, log_text, send_log,
+    ECHOPOST, PID_FILE, RFC3339_UTC_RE, SLOW, SOCKET_WAIT, STATUS_LOCK,
+    EchoPostTest, as_user, c_define, load_stubs, log_text, send_log,
     spool_names, wait_until)
 
 
@@ -98,7 +98,7 @@ class StatusTest(AdminTest):
         # program: only the lock the running instance holds counts.
         self.start_server("down")
         os.mkdir(self.dir, 0o700)
-        with open(os.path.join(self.dir, "echopost.pid"), "w") as f:
+        with open(os.path.join(self.dir, PID_FILE), "w") as f:
             f.write("%d\n" % os.getpid())
         code, out, err = self.admin("--status")
         self.assertEqual(code, 3, out + err)
@@ -378,9 +378,10 @@ class SessionRetentionTest(AdminTest):
         current = os.path.basename(self.events_of(proc)[0]["session"])
         left = sorted(n for n in os.listdir(self.dir)
                       if n.startswith("session-"))
-        # The 20 newest, this run's among them (a run in the same second
-        # as the first shares its directory).
-        self.assertEqual(left, sorted(set(before + [current]))[-20:])
+        # The newest --keep-sessions (its default), this run's among them
+        # (a run in the same second as the first shares its directory).
+        keep = c_define("DEFAULT_KEEP_SESSIONS")
+        self.assertEqual(left, sorted(set(before + [current]))[-keep:])
         self.assertIn(current, left)
 
 

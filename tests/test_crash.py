@@ -86,7 +86,8 @@ class Senders:
 
 
 def start_agent(echopost, state_dir, url, out):
-    env = dict(os.environ, ECHOPOST_TEST_JOURNAL_SIZE="65536")
+    env = dict(os.environ)
+    env[support.JOURNAL_SIZE_ENV] = "65536"
     return subprocess.Popen(
         [echopost, "-datanadhi", state_dir, "-health-url", url,
          "--health-interval", "50ms"], env=env,

@@ -44,7 +44,8 @@ def setUpModule():
 
 
 # --------------------------------------------------------------------------
-# 1. The main job
+# The main job: logs stored while the server is down, then delivered in
+# order, and a clean exit
 
 class MainJobTest(EchoPostTest):
 
@@ -187,7 +188,8 @@ class MainJobTest(EchoPostTest):
 
 
 # --------------------------------------------------------------------------
-# 2, 3. Answers of the server: permanent and transient
+# Answers of the server: a permanent one is not retried, a transient one
+# is, until the log is accepted
 
 class AnswersTest(EchoPostTest):
 
@@ -272,7 +274,7 @@ class AnswersTest(EchoPostTest):
 
 
 # --------------------------------------------------------------------------
-# 4, 10. Signals and restarts
+# Signals and restarts: nothing acknowledged is lost, the order holds
 
 class RestartTest(EchoPostTest):
 
@@ -405,7 +407,8 @@ class RestartTest(EchoPostTest):
 
 
 # --------------------------------------------------------------------------
-# 5, 7. The directory: a second instance, a stale socket
+# The directory: relative or default, one instance per DIR, a stale
+# socket replaced
 
 class DirectoryTest(EchoPostTest):
 
@@ -500,7 +503,7 @@ class DirectoryTest(EchoPostTest):
 
 
 # --------------------------------------------------------------------------
-# 6. What is refused
+# What is refused: with a reason, and nothing of it stored
 
 class InvalidLogTest(EchoPostTest):
 
@@ -533,7 +536,7 @@ class InvalidLogTest(EchoPostTest):
 
 
 # --------------------------------------------------------------------------
-# 8, 9. The command line
+# The command line: options, bad options, the API key
 
 class OptionsTest(EchoPostTest):
 

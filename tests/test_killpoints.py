@@ -75,7 +75,7 @@ class Point:
 
     def env(self, preload=True):
         env = dict(os.environ)
-        env["ECHOPOST_TEST_JOURNAL_SIZE"] = str(JOURNAL_SIZE)
+        env[support.JOURNAL_SIZE_ENV] = str(JOURNAL_SIZE)
         env.pop("DATANADHI_API_KEY", None)
         if preload:
             env["LD_PRELOAD"] = KILLPOINT

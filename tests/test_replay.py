@@ -20,10 +20,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
-    ECHOPOST_SEND, SLOW, EchoPostTest, default_concurrency, load_stubs,
-    order_slack, spool_kept, spool_names, wait_until)
-
-REFUSED_FILE = "echopost.refused"
+    ECHOPOST_SEND, REFUSED, SLOW, EchoPostTest, default_concurrency,
+    load_stubs, order_slack, spool_kept, spool_names, wait_until)
 
 
 def setUpModule():
@@ -223,7 +221,7 @@ class RefusalTest(ReplayTest):
                 self.assertEqual(self.wait_exit(later), 0)
                 self.assertEqual(sorted(self.delivered()), sorted(keys))
                 self.assertFalse(os.path.exists(
-                    os.path.join(self.dir, REFUSED_FILE)))
+                    os.path.join(self.dir, REFUSED)))
                 self.assertEqual(spool_names(self.dir), [])
 
     def test_a_record_refused_alone_goes_to_the_failure_log(self):
