@@ -59,6 +59,8 @@ START_TEST(defaults)
 	ck_assert_int_eq(o.timeout_ms, 5000);
 	ck_assert_int_eq(o.max_message_size, 1024 * 1024);
 	ck_assert_int_eq(o.log_level, LEVEL_INFO);
+	ck_assert_uint_eq(o.concurrency, 16);
+	ck_assert_int_eq(o.refused_timeout_ms, 10 * 60 * 1000);
 	options_free(&o);
 }
 END_TEST
@@ -123,12 +125,15 @@ START_TEST(tuning_options)
 
 	ck_assert_int_eq(PARSE(&o, "--socket-mode", "0600",
 	    "--health-interval=250ms", "-timeout", "1.5s",
-	    "--max-message-size", "4M", "--log-level", "debug"), OPTIONS_RUN);
+	    "--max-message-size", "4M", "--log-level", "debug",
+	    "-replay-concurrency", "1", "--refused-timeout=90s"), OPTIONS_RUN);
 	ck_assert_int_eq(o.socket_mode, 0600);
 	ck_assert_int_eq(o.health_interval_ms, 250);
 	ck_assert_int_eq(o.timeout_ms, 1500);
 	ck_assert_int_eq(o.max_message_size, 4 * 1024 * 1024);
 	ck_assert_int_eq(o.log_level, LEVEL_DEBUG);
+	ck_assert_uint_eq(o.concurrency, 1);
+	ck_assert_int_eq(o.refused_timeout_ms, 90000);
 	options_free(&o);
 }
 END_TEST
@@ -212,6 +217,9 @@ START_TEST(bad_values)
 		{ "--keep-sessions", "0", "-keep-sessions" },
 		{ "--keep-sessions", "12x", "-keep-sessions" },
 		{ "--keep-sessions", "100001", "-keep-sessions" },
+		{ "--replay-concurrency", "0", "-replay-concurrency" },
+		{ "--replay-concurrency", "257", "-replay-concurrency" },
+		{ "--refused-timeout", "0", "-refused-timeout" },
 		{ "-datanadhi", "", "-datanadhi" },
 		{ "extra", NULL, "unexpected argument" },
 	};
