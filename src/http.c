@@ -435,13 +435,15 @@ fill_answer(struct slot *slot, CURLcode rc, struct http_answer *a)
 
 /*
  * One finished request: 1 and its answer, valid until the next call to
- * this client; 0 if none has finished.
+ * this client; 0 if none has finished. A request that http_stop cut short
+ * got no answer and is not one: its slot is freed, nothing is handed back.
  */
 int
 http_answer(struct http *h, struct http_answer *a)
 {
 	struct slot	*slot;
 	CURLMsg		*msg;
+	CURLcode	 rc;
 	int		 left;
 
 	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
@@ -449,13 +451,15 @@ http_answer(struct http *h, struct http_answer *a)
 		    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 		    (char **)&slot) != CURLE_OK)
 			continue;
-		fill_answer(slot, msg->data.result, a);
+		if ((rc = msg->data.result) != CURLE_ABORTED_BY_CALLBACK)
+			fill_answer(slot, rc, a);
 		curl_multi_remove_handle(h->multi, slot->handle);
 		free(slot->request);
 		slot->request = NULL;
 		slot->busy = false;
 		h->in_flight--;
-		return (1);
+		if (rc != CURLE_ABORTED_BY_CALLBACK)
+			return (1);
 	}
 	return (0);
 }

@@ -145,6 +145,27 @@ class ConcurrencyTest(ReplayTest):
         self.assert_each_delivered(keys)
         self.assertLessEqual(self.most_in_flight(), 4)
 
+    def test_a_stop_is_not_taken_for_failed_deliveries(self):
+        # Protects: SIGTERM with requests in flight abandons them quietly:
+        # no record_retry or delivery_error for what the stop itself cut
+        # short, exit 0, and every record not answered stays spooled.
+        self.start_server("down")
+        keys = self.fill(40)
+        self.server.set(log_delay=2.0)
+        self.server.up()
+        proc = self.replay()
+        self.assertTrue(wait_until(
+            lambda: "server_healthy" in self.names_of(proc), 5 * SLOW),
+            "the replay did not start")
+        time.sleep(0.3)             # requests sent, answers 2 s away
+        self.assertEqual(self.stop_echopost(proc), 0)
+        names = self.names_of(proc)
+        after = names[names.index("signal"):]
+        self.assertNotIn("record_retry", after)
+        self.assertNotIn("delivery_error", after)
+        status, out, err = self.admin("--status", "--json")
+        self.assertEqual(json.loads(out)["spool"]["records"], len(keys))
+
     def test_retry_after_pauses_every_request_and_loses_nothing(self):
         # Protects: a 429 with Retry-After stops the whole pipeline for
         # that long, not one slot; the limit is cut; the refused records
