@@ -271,8 +271,9 @@ replay(struct forwarder *f)
 		window_collect(f, wait_ms(f));
 		window_judge(f);
 		window_retire(f);
-		progress_report(&f->progress, spool_count(f->spool),
-		    concurrency_limit(&f->concurrency), false);
+		if (progress_due(&f->progress))
+			progress_report(&f->progress, spool_count(f->spool),
+			    concurrency_limit(&f->concurrency), false);
 	}
 	if (f->progress.sent + f->progress.failed > 0)
 		progress_report(&f->progress, spool_count(f->spool),

@@ -58,6 +58,16 @@ draw_bar(struct progress *p, uint64_t left, int64_t now, bool last)
 	    eta / 3600, eta / 60 % 60, eta % 60, last ? "\n" : "");
 }
 
+/* Is a line or the bar due? Counting what is left costs two locks. */
+bool
+progress_due(const struct progress *p)
+{
+	int64_t	now = clock_monotonic_ms();
+
+	return (now - p->last_line_ms >= LINE_MS ||
+	    (p->bar && now - p->last_bar_ms >= BAR_MS));
+}
+
 /*
  * Tell how far the replay is: left records remain, with concurrency
  * requests allowed in flight. force: now, and the bar's last line.

@@ -20,6 +20,7 @@ struct progress {
 
 void	 progress_init(struct progress *, bool);
 void	 progress_start(struct progress *);
+bool	 progress_due(const struct progress *);
 void	 progress_report(struct progress *, uint64_t, unsigned int, bool);
 
 #endif
