@@ -65,6 +65,7 @@ new_spool(const char *path)
 	pthread_mutex_init(&s->append_lock, NULL);
 	s->retry_ms = -RETRY_MS;
 	s->spare_tried_ms = s->rotate_failed_ms = -RETRY_MS;
+	s->committed_ms = INT64_MIN;
 	return (s);
 }
 

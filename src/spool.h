@@ -20,6 +20,14 @@
 
 #include "echopost.h"
 
+/*
+ * Sealing copies each record once more, with a few system calls each, so
+ * it waits while logs pour in: until no commit came for SEAL_QUIET_MS, or
+ * until SEAL_BACKLOG closed journals wait for it.
+ */
+#define SEAL_QUIET_MS	500
+#define SEAL_BACKLOG	16
+
 struct spool;
 
 struct spool	*spool_open(const char *, uint64_t, off_t, char [CAUSE_SIZE]);

@@ -84,6 +84,7 @@ struct spool {
 	struct journal	*journal;	/* [A] takes the appends */
 	uint64_t	 journal_number; /* [A] */
 	off_t		 committed;	/* [A] the end of its last commit */
+	int64_t		 committed_ms;	/* [A] when, or never: INT64_MIN */
 	bool		 preallocated;	/* [A] it was made from a spare */
 	int64_t		 rotate_failed_ms; /* [A] */
 	bool		 spare_ready;	/* [A] a spare waits for rotation */

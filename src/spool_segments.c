@@ -30,6 +30,7 @@
 #include "sealed.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "util.h"
 
 /* Journals sealed at one go, so that the forwarder stays responsive. */
 #define MOVE_MAX	4
@@ -510,11 +511,32 @@ mover_error(struct spool *s, char *cause)
 	return (-1);
 }
 
+/* Is sealing due: no commit for a while, or many journals waiting? */
+static bool
+sealing_due(struct spool *s)
+{
+	int64_t	committed_ms;
+	size_t	i, closed = 0;
+
+	pthread_mutex_lock(&s->append_lock);
+	committed_ms = s->committed_ms;
+	pthread_mutex_unlock(&s->append_lock);
+	if (committed_ms == INT64_MIN ||
+	    clock_monotonic_ms() - committed_ms >= SEAL_QUIET_MS)
+		return (true);
+	for (i = 0; i < s->count; i++)
+		if (s->segments[i].kind == SEGMENT_JOURNAL &&
+		    s->segments[i].end != GROWING &&
+		    s->segments[i].end > s->head)
+			closed++;
+	return (closed >= SEAL_BACKLOG);
+}
+
 /*
  * Seal the oldest closed journals into one GDBM file, from the head on:
  * GDBM writes it under a temporary name, syncs it, and only then is it
  * named and are the journals deleted. Returns 1 if it moved any, 0 if
- * there was nothing to move, -1 on error.
+ * there was nothing to move or it is not due, -1 on error.
  */
 int
 move_journals(struct spool *s)
@@ -528,6 +550,8 @@ move_journals(struct spool *s)
 	int			 status = 0;
 
 	track_journals(s);
+	if (!sealing_due(s))
+		return (0);
 	for (i = 0; i < s->count && moved < MOVE_MAX && status == 0; i++) {
 		seg = &s->segments[i];
 		if (seg->kind != SEGMENT_JOURNAL || seg->end == GROWING ||

@@ -181,12 +181,20 @@ START_TEST(read_ahead_resumes_at_first_not_removed)
 }
 END_TEST
 
+/* Long enough without a commit for sealing to be due. */
+static void
+wait_quiet(void)
+{
+	ck_assert_int_eq(usleep((SEAL_QUIET_MS + 100) * 1000), 0);
+}
+
 /*
  * A run that appends count records, delivers the first removed of them,
- * syncs, and dies: no spool_close, a crash.
+ * syncs, and dies: no spool_close, a crash. If quiet, it waits for
+ * sealing first.
  */
 static void
-crash_after(int count, int removed, off_t journal_size)
+crash_after(int count, int removed, off_t journal_size, bool quiet)
 {
 	struct spool	*s;
 	pid_t		 child;
@@ -204,6 +212,11 @@ crash_after(int count, int removed, off_t journal_size)
 			append_text(s, text, &seq);
 			spool_roll(s);
 			if (i % 10 == 9 && spool_settle(s) == -1)
+				_exit(1);
+		}
+		if (quiet) {
+			wait_quiet();
+			if (spool_settle(s) == -1)
 				_exit(1);
 		}
 		for (i = 0; i < removed; i++) {
@@ -237,7 +250,7 @@ expect_left(int from, int count)
 /* A run that died after saving its head resumes at that head. */
 START_TEST(unclean_stop_resumes)
 {
-	crash_after(50, 1, 0);
+	crash_after(50, 1, 0, false);
 	expect_left(1, 50);
 }
 END_TEST
@@ -245,7 +258,7 @@ END_TEST
 /* Records only in the journal survive a crash. */
 START_TEST(crash_keeps_journal)
 {
-	crash_after(300, 0, 0);
+	crash_after(300, 0, 0, false);
 	ck_assert(file_left(".journal."));
 	ck_assert(!file_left(".sealed."));
 	expect_left(0, 300);
@@ -258,10 +271,71 @@ END_TEST
  */
 START_TEST(closed_journals_sealed)
 {
-	crash_after(300, 20, 1024);
+	crash_after(300, 20, 1024, true);
 	ck_assert(file_left(".sealed."));
 	ck_assert(!file_left(".journal.1"));
 	expect_left(20, 300);
+}
+END_TEST
+
+/* Does journal number exist? */
+static bool
+journal_exists(int number)
+{
+	char	name[4096 + 32];
+
+	snprintf(name, sizeof name, "%s.journal.%d", path, number);
+	return (access(name, F_OK) == 0);
+}
+
+/* Append, commit and settle as the listener and the forwarder would. */
+static void
+append_settle(struct spool *s, int i)
+{
+	char		text[32];
+	uint64_t	seq;
+
+	snprintf(text, sizeof text, "record %d", i);
+	append_text(s, text, &seq);
+	spool_roll(s);
+	ck_assert_int_eq(spool_settle(s), 0);
+}
+
+/*
+ * While commits come, closed journals are not sealed, until SEAL_BACKLOG
+ * of them wait; once commits stop for a while, they are.
+ */
+START_TEST(sealing_waits_while_commits_come)
+{
+	struct spool	*s;
+	char		 cause[CAUSE_SIZE];
+	int		 i = 0, n;
+
+	s = spool_open(path, 0, 1024, cause);
+	ck_assert_msg(s != NULL, "open: %s", cause);
+	/* SEAL_BACKLOG - 1 closed, and the one that takes appends. */
+	while (!journal_exists(SEAL_BACKLOG))
+		append_settle(s, i++);
+	ck_assert(!file_left(".sealed."));
+	wait_quiet();
+	for (n = 0; n < SEAL_BACKLOG; n++)
+		ck_assert_int_eq(spool_settle(s), 0);
+	ck_assert(file_left(".sealed."));
+	ck_assert(!journal_exists(SEAL_BACKLOG - 1));
+	ck_assert(journal_exists(SEAL_BACKLOG));
+
+	/* Busy again: sealing waits until SEAL_BACKLOG are closed. */
+	while (!journal_exists(2 * SEAL_BACKLOG - 1))
+		append_settle(s, i++);
+	ck_assert(journal_exists(SEAL_BACKLOG));
+	while (!journal_exists(2 * SEAL_BACKLOG))
+		append_settle(s, i++);
+	ck_assert(!journal_exists(SEAL_BACKLOG));
+	ck_assert_int_eq(spool_close(s, 0), 0);
+
+	s = open_spool();
+	ck_assert_uint_eq(spool_count(s), (uint64_t)i);
+	ck_assert_int_eq(spool_close(s, 0), 0);
 }
 END_TEST
 
@@ -277,7 +351,7 @@ long_text(char text[1000], int i)
 
 /*
  * Many megabytes go through several journals of the default size, sealed
- * while they arrive, in order; a sealed journal is deleted.
+ * once they stop coming, in order; a sealed journal is deleted.
  */
 START_TEST(journals_rotate_in_order)
 {
@@ -295,6 +369,8 @@ START_TEST(journals_rotate_in_order)
 			ck_assert_int_eq(spool_settle(s), 0);
 		}
 	}
+	wait_quiet();
+	ck_assert_int_eq(spool_settle(s), 0);
 	snprintf(first, sizeof first, "%s.journal.1", path);
 	ck_assert_int_eq(access(first, F_OK), -1);
 	ck_assert(file_left(".sealed."));
@@ -542,6 +618,7 @@ spool_suite(void)
 	tcase_add_test(t, closed_journals_sealed);
 	tcase_add_test(t, reader_finds_journaled_records);
 	tcase_add_test(t, journals_rotate_in_order);
+	tcase_add_test(t, sealing_waits_while_commits_come);
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, size_back_to_zero_when_drained);
