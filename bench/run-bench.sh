@@ -277,14 +277,23 @@ delivered() {
 	cat "$1"/session-*/agent-success.log 2>/dev/null | wc -l
 }
 
-# preload name dir count: fill dir's spool with count logs, server down.
-# Leaves raw/name.loadgen.json (the durable ingest rate) and
+# Only the journal that takes appends is left: the closed ones are sealed.
+sealed_all() {
+	[ "$(find "$1" -maxdepth 1 -name 'echopost.spool.journal.[0-9]*' |
+	    wc -l)" -le 1 ]
+}
+
+# preload name dir count: fill dir's spool with count logs, server down,
+# and let echopost seal them, as it does in a quiet moment of a long
+# outage. Leaves raw/name.loadgen.json (the durable ingest rate) and
 # raw/name.json (echopost's memory while it took them).
 preload() {
 	local name=$1 dir=$2 count=$3
 	serve "$name" "$dir" echopost
 	run timeout 1800 "$LOADGEN" -c "$BENCH_PRELOAD_CALLERS" -n "$count" \
 	    -s "$BENCH_SIZE" "$dir/$SOCK" > "$tmp/raw/$name.loadgen.json"
+	wait_for 600 sealed_all "$dir" ||
+	    say "preload: WARNING: $name left closed journals unsealed"
 	launch_stop "$name"
 	[ "$(jget "$tmp/raw/$name.loadgen.json" stored)" = "$count" ] || {
 		echo "run-bench: preload stored fewer than $count" >&2

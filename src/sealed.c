@@ -26,8 +26,8 @@
 #include "util.h"
 
 #define KEY_SIZE	8
-/* Memory must not grow with the file: a bucket cache of fixed size. */
-#define READ_BUCKETS	64
+/* Memory must not grow with the file: bucket caches of bounded size. */
+#define READ_BUCKETS	1024
 #define WRITE_BUCKETS	256
 #define COPY_CHUNK	(1024 * 1024)
 #define FLAGS		(GDBM_NOMMAP | GDBM_CLOEXEC | GDBM_CLOERROR)
@@ -81,6 +81,22 @@ static int
 set_cache(GDBM_FILE db, size_t buckets)
 {
 	return (gdbm_setopt(db, GDBM_SETCACHESIZE, &buckets, sizeof buckets));
+}
+
+/*
+ * A reader caches every bucket of a sealed file (a few hundred), up to
+ * READ_BUCKETS: records are fetched in key order, which GDBM's hash
+ * spreads over all of them, and a missed bucket costs two system calls.
+ */
+static int
+fit_cache(GDBM_FILE db)
+{
+	size_t	buckets;
+
+	if (gdbm_bucket_count(db, &buckets) != 0)
+		return (-1);
+	return (set_cache(db, buckets < READ_BUCKETS ? buckets :
+	    READ_BUCKETS));
 }
 
 /*
@@ -206,7 +222,8 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 		return (failure(cause, "%s", strerror(errno)));
 	s->db = open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
 	    GDBM_NOLOCK, READ_BUCKETS);
-	if (s->db == NULL || gdbm_needs_recovery(s->db)) {
+	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
+	    fit_cache(s->db) != 0) {
 		failure(cause, "open %s: %s", path, s->db != NULL ?
 		    gdbm_db_strerror(s->db) : gdbm_reason());
 		sealed_close(s);
