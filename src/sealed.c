@@ -32,8 +32,22 @@
 #define COPY_CHUNK	(1024 * 1024)
 #define FLAGS		(GDBM_NOMMAP | GDBM_CLOEXEC | GDBM_CLOERROR)
 
+/*
+ * Record keys are sequence numbers, 8 bytes. echopost 1 wrote them
+ * big-endian, and GDBM's hash, which adds each byte shifted five bits more
+ * than the one before, then gives one value to numbers 8191 apart: a
+ * fetch reads every record its key collides with, for GDBM compares only
+ * a key's first four bytes before it reads. Files sealed now put the low
+ * bytes first, and say so under "key_order".
+ */
+enum key_order {
+	KEYS_BIG_ENDIAN,
+	KEYS_LITTLE_ENDIAN
+};
+
 struct sealed {
 	GDBM_FILE	 db;
+	enum key_order	 order;
 };
 
 struct sealed_writer {
@@ -57,14 +71,24 @@ failure(char **cause, const char *fmt, ...)
 }
 
 static datum
-sequence_key(uint64_t seq, unsigned char buf[KEY_SIZE])
+sequence_key(uint64_t seq, enum key_order order, unsigned char buf[KEY_SIZE])
 {
 	datum	key;
 
-	be64enc(buf, seq);
+	if (order == KEYS_LITTLE_ENDIAN)
+		le64enc(buf, seq);
+	else
+		be64enc(buf, seq);
 	key.dptr = (char *)buf;
 	key.dsize = KEY_SIZE;
 	return (key);
+}
+
+/* A bookkeeping number, as a value: big-endian, as echopost 1 had it. */
+static datum
+number_value(uint64_t number, unsigned char buf[KEY_SIZE])
+{
+	return (sequence_key(number, KEYS_BIG_ENDIAN, buf));
 }
 
 static datum
@@ -75,6 +99,42 @@ name_key(const char *name)
 	key.dptr = (char *)name;
 	key.dsize = (int)strlen(name);
 	return (key);
+}
+
+/* A bookkeeping number: 1 if there, 0 if not, -1 if GDBM cannot tell. */
+static int
+meta_get(GDBM_FILE db, const char *name, uint64_t *value)
+{
+	datum	data;
+	int	found;
+
+	data = gdbm_fetch(db, name_key(name));
+	if (data.dptr == NULL)
+		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : -1);
+	found = data.dsize == KEY_SIZE;
+	if (found)
+		*value = be64dec(data.dptr);
+	free(data.dptr);
+	return (found);
+}
+
+/* How the file's record keys are written: 0, or -1 if GDBM cannot tell. */
+static int
+key_order(GDBM_FILE db, enum key_order *order)
+{
+	uint64_t	value;
+
+	switch (meta_get(db, "key_order", &value)) {
+	case 0:
+		*order = KEYS_BIG_ENDIAN;	/* echopost 1's */
+		return (0);
+	case 1:
+		if (value != KEYS_BIG_ENDIAN && value != KEYS_LITTLE_ENDIAN)
+			break;
+		*order = (enum key_order)value;
+		return (0);
+	}
+	return (-1);
 }
 
 static int
@@ -166,8 +226,8 @@ sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
 
 	value.dptr = (char *)data;
 	value.dsize = (int)size;
-	if (gdbm_store(w->db, sequence_key(seq, buf), value,
-	    GDBM_REPLACE) != 0)
+	if (gdbm_store(w->db, sequence_key(seq, KEYS_LITTLE_ENDIAN, buf),
+	    value, GDBM_REPLACE) != 0)
 		return (failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
 	return (0);
@@ -178,10 +238,12 @@ int
 sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
     char **cause)
 {
-	unsigned char	buf[KEY_SIZE];
+	unsigned char	buf[KEY_SIZE], order[KEY_SIZE];
 	int		status = 0, saved;
 
-	if (gdbm_store(w->db, name_key("end"), sequence_key(end, buf),
+	if (gdbm_store(w->db, name_key("key_order"), number_value(
+	    KEYS_LITTLE_ENDIAN, order), GDBM_REPLACE) != 0 ||
+	    gdbm_store(w->db, name_key("end"), number_value(end, buf),
 	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
 		status = failure(cause, "seal %s: %s", w->name,
 		    gdbm_db_strerror(w->db));
@@ -223,7 +285,7 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 	s->db = open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
 	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
-	    fit_cache(s->db) != 0) {
+	    key_order(s->db, &s->order) != 0 || fit_cache(s->db) != 0) {
 		failure(cause, "open %s: %s", path, s->db != NULL ?
 		    gdbm_db_strerror(s->db) : gdbm_reason());
 		sealed_close(s);
@@ -241,30 +303,13 @@ sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
 	unsigned char	buf[KEY_SIZE];
 	datum		data;
 
-	data = gdbm_fetch(s->db, sequence_key(seq, buf));
+	data = gdbm_fetch(s->db, sequence_key(seq, s->order, buf));
 	if (data.dptr == NULL)
 		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 :
 		    failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
 	*value = data.dptr;
 	*size = (size_t)data.dsize;
 	return (1);
-}
-
-/* A bookkeeping number: 1 if there, 0 if not, -1 if GDBM cannot tell. */
-static int
-meta_get(GDBM_FILE db, const char *name, uint64_t *value)
-{
-	datum	data;
-	int	found;
-
-	data = gdbm_fetch(db, name_key(name));
-	if (data.dptr == NULL)
-		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : -1);
-	found = data.dsize == KEY_SIZE;
-	if (found)
-		*value = be64dec(data.dptr);
-	free(data.dptr);
-	return (found);
 }
 
 int
@@ -314,14 +359,18 @@ copy_file(int dirfd, const char *from, const char *to)
 static int
 key_range(GDBM_FILE db, uint64_t *low, uint64_t *high)
 {
-	datum		key, next;
-	uint64_t	seq;
-	int		found = 0;
+	datum		 key, next;
+	uint64_t	 seq;
+	enum key_order	 order;
+	int		 found = 0;
 
+	if (key_order(db, &order) == -1)
+		return (-1);
 	key = gdbm_firstkey(db);
 	while (key.dptr != NULL) {
 		if (key.dsize == KEY_SIZE) {
-			seq = be64dec(key.dptr);
+			seq = order == KEYS_LITTLE_ENDIAN ?
+			    le64dec(key.dptr) : be64dec(key.dptr);
 			if (!found || seq < *low)
 				*low = seq;
 			if (!found || seq > *high)
@@ -401,7 +450,7 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	if (meta_get(db, "head", &range->head) != 1 ||
 	    range->head < range->first)
 		range->head = range->first;
-	if (found && (gdbm_store(db, name_key("end"), sequence_key(range->end,
+	if (found && (gdbm_store(db, name_key("end"), number_value(range->end,
 	    buf), GDBM_REPLACE) != 0 || gdbm_sync(db) != 0)) {
 		failure(cause, "seal a copy of %s: %s", legacy,
 		    gdbm_db_strerror(db));

@@ -5,12 +5,14 @@
  * told each one's path, for its messages and for a recovery.
  *
  * A sealed file is a GDBM file of records keyed by their 64-bit sequence
- * number (8 bytes, big-endian), built under a temporary name, synced, and
- * only then given its name. It is never opened for writing again, so no
- * crash can damage what it holds: GDBM rewrites buckets in place and a
- * kill in the middle of a write can lose records it had synced, which is
- * why the spool keeps no only copy in a file GDBM is still changing. A
- * sealed file goes whole, once every record in it is delivered.
+ * number (8 bytes, little-endian; big-endian in a file imported from
+ * echopost 1, which has no "key_order"), built under a temporary name,
+ * synced, and only then given its name. It is never opened for writing
+ * again, so no crash can damage what it holds: GDBM rewrites buckets in
+ * place and a kill in the middle of a write can lose records it had
+ * synced, which is why the spool keeps no only copy in a file GDBM is
+ * still changing. A sealed file goes whole, once every record in it is
+ * delivered.
  *
  * A spool file of echopost 1 (echopost.spool, changed in place) is made
  * into a sealed file by sealed_import: its records are copied, recovered

@@ -184,20 +184,23 @@ spool_append_error(struct spool *s)
 /*
  * Have a spare ready for the next journal, if logs pour in. The
  * forwarder's thread, when it waits or replays: writing megabytes of zeros
- * is no work for the listener's.
+ * is no work for the listener's. The spare takes disk space as records
+ * do, so there is none unless it fits under the cap beside them.
  */
 void
 prepare_spare(struct spool *s)
 {
 	char	name[NAME_SIZE], path[PATH_MAX];
 	int64_t	now = clock_monotonic_ms();
-	bool	ready;
+	bool	wanted;
 
 	pthread_mutex_lock(&s->append_lock);
-	ready = s->spare_ready || (s->committed < SPARE_AFTER &&
-	    s->journal_number == s->opened_journal);
+	wanted = !s->spare_ready && (s->committed >= SPARE_AFTER ||
+	    s->journal_number != s->opened_journal) && (s->max_bytes == 0 ||
+	    s->bytes + s->pending_bytes + (uint64_t)s->journal_size +
+	    SPARE_EXTRA <= s->max_bytes);
 	pthread_mutex_unlock(&s->append_lock);
-	if (ready || now - s->spare_tried_ms < SPARE_RETRY_MS)
+	if (!wanted || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
 	s->spare_tried_ms = now;
 	if (journal_file(s, SPARE, name) == -1 || journal_prepare(s->dirfd,

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -339,6 +340,74 @@ START_TEST(sealing_waits_while_commits_come)
 }
 END_TEST
 
+/* The path of a sealed file in dir, and its first record's number. */
+static void
+find_sealed(char found[4096 + NAME_MAX], uint64_t *first)
+{
+	struct dirent	*entry;
+	DIR		*d;
+	const char	*part;
+
+	found[0] = '\0';
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((entry = readdir(d)) != NULL)
+		if ((part = strstr(entry->d_name, ".sealed.")) != NULL) {
+			snprintf(found, 4096 + NAME_MAX, "%s/%s", dir,
+			    entry->d_name);
+			*first = strtoull(part + strlen(".sealed."), NULL, 10);
+			break;
+		}
+	closedir(d);
+	ck_assert_msg(found[0] != '\0', "no sealed file");
+}
+
+/* Is the key of len bytes at data in db? */
+static bool
+has_key(GDBM_FILE db, const void *data, int len)
+{
+	datum	key;
+
+	key.dptr = (char *)data;
+	key.dsize = len;
+	return (gdbm_exists(db, key) != 0);
+}
+
+/*
+ * Sealed files key records little-endian and say so under "key_order":
+ * GDBM's hash gives big-endian numbers 8191 apart one value, and a fetch
+ * then reads every record its key collides with.
+ */
+START_TEST(sealed_keys_little_endian)
+{
+	GDBM_FILE	 db;
+	unsigned char	 buf[8];
+	char		 name[4096 + NAME_MAX];
+	uint64_t	 first = 0, seq;
+	datum		 key, value;
+
+	crash_after(300, 0, 1024, true);
+	find_sealed(name, &first);
+	db = gdbm_open(name, 0, GDBM_READER | GDBM_NOLOCK, 0, NULL);
+	ck_assert_ptr_nonnull(db);
+	key.dptr = (char *)"key_order";
+	key.dsize = (int)strlen(key.dptr);
+	value = gdbm_fetch(db, key);
+	ck_assert_ptr_nonnull(value.dptr);
+	ck_assert_int_eq(value.dsize, 8);
+	ck_assert_uint_eq(be64dec(value.dptr), 1);
+	free(value.dptr);
+	for (seq = first + 1; seq < first + 4; seq++) {
+		le64enc(buf, seq);
+		ck_assert(has_key(db, buf, sizeof buf));
+		be64enc(buf, seq);
+		ck_assert(!has_key(db, buf, sizeof buf));
+	}
+	ck_assert_int_eq(gdbm_close(db), 0);
+	expect_left(0, 300);
+}
+END_TEST
+
 /* Record i of the rotation test: "record i " padded with x to 999 bytes. */
 static void
 long_text(char text[1000], int i)
@@ -619,6 +688,7 @@ spool_suite(void)
 	tcase_add_test(t, reader_finds_journaled_records);
 	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, sealing_waits_while_commits_come);
+	tcase_add_test(t, sealed_keys_little_endian);
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, size_back_to_zero_when_drained);
