@@ -32,6 +32,9 @@ struct session {
 	int	 dirfd;			/* of DIR: files are named in it */
 	int	 fd;			/* of the session directory */
 	int	 success_log;
+	char	*delivered;		/* its lines not written yet */
+	size_t	 delivered_len;
+	size_t	 delivered_size;
 	int	 failure_log;
 	bool	 server_down;
 };
@@ -123,14 +126,63 @@ append_record(int fd, const struct record *r, const char *context)
 	return (status);
 }
 
+/* Room for len more bytes of lines, or -1. */
+static int
+delivered_room(struct session *s, size_t len)
+{
+	char	*grown;
+	size_t	 size;
+
+	if (s->delivered_len + len <= s->delivered_size)
+		return (0);
+	size = s->delivered_size > 0 ? s->delivered_size : 4096;
+	while (size < s->delivered_len + len)
+		size *= 2;
+	if ((grown = realloc(s->delivered, size)) == NULL)
+		return (-1);
+	s->delivered = grown;
+	s->delivered_size = size;
+	return (0);
+}
+
+/*
+ * A delivered record's line waits in memory for session_flush, which the
+ * forwarder calls before it removes the records it has answers for from
+ * the spool: one write for a batch of answers, and no record is removed
+ * before its line is written.
+ */
 int
 session_delivered(struct session *s, const struct record *r, long code)
 {
-	char	context[64];
+	char	context[64], *line;
+	size_t	len;
 
 	/* Once per delivered log: no JSON library round trip for this. */
 	snprintf(context, sizeof context, "{\"responseCode\":%ld}", code);
-	return (append_record(s->success_log, r, context));
+	if ((line = record_log_line(r, context)) == NULL)
+		return (-1);
+	len = strlen(line);
+	if (delivered_room(s, len) == -1) {
+		free(line);
+		return (append_record(s->success_log, r, context));
+	}
+	memcpy(s->delivered + s->delivered_len, line, len);
+	s->delivered_len += len;
+	free(line);
+	return (0);
+}
+
+/* Write the lines of the records delivered since the last flush. */
+int
+session_flush(struct session *s)
+{
+	int	status;
+
+	if (s->delivered_len == 0)
+		return (0);
+	status = write_all(s->success_log, s->delivered, s->delivered_len);
+	s->delivered_len = 0;
+	return (status);
 }
 
 int
@@ -257,8 +309,13 @@ session_close(struct session *s)
 	if (session_set_server_down(s, false) == -1)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
-	if (s->success_log != -1)
+	if (s->success_log != -1) {
+		if (session_flush(s) == -1)
+			log_event(LEVEL_WARN, "success_log_error", "{s:s}",
+			    "error", strerror(errno));
 		close(s->success_log);
+	}
+	free(s->delivered);
 	if (s->failure_log != -1)
 		close(s->failure_log);
 	if (s->fd != -1)

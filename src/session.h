@@ -24,6 +24,7 @@ struct session;
 struct session *session_open(const char *, char [CAUSE_SIZE]);
 const char *session_path(const struct session *);
 int	 session_delivered(struct session *, const struct record *, long);
+int	 session_flush(struct session *);
 int	 session_rejected(struct session *, const struct record *, long,
 	    const char *, size_t);
 int	 session_quarantine(struct session *, uint64_t, const void *, size_t,

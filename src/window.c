@@ -332,13 +332,19 @@ window_judge(struct forwarder *f)
 	}
 }
 
-/* Remove the settled records at the window's start from the spool. */
+/*
+ * Remove the settled records at the window's start from the spool, once
+ * the success log has the lines of those delivered.
+ */
 void
 window_retire(struct forwarder *f)
 {
 	struct entry	*e;
 	size_t		 done = 0;
 
+	if (session_flush(f->session) == -1)
+		log_event(LEVEL_WARN, "success_log_error", "{s:s}", "error",
+		    strerror(errno));
 	while (done < f->window_count &&
 	    f->window[done]->state == ENTRY_SETTLED) {
 		e = f->window[done++];
