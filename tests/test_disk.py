@@ -225,9 +225,9 @@ class DiskTest(ReliabilityTest):
         # system: the spool takes at most a quarter of it (8G at most),
         # then logs are refused with the reason, and what was stored is
         # delivered. A spare journal written ahead counts too: it is not
-        # made when it would not fit under the cap (the forwarder makes
-        # spares a few times a second, so the footprint is measured again
-        # after that).
+        # made when it would not fit under the cap (the forwarder tries
+        # to make one at most once a second, so the footprint is measured
+        # again after a few of its tries).
         fs = self.mount_tmpfs("16m")
         self.start_server("down")
         dir = os.path.join(fs, "dn")
@@ -237,7 +237,7 @@ class DiskTest(ReliabilityTest):
         self.assertIn("spool full", refusal)
         self.assertIn("the limit is %d" % (4 << 20), refusal)
         self.assertGreater(self.free(), 8 << 20)
-        time.sleep(1.0 * SLOW)
+        time.sleep(3.0 * SLOW)
         self.assertGreater(self.free(), 8 << 20, sorted(os.listdir(dir)))
         posts = self.deliver_and_exit(proc)
         self.assert_arrival_order([log_data_of(p) for p in posts],
