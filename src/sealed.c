@@ -285,9 +285,14 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 	s->db = open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
 	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
-	    key_order(s->db, &s->order) != 0 || fit_cache(s->db) != 0) {
+	    fit_cache(s->db) != 0) {
 		failure(cause, "open %s: %s", path, s->db != NULL ?
 		    gdbm_db_strerror(s->db) : gdbm_reason());
+		sealed_close(s);
+		return (-1);
+	}
+	if (key_order(s->db, &s->order) != 0) {
+		failure(cause, "open %s: its key_order is unreadable", path);
 		sealed_close(s);
 		return (-1);
 	}

@@ -156,20 +156,21 @@ session_delivered(struct session *s, const struct record *r, long code)
 {
 	char	context[64], *line;
 	size_t	len;
+	int	status = 0;
 
 	/* Once per delivered log: no JSON library round trip for this. */
 	snprintf(context, sizeof context, "{\"responseCode\":%ld}", code);
 	if ((line = record_log_line(r, context)) == NULL)
 		return (-1);
 	len = strlen(line);
-	if (delivered_room(s, len) == -1) {
-		free(line);
-		return (append_record(s->success_log, r, context));
-	}
-	memcpy(s->delivered + s->delivered_len, line, len);
-	s->delivered_len += len;
+	if (delivered_room(s, len) == 0) {
+		memcpy(s->delivered + s->delivered_len, line, len);
+		s->delivered_len += len;
+	} else if (session_flush(s) == -1 ||
+	    write_all(s->success_log, line, len) == -1)
+		status = -1;	/* no room to wait in: out now, in order */
 	free(line);
-	return (0);
+	return (status);
 }
 
 /* Write the lines of the records delivered since the last flush. */
