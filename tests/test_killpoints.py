@@ -32,7 +32,8 @@ reached the server, and nothing but session-* may be left in DIR.
                      [--minutes M] [--keep DIR]
 
 --points is per scenario (default 20: the sample make check runs);
---minutes stops starting new points after that long, for a CI budget.
+--minutes stops starting new points after that long, for a CI budget;
+each scenario has an even share of what the ones before it left.
 Prints per scenario: points, failed starts, lost, duplicates, leftovers,
 time; last, "N passed, N failed" over all points.
 """
@@ -302,16 +303,21 @@ def main():
           % (args.seed, args.points, args.logs))
     try:
         template, template_acked = sweep.template(sizes)
-        for scenario in args.scenario or SCENARIOS:
+        scenarios = args.scenario or SCENARIOS
+        for index, scenario in enumerate(scenarios):
             if scenario == "import" and not sealed_in(template):
                 print("import  skipped: the ingest run sealed nothing")
                 continue
             began = time.monotonic()
+            # An even share of what is left of the budget, so that a slow
+            # scenario does not starve the ones after it.
+            share = (None if deadline is None else
+                     began + (deadline - began) / (len(scenarios) - index))
             total = sweep.count(scenario, template, template_acked, sizes)
             counts = {"points": 0, "failed starts": 0, "lost": 0,
                       "duplicates": 0, "leftovers": 0, "killed": 0}
             for kill_at in spread(rng, total, args.points):
-                if deadline is not None and time.monotonic() > deadline:
+                if share is not None and time.monotonic() > share:
                     break
                 r = sweep.one(scenario, kill_at, template, template_acked,
                               sizes)
@@ -329,6 +335,10 @@ def main():
                           % (scenario, kill_at, r["killed"], r["exit"],
                              r["final_exit"], r["failed_start"], r["lost"],
                              r["leftovers"]))
+            if total > 0 and counts["points"] == 0:
+                print("FAIL %s: no kill point was tried in its share of "
+                      "the time" % scenario)
+                failed += 1
             print("%-7s calls %d; points %d (killed %d), failed starts %d, "
                   "acknowledged lost %d, duplicates %d, DIRs with "
                   "leftovers %d; %.0f s"
