@@ -32,6 +32,18 @@ progress_start(struct progress *p)
 	p->started_ms = clock_monotonic_ms();
 }
 
+static bool
+bar_due(const struct progress *p, int64_t now)
+{
+	return (p->bar && now - p->last_bar_ms >= BAR_MS);
+}
+
+static bool
+line_due(const struct progress *p, int64_t now)
+{
+	return (now - p->last_line_ms >= LINE_MS);
+}
+
 static void
 draw_bar(struct progress *p, uint64_t left, int64_t now, bool last)
 {
@@ -40,7 +52,7 @@ draw_bar(struct progress *p, uint64_t left, int64_t now, bool last)
 	char		 bar[BAR_WIDTH + 1];
 	int		 filled, eta;
 
-	if (!last && now - p->last_bar_ms < BAR_MS)
+	if (!last && !bar_due(p, now))
 		return;
 	p->last_bar_ms = now;
 	done = p->sent + p->failed;
@@ -64,8 +76,7 @@ progress_due(const struct progress *p)
 {
 	int64_t	now = clock_monotonic_ms();
 
-	return (now - p->last_line_ms >= LINE_MS ||
-	    (p->bar && now - p->last_bar_ms >= BAR_MS));
+	return (line_due(p, now) || bar_due(p, now));
 }
 
 /*
@@ -81,9 +92,9 @@ progress_report(struct progress *p, uint64_t left, unsigned int concurrency,
 	now = clock_monotonic_ms();
 	if (p->bar)
 		draw_bar(p, left, now, force);
-	elapsed = now - p->last_line_ms;
-	if (!force && elapsed < LINE_MS)
+	if (!force && !line_due(p, now))
 		return;
+	elapsed = now - p->last_line_ms;
 	if (elapsed <= 0)
 		elapsed = 1;
 	log_event(LEVEL_INFO, "replay_progress", "{s:I, s:I, s:I, s:f, s:i}",

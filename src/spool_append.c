@@ -192,19 +192,19 @@ prepare_spare(struct spool *s)
 {
 	char	name[NAME_SIZE], path[PATH_MAX];
 	int64_t	now = clock_monotonic_ms();
+	off_t	size = s->journal_size + SPARE_EXTRA;
 	bool	wanted;
 
 	pthread_mutex_lock(&s->append_lock);
 	wanted = !s->spare_ready && (s->committed >= SPARE_AFTER ||
 	    s->journal_number != s->opened_journal) && (s->max_bytes == 0 ||
-	    s->bytes + s->pending_bytes + (uint64_t)s->journal_size +
-	    SPARE_EXTRA <= s->max_bytes);
+	    s->bytes + s->pending_bytes + (uint64_t)size <= s->max_bytes);
 	pthread_mutex_unlock(&s->append_lock);
 	if (!wanted || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
 	s->spare_tried_ms = now;
 	if (journal_file(s, SPARE, name) == -1 || journal_prepare(s->dirfd,
-	    name, s->journal_size + SPARE_EXTRA) == -1) {
+	    name, size) == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
 		    spool_path(s, name, path), "error", strerror(errno));
 		return;
