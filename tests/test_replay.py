@@ -65,6 +65,15 @@ class ReplayTest(EchoPostTest):
             ["--replay-only", "-datanadhi", self.dir, "-health-url",
              self.server.url, "--health-interval", "50ms"] + list(extra))
 
+    def replay_backlog(self, count, *extra, **server):
+        """Spool count logs with the server down, set the server up as
+        server says, and start a replay with extra options: (keys, proc)."""
+        self.start_server("down")
+        keys = self.fill(count)
+        self.server.set(**server)
+        self.server.up()
+        return keys, self.replay(*extra)
+
     def delivered(self):
         """Keys of the POSTs answered 2xx, in the order they came."""
         return [self.key_of(json.loads(p["body"])["log_data"])
@@ -98,11 +107,7 @@ class ConcurrencyTest(ReplayTest):
         # limit grows well past one (here: to at least half the default
         # cap), never above the cap; every log is delivered once, sent in
         # the order it was stored give or take the requests in flight.
-        self.start_server("down")
-        keys = self.fill(800)
-        self.server.set(log_delay=0.02)
-        self.server.up()
-        proc = self.replay()
+        keys, proc = self.replay_backlog(800, log_delay=0.02)
         self.assertEqual(self.wait_exit(proc, timeout=60 * SLOW), 0)
         delivered = self.assert_each_delivered(keys)
         self.assertEqual(len(delivered), len(keys), "a log came twice")
@@ -118,11 +123,8 @@ class ConcurrencyTest(ReplayTest):
         # Protects: --replay-concurrency 1 is the old strict order: never
         # two requests at once, and the server gets the logs exactly in
         # the order they were stored.
-        self.start_server("down")
-        keys = self.fill(200)
-        self.server.set(log_delay=0.002)
-        self.server.up()
-        proc = self.replay("--replay-concurrency", "1")
+        keys, proc = self.replay_backlog(
+            200, "--replay-concurrency", "1", log_delay=0.002)
         self.assertEqual(self.wait_exit(proc, timeout=60 * SLOW), 0)
         self.assertEqual(self.delivered(), keys)
         self.assertEqual(self.most_in_flight(), 1)
@@ -136,11 +138,7 @@ class ConcurrencyTest(ReplayTest):
         # rises with the limit, and the limit stays near one instead of
         # climbing to the cap (the test above shows it does climb where
         # the server has room).
-        self.start_server("down")
-        keys = self.fill(300)
-        self.server.set(log_delay=0.01, serial=True)
-        self.server.up()
-        proc = self.replay()
+        keys, proc = self.replay_backlog(300, log_delay=0.01, serial=True)
         self.assertEqual(self.wait_exit(proc, timeout=60 * SLOW), 0)
         self.assert_each_delivered(keys)
         self.assertLessEqual(self.most_in_flight(), 4)
@@ -149,11 +147,7 @@ class ConcurrencyTest(ReplayTest):
         # Protects: SIGTERM with requests in flight abandons them quietly:
         # no record_retry or delivery_error for what the stop itself cut
         # short, exit 0, and every record not answered stays spooled.
-        self.start_server("down")
-        keys = self.fill(40)
-        self.server.set(log_delay=2.0)
-        self.server.up()
-        proc = self.replay()
+        keys, proc = self.replay_backlog(40, log_delay=2.0)
         self.assertTrue(wait_until(
             lambda: "server_healthy" in self.names_of(proc), 5 * SLOW),
             "the replay did not start")
@@ -170,11 +164,7 @@ class ConcurrencyTest(ReplayTest):
         # Protects: a 429 with Retry-After stops the whole pipeline for
         # that long, not one slot; the limit is cut; the refused records
         # are sent again; nothing goes to the failure log.
-        self.start_server("down")
-        keys = self.fill(1200)
-        self.server.set(log_delay=0.005)
-        self.server.up()
-        proc = self.replay()
+        keys, proc = self.replay_backlog(1200, log_delay=0.005)
         for burst in range(2):
             self.assertTrue(wait_until(
                 lambda: len(self.posts()) >= 300 * (burst + 1),
@@ -215,11 +205,8 @@ class RefusalTest(ReplayTest):
         for code in (404, 307, 401):
             with self.subTest(code=code):
                 self.reset_dir()
-                self.start_server("down")
-                keys = self.fill(40)
-                self.server.set(log_status=code)
-                self.server.up()
-                proc = self.replay("--refused-timeout", "1500ms")
+                keys, proc = self.replay_backlog(
+                    40, "--refused-timeout", "1500ms", log_status=code)
                 self.assertEqual(self.wait_exit(proc), 75)
                 self.assertIn("refused every delivery",
                               self.stderr_of(proc))
@@ -252,11 +239,8 @@ class RefusalTest(ReplayTest):
         # Protects: one 404 among 2xx answers is that record's own: it
         # goes to the failure log (exit 65 from --replay-only), and every
         # other record is delivered.
-        self.start_server("down")
-        keys = self.fill(40)
-        self.server.set(log_status=404, log_status_count=1)
-        self.server.up()
-        proc = self.replay()
+        keys, proc = self.replay_backlog(
+            40, log_status=404, log_status_count=1)
         self.assertEqual(self.wait_exit(proc), 65)
         failed = self.session_file("agent-failure.log")
         self.assertEqual(len(failed), 1)
@@ -269,11 +253,9 @@ class RefusalTest(ReplayTest):
         # Protects: a run of refusals shorter than the spool, followed by
         # a delivery, is the records' own: they go to the failure log and
         # the rest is delivered; the endpoint is not declared refusing.
-        self.start_server("down")
-        keys = self.fill(40)
-        self.server.set(log_status=403, log_status_count=3)
-        self.server.up()
-        proc = self.replay("--replay-concurrency", "1")
+        keys, proc = self.replay_backlog(
+            40, "--replay-concurrency", "1", log_status=403,
+            log_status_count=3)
         self.assertEqual(self.wait_exit(proc), 65)
         self.assertEqual(len(self.session_file("agent-failure.log")), 3)
         self.assertEqual(self.delivered(), keys[3:])
