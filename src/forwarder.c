@@ -270,6 +270,11 @@ replay(struct forwarder *f)
 		window_send(f);
 		window_collect(f, wait_ms(f));
 		window_judge(f);
+		/*
+		 * The slots the answers freed are filled before the answers
+		 * are written down, so that the server does not wait on us.
+		 */
+		window_send(f);
 		window_retire(f);
 		if (progress_due(&f->progress))
 			progress_report(&f->progress, spool_count(f->spool),

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "events.h"
 #include "http.h"
 
 /* Keep this much of a refusal's body for the failure log. */
@@ -37,6 +38,7 @@ struct slot {
 struct http {
 	struct http_config config;
 	CURLM		*multi;
+	struct events	*events;
 	char		*delivery_url;
 	struct slot	*slots;
 	unsigned int	 in_flight;
@@ -239,6 +241,7 @@ set_up(struct http *h, const char **cause)
 		return (-1);
 	}
 	if ((h->multi = curl_multi_init()) == NULL ||
+	    (h->events = events_open(h->multi)) == NULL ||
 	    (h->slots = calloc(h->config.slots, sizeof *h->slots)) == NULL ||
 	    (h->health = new_handle(h, h->config.health_url,
 	    h->health_error)) == NULL ||
@@ -290,6 +293,7 @@ http_close(struct http *h)
 	free(h->slots);
 	curl_easy_cleanup(h->health);
 	curl_multi_cleanup(h->multi);
+	events_close(h->events);
 	free(h->delivery_url);
 	free(h);
 }
@@ -384,7 +388,8 @@ http_post(struct http *h, void *tag, const char *key, const char *pipelines,
 	}
 	slot->busy = true;
 	h->in_flight++;
-	return (0);
+	/* Out now, not at the next wait: the caller's work overlaps it. */
+	return (events_run_due(h->events));
 }
 
 /*
@@ -394,16 +399,7 @@ http_post(struct http *h, void *tag, const char *key, const char *pipelines,
 int
 http_wait(struct http *h, int64_t timeout_ms)
 {
-	int	running;
-
-	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-		return (-1);
-	if ((unsigned int)running < h->in_flight)
-		return (0);
-	if (curl_multi_poll(h->multi, NULL, 0, (int)timeout_ms, NULL) !=
-	    CURLM_OK || curl_multi_perform(h->multi, &running) != CURLM_OK)
-		return (-1);
-	return (0);
+	return (events_wait(h->events, timeout_ms, h->in_flight));
 }
 
 static void
@@ -469,7 +465,7 @@ void
 http_stop(struct http *h)
 {
 	atomic_store(&h->stopping, true);
-	curl_multi_wakeup(h->multi);
+	events_wake(h->events);
 }
 
 /* GET the health URL: true if it answered 2xx; *health says more. */

@@ -1,0 +1,27 @@
+/*
+ * events.h: the waits of a libcurl multi handle, done here with poll(2).
+ *
+ * libcurl says which of its sockets it waits on, and for what, and when
+ * its next timeout falls (its socket interface); a wait polls those
+ * sockets and hands libcurl only what is ready, with what it is ready
+ * for. curl_multi_perform would instead look at every transfer on every
+ * turn, with a system call of its own for each: on a machine where a
+ * system call costs microseconds, that was a third of the forwarder's.
+ * One thread waits; events_wake is the one call any thread may make.
+ */
+#ifndef EVENTS_H
+#define EVENTS_H
+
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+struct events;
+
+struct events	*events_open(CURLM *);
+void		 events_close(struct events *);
+int		 events_run_due(struct events *);
+int		 events_wait(struct events *, int64_t, unsigned int);
+void		 events_wake(struct events *);
+
+#endif
