@@ -833,6 +833,32 @@ class HealthTest(EchoPostTest):
         self.assertEqual(self.session_file("agent-failure.log"), [])
         self.assertEqual(len(self.session_file("agent-success.log")), 1)
 
+    def test_a_post_left_unanswered_times_out(self):
+        # Protects: --timeout ends a POST the server never answers. Only
+        # libcurl's timer can: no byte comes to wake the transfer.
+        self.start_server("down")
+        proc = self.start_echopost(
+            ["-datanadhi", self.dir, "-api-key", self.API_KEY,
+             "-health-url", self.server.url, "--health-interval", "100ms",
+             "--timeout", "200ms"])
+        self.wait_socket(proc)
+        self.store('{"unanswered": true}')
+        self.server.set(log_delay=30)
+        self.server.up()
+
+        def timed_out():
+            return [e for e in self.events_of(proc)
+                    if e["event"] == "delivery_error" and
+                    "timed out" in e.get("reason", "")]
+        self.assertTrue(wait_until(lambda: len(timed_out()) >= 2,
+                                   5.0 * SLOW, 0.05),
+                        "a POST the server holds was not timed out: %s"
+                        % self.names_of(proc))
+        self.assertEqual(self.posts(), [])
+        self.stop_echopost(proc)
+        self.assertEqual(self.session_file("agent-failure.log"), [])
+        self.assertEqual(self.session_file("agent-success.log"), [])
+
     def test_server_going_down_during_replay_loses_nothing(self):
         self.start_server("down")
         proc = self.start_echopost()
