@@ -6,9 +6,11 @@
 #	ingest		echopost vs bare-server (C-core answering without
 #			reading: the ceiling), and noop-server (echopost's
 #			listener, no spool) vs the same
-#	replay		echopost vs wrk with 8 connections (nginx), vs one
-#			request in flight (a server 20 ms away); one in
-#			flight vs curl-baseline (a keep-alive POST loop)
+#	replay		echopost vs wrk with 8 connections (nginx), and vs
+#			curl-baseline with 8 in flight (libcurl's own
+#			ceiling), vs one request in flight (a server 20 ms
+#			away); one in flight vs curl-baseline's keep-alive
+#			POST loop
 #	startup		echopost vs bare-server, empty and big spool
 #	memory		echopost vs noop-server (ingest); alone (replay)
 #	idle cost	echopost vs noop-server
@@ -456,6 +458,17 @@ wrk_rate() {
 	    > "$tmp/raw/$name.rate.json"
 }
 
+# curl_rate name connections url: curl-baseline POSTs BENCH_RECORDS
+# bodies with that many in flight; raw/name.rate.json has its rate.
+curl_rate() {
+	local name=$1 connections=$2 url=$3
+	run timeout 900 "$CURL_BASELINE" -c "$connections" \
+	    -n "$BENCH_RECORDS" -s "$BENCH_SIZE" "$url" \
+	    > "$tmp/raw/$name.json"
+	printf '{"records_per_s": %s}\n' "$(jget "$tmp/raw/$name.json" \
+	    records_per_s)" > "$tmp/raw/$name.rate.json"
+}
+
 # The median over the rounds of the rates in raw/name-N.rate.json.
 median_rate() {
 	local i
@@ -494,11 +507,8 @@ replay_round() {
 	drain "replay-$i" "$tmp/spool-near" "$BENCH_RECORDS" "$near"
 	drain "replay-one-$i" "$tmp/spool-near" "$BENCH_RECORDS" "$near" \
 	    --replay-concurrency 1
-	run timeout 900 "$CURL_BASELINE" -n "$BENCH_RECORDS" \
-	    -s "$BENCH_SIZE" "$near/log" > "$tmp/raw/replay-curl-$i.json"
-	printf '{"records_per_s": %s}\n' "$(jget \
-	    "$tmp/raw/replay-curl-$i.json" records_per_s)" \
-	    > "$tmp/raw/replay-curl-$i.rate.json"
+	curl_rate "replay-curl-$i" 1 "$near/log"
+	curl_rate "replay-curl8-$i" 8 "$near/log"
 	wrk_rate "replay-wrk1-$i" 1 "$near/log"
 	wrk_rate "replay-wrk8-$i" 8 "$near/log"
 	say "replay: round $i, a server $BENCH_DELAY_MS ms away"
@@ -543,6 +553,10 @@ replay_rows() {
 	row "replay $n to nginx: one in flight, vs curl loop" 1/s \
 	    "$(median_rate replay-one)" "$(median_rate replay-curl)" \
 	    "ratio>=" 0.9
+	row "replay $n to nginx: vs libcurl alone, 8 in flight" 1/s \
+	    "$(median_rate replay)" "$(median_rate replay-curl8)" - -
+	row "nginx: libcurl alone, 8 in flight, vs wrk -c 8" 1/s \
+	    "$(median_rate replay-curl8)" "$(median_rate replay-wrk8)" - -
 	row "nginx: wrk -c 1, vs wrk -c 8" 1/s "$(median_rate replay-wrk1)" \
 	    "$(median_rate replay-wrk8)" - -
 	row "replay $BENCH_FAR_RECORDS, $d ms away: vs one in flight" 1/s \
