@@ -89,6 +89,14 @@ note_timer(CURLM *multi, long timeout_ms, void *arg)
 	return (0);
 }
 
+static int
+detach(CURLM *multi)
+{
+	return (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, NULL) ==
+	    CURLM_OK && curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
+	    NULL) == CURLM_OK ? 0 : -1);
+}
+
 struct events *
 events_open(CURLM *multi)
 {
@@ -109,12 +117,14 @@ events_open(CURLM *multi)
 	ev->fds[0].fd = ev->wake[0];
 	ev->fds[0].events = POLLIN;
 	ev->count = 1;
-	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, note_socket) !=
-	    CURLM_OK || curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, ev) !=
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, ev) != CURLM_OK ||
+	    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, ev) != CURLM_OK ||
+	    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, note_socket) !=
 	    CURLM_OK || curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
-	    note_timer) != CURLM_OK || curl_multi_setopt(multi,
-	    CURLMOPT_TIMERDATA, ev) != CURLM_OK) {
-		events_close(ev);
+	    note_timer) != CURLM_OK) {
+		/* Freed only where libcurl can no longer call into it. */
+		if (detach(multi) == 0)
+			events_close(ev);
 		return (NULL);
 	}
 	return (ev);

@@ -357,7 +357,8 @@ free_slot(struct http *h)
 }
 
 /*
- * Start a POST of one record with key; tag comes back with its answer.
+ * Make a POST of one record with key, to go out at the next http_kick or
+ * http_wait; tag comes back with its answer.
  * The body splices the stored texts in unchanged:
  * {"pipelines": [...], "log_data": <json_data as received>}.
  * -1 when every slot is busy or the request cannot be made.
@@ -388,7 +389,13 @@ http_post(struct http *h, void *tag, const char *key, const char *pipelines,
 	}
 	slot->busy = true;
 	h->in_flight++;
-	/* Out now, not at the next wait: the caller's work overlaps it. */
+	return (0);
+}
+
+/* Send the requests made since the last wait, now. */
+int
+http_kick(struct http *h)
+{
 	return (events_run_due(h->events));
 }
 

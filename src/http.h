@@ -67,6 +67,7 @@ void		 http_close(struct http *);
 unsigned int	 http_in_flight(const struct http *);
 int		 http_post(struct http *, void *, const char *, const char *,
 		    const char *);
+int		 http_kick(struct http *);
 int		 http_wait(struct http *, int64_t);
 int		 http_answer(struct http *, struct http_answer *);
 void		 http_stop(struct http *);

@@ -97,15 +97,24 @@ paused(struct forwarder *f)
 	return (clock_monotonic_ms() < f->paused_until_ms);
 }
 
+static void
+multi_failed(struct forwarder *f)
+{
+	log_event(LEVEL_ERROR, "delivery_error", "{s:s}", "reason",
+	    "libcurl's multi interface failed");
+	forwarder_pause(f, forwarder_hold_back(f, 0));
+}
+
 /*
  * Send queued records, oldest first, while the limit allows; a refusing
- * endpoint gets one at a time.
+ * endpoint gets one at a time. They go out at once, not at the next
+ * wait, so that what the forwarder does meanwhile overlaps their trip.
  */
 void
 window_send(struct forwarder *f)
 {
 	struct entry	*e;
-	unsigned int	 limit;
+	unsigned int	 limit, made = 0;
 	size_t		 i;
 
 	limit = f->refused_code != 0 ? 1 :
@@ -125,10 +134,13 @@ window_send(struct forwarder *f)
 			log_event(LEVEL_ERROR, "delivery_error", "{s:s}",
 			    "reason", "cannot make the request");
 			forwarder_hold_back(f, 0);
-			return;
+			break;
 		}
 		e->state = ENTRY_SENDING;
+		made++;
 	}
+	if (made > 0 && http_kick(f->http) == -1)
+		multi_failed(f);
 }
 
 /* A delivery passed: no refusal stands, this run's or a past one's. */
@@ -249,11 +261,8 @@ window_collect(struct forwarder *f, int64_t ms)
 {
 	struct http_answer	a;
 
-	if (http_wait(f->http, ms) == -1) {
-		log_event(LEVEL_ERROR, "delivery_error", "{s:s}", "reason",
-		    "libcurl's multi interface failed");
-		forwarder_pause(f, forwarder_hold_back(f, 0));
-	}
+	if (http_wait(f->http, ms) == -1)
+		multi_failed(f);
 	while (http_answer(f->http, &a) == 1)
 		answered(f, &a);
 }
