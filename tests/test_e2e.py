@@ -805,29 +805,37 @@ class HealthTest(EchoPostTest):
                         "only after %.1f s" % latency)
         self.assertIn("server_listening", self.names_of(proc))
 
-    def test_timeouts_are_transient(self):
-        # Protects: a POST that times out (health checks answer at once) is
-        # retried, never counted delivered nor failed.
+    def post_to_a_slow_server(self, payload, log_delay):
+        """echopost with --timeout 200ms, payload spooled, then the server
+        up, answering POST /log after log_delay seconds."""
         self.start_server("down")
         proc = self.start_echopost(
             ["-datanadhi", self.dir, "-api-key", self.API_KEY,
              "-health-url", self.server.url, "--health-interval", "100ms",
              "--timeout", "200ms"])
         self.wait_socket(proc)
-        self.store('{"slow": true}')
-        self.server.set(log_delay=0.6)
+        self.store(payload)
+        self.server.set(log_delay=log_delay)
         self.server.up()
+        return proc
+
+    def timed_out(self, proc):
+        # libcurl's own words: "Operation timed out after 200 ms ...".
+        return [e for e in self.events_of(proc)
+                if e["event"] == "delivery_error" and
+                "timed out" in e.get("reason", "")]
+
+    def test_timeouts_are_transient(self):
+        # Protects: a POST that times out (health checks answer at once) is
+        # retried, never counted delivered nor failed.
+        proc = self.post_to_a_slow_server('{"slow": true}', 0.6)
         self.assertTrue(wait_until(lambda: len(self.posts()) >= 2,
                                    10.0 * SLOW), "the timed-out POST was "
                         "not tried again")
         self.assertEqual(proc.poll(), None, "gave up on a slow server")
         self.server.set(log_delay=0)
         self.assertEqual(self.wait_exit(proc), 0)
-        errors = [e for e in self.events_of(proc)
-                  if e["event"] == "delivery_error"]
-        # libcurl's own words: "Operation timed out after 200 ms ...".
-        self.assertTrue(any("timed out" in e.get("reason", "")
-                            for e in errors), errors)
+        self.assertNotEqual(self.timed_out(proc), [], self.events_of(proc))
         delivered = [json.loads(p["body"])["log_data"] for p in self.posts()]
         self.assertIn({"slow": True}, delivered)
         self.assertEqual(self.session_file("agent-failure.log"), [])
@@ -836,21 +844,8 @@ class HealthTest(EchoPostTest):
     def test_a_post_left_unanswered_times_out(self):
         # Protects: --timeout ends a POST the server never answers. Only
         # libcurl's timer can: no byte comes to wake the transfer.
-        self.start_server("down")
-        proc = self.start_echopost(
-            ["-datanadhi", self.dir, "-api-key", self.API_KEY,
-             "-health-url", self.server.url, "--health-interval", "100ms",
-             "--timeout", "200ms"])
-        self.wait_socket(proc)
-        self.store('{"unanswered": true}')
-        self.server.set(log_delay=30)
-        self.server.up()
-
-        def timed_out():
-            return [e for e in self.events_of(proc)
-                    if e["event"] == "delivery_error" and
-                    "timed out" in e.get("reason", "")]
-        self.assertTrue(wait_until(lambda: len(timed_out()) >= 2,
+        proc = self.post_to_a_slow_server('{"unanswered": true}', 30)
+        self.assertTrue(wait_until(lambda: len(self.timed_out(proc)) >= 2,
                                    5.0 * SLOW, 0.05),
                         "a POST the server holds was not timed out: %s"
                         % self.names_of(proc))
