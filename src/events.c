@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -34,6 +36,7 @@ struct events {
 	int64_t		 timer_due_ms;	/* -1: no timer */
 	unsigned int	 timer_set;	/* times libcurl set it */
 	int		 running;	/* transfers not finished */
+	bool		 unwatched;	/* a socket found no room */
 };
 
 static int
@@ -53,7 +56,12 @@ grow(struct events *ev)
 	return (0);
 }
 
-/* libcurl's socket callback: what it waits for on s, now. */
+/*
+ * libcurl's socket callback: what it waits for on s, now. A failure here
+ * would abort every transfer of the multi handle for good; a socket that
+ * finds no room is left unwatched instead, and its transfer ends at its
+ * timeout, to be tried again.
+ */
 static int
 note_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp)
 {
@@ -68,8 +76,10 @@ note_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp)
 		return (0);
 	}
 	if (i == ev->count) {
-		if (ev->count == ev->room && grow(ev) == -1)
-			return (-1);
+		if (ev->count == ev->room && grow(ev) == -1) {
+			ev->unwatched = true;
+			return (0);
+		}
 		ev->fds[ev->count++].fd = s;
 	}
 	ev->fds[i].events = ((what & CURL_POLL_IN) ? POLLIN : 0) |
@@ -92,9 +102,10 @@ note_timer(CURLM *multi, long timeout_ms, void *arg)
 static int
 detach(CURLM *multi)
 {
-	return (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, NULL) ==
-	    CURLM_OK && curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
-	    NULL) == CURLM_OK ? 0 : -1);
+	return (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION,
+	    (curl_socket_callback)NULL) == CURLM_OK &&
+	    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
+	    (curl_multi_timer_callback)NULL) == CURLM_OK ? 0 : -1);
 }
 
 struct events *
@@ -117,8 +128,9 @@ events_open(CURLM *multi)
 	ev->fds[0].fd = ev->wake[0];
 	ev->fds[0].events = POLLIN;
 	ev->count = 1;
-	if (curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, ev) != CURLM_OK ||
-	    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, ev) != CURLM_OK ||
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, (void *)ev) !=
+	    CURLM_OK || curl_multi_setopt(multi, CURLMOPT_TIMERDATA,
+	    (void *)ev) != CURLM_OK ||
 	    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, note_socket) !=
 	    CURLM_OK || curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
 	    note_timer) != CURLM_OK) {
@@ -145,11 +157,18 @@ events_close(struct events *ev)
 	free(ev);
 }
 
+/* -1 also once for a socket left unwatched: the caller says so. */
 static int
 act(struct events *ev, curl_socket_t fd, int bits)
 {
-	return (curl_multi_socket_action(ev->multi, fd, bits,
-	    &ev->running) == CURLM_OK ? 0 : -1);
+	if (curl_multi_socket_action(ev->multi, fd, bits, &ev->running) !=
+	    CURLM_OK)
+		return (-1);
+	if (ev->unwatched) {
+		ev->unwatched = false;
+		return (-1);
+	}
+	return (0);
 }
 
 /*
@@ -178,6 +197,8 @@ until_timer(const struct events *ev, int64_t timeout_ms)
 {
 	int64_t	left;
 
+	if (timeout_ms > INT_MAX)
+		timeout_ms = INT_MAX;
 	if (ev->timer_due_ms >= 0) {
 		left = ev->timer_due_ms - clock_monotonic_ms();
 		if (left < timeout_ms)
@@ -214,8 +235,7 @@ take_ready(struct events *ev)
 	int	bits;
 
 	for (i = 1; i < ev->count; i++)
-		if (ev->fds[i].revents != 0 &&
-		    (bits = select_bits(&ev->fds[i])) != 0) {
+		if ((bits = select_bits(&ev->fds[i])) != 0) {
 			ev->ready[n].fd = ev->fds[i].fd;
 			ev->ready[n++].bits = bits;
 		}

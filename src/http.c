@@ -448,26 +448,32 @@ http_answer(struct http *h, struct http_answer *a)
 	CURLMsg		*msg;
 	CURLcode	 rc;
 	int		 left;
+	bool		 stopped;
 
 	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE ||
 		    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 		    (char **)&slot) != CURLE_OK)
 			continue;
-		if ((rc = msg->data.result) != CURLE_ABORTED_BY_CALLBACK)
+		stopped = (rc = msg->data.result) ==
+		    CURLE_ABORTED_BY_CALLBACK && atomic_load(&h->stopping);
+		if (!stopped)
 			fill_answer(slot, rc, a);
 		curl_multi_remove_handle(h->multi, slot->handle);
 		free(slot->request);
 		slot->request = NULL;
 		slot->busy = false;
 		h->in_flight--;
-		if (rc != CURLE_ABORTED_BY_CALLBACK)
+		if (!stopped)
 			return (1);
 	}
 	return (0);
 }
 
-/* From any thread: end a wait, and abort every transfer from now on. */
+/*
+ * From any thread: end a wait, and abort every transfer from now on
+ * (those libcurl drives again; http_close ends the rest).
+ */
 void
 http_stop(struct http *h)
 {
