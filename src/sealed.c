@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "util.h"
 
 #define KEY_SIZE	8
+#define LENGTH_SIZE	4
 /* Memory must not grow with the file: bucket caches of bounded size. */
 #define READ_BUCKETS	1024
 #define WRITE_BUCKETS	256
@@ -45,15 +47,40 @@ enum key_order {
 	KEYS_LITTLE_ENDIAN
 };
 
+/*
+ * Each value GDBM reads costs two system calls (lseek, read), as many as
+ * the request that sends the record: files sealed now hold records
+ * several to a value, a block of consecutive records keyed by its first,
+ * each record its length (4 bytes, little-endian), then its bytes. A
+ * block closes at BLOCK_RECORDS records, or once past BLOCK_BYTES.
+ * "block_records" says how many a block may hold, and so how far below a
+ * record its block's key can be; a file without it has a record a value.
+ */
+#define BLOCK_RECORDS	64
+#define BLOCK_BYTES	(64 * 1024)
+#define BLOCK_RECORDS_MAX 4096		/* more, and the file is refused */
+
+struct block {
+	char		*data;
+	size_t		 size;
+	size_t		 allocated;
+	uint64_t	 first;		/* its first record's number */
+	size_t		 count;
+};
+
 struct sealed {
 	GDBM_FILE	 db;
 	enum key_order	 order;
+	uint64_t	 block_records;	/* 0: a record a value */
+	struct block	 block;		/* the last one read */
+	uint32_t	*offsets;	/* of its records */
 };
 
 struct sealed_writer {
 	GDBM_FILE	 db;
 	int		 dirfd;
 	char		*name;		/* temporary, until sealed */
+	struct block	 block;		/* being filled */
 };
 
 static int
@@ -217,19 +244,66 @@ sealed_create(struct sealed_writer **wp, int dirfd, const char *name,
 	return (0);
 }
 
-int
-sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
-    size_t size, char **cause)
+/* Add record seq to the block, which grows to take it. */
+static int
+block_add(struct block *b, uint64_t seq, const void *data, size_t size)
+{
+	size_t	 need, allocated;
+	char	*grown;
+
+	/* GDBM takes a value's size as an int. */
+	if (size > INT_MAX - LENGTH_SIZE - b->size) {
+		errno = EFBIG;
+		return (-1);
+	}
+	need = b->size + LENGTH_SIZE + size;
+	if (need > b->allocated) {
+		allocated = need > 2 * b->allocated ? need : 2 * b->allocated;
+		if ((grown = realloc(b->data, allocated)) == NULL)
+			return (-1);
+		b->data = grown;
+		b->allocated = allocated;
+	}
+	if (b->count == 0)
+		b->first = seq;
+	le32enc(b->data + b->size, (uint32_t)size);
+	memcpy(b->data + b->size + LENGTH_SIZE, data, size);
+	b->size = need;
+	b->count++;
+	return (0);
+}
+
+static int
+store_block(struct sealed_writer *w, char **cause)
 {
 	unsigned char	buf[KEY_SIZE];
 	datum		value;
 
-	value.dptr = (char *)data;
-	value.dsize = (int)size;
-	if (gdbm_store(w->db, sequence_key(seq, KEYS_LITTLE_ENDIAN, buf),
-	    value, GDBM_REPLACE) != 0)
+	value.dptr = w->block.data;
+	value.dsize = (int)w->block.size;
+	if (gdbm_store(w->db, sequence_key(w->block.first, KEYS_LITTLE_ENDIAN,
+	    buf), value, GDBM_REPLACE) != 0)
 		return (failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
+	w->block.size = 0;
+	w->block.count = 0;
+	return (0);
+}
+
+/* Records go in ascending order; one that does not follow starts a block. */
+int
+sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
+    size_t size, char **cause)
+{
+	struct block	*b = &w->block;
+
+	if (b->count > 0 && (seq != b->first + b->count ||
+	    b->count == BLOCK_RECORDS || b->size >= BLOCK_BYTES) &&
+	    store_block(w, cause) == -1)
+		return (-1);
+	if (block_add(b, seq, data, size) == -1)
+		return (failure(cause, "store in %s: %s", w->name,
+		    strerror(errno)));
 	return (0);
 }
 
@@ -238,11 +312,15 @@ int
 sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
     char **cause)
 {
-	unsigned char	buf[KEY_SIZE], order[KEY_SIZE];
+	unsigned char	buf[KEY_SIZE], order[KEY_SIZE], records[KEY_SIZE];
 	int		status = 0, saved;
 
-	if (gdbm_store(w->db, name_key("key_order"), number_value(
+	if (w->block.count > 0 && store_block(w, cause) == -1)
+		status = -1;
+	else if (gdbm_store(w->db, name_key("key_order"), number_value(
 	    KEYS_LITTLE_ENDIAN, order), GDBM_REPLACE) != 0 ||
+	    gdbm_store(w->db, name_key("block_records"), number_value(
+	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, name_key("end"), number_value(end, buf),
 	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
 		status = failure(cause, "seal %s: %s", w->name,
@@ -269,8 +347,28 @@ sealed_abandon(struct sealed_writer *w)
 		gdbm_close(w->db);
 	if (w->dirfd != -1)
 		unlinkat(w->dirfd, w->name, 0);
+	free(w->block.data);
 	free(w->name);
 	free(w);
+}
+
+/* How many records a block of the file may hold: 0, or -1 if unreadable. */
+static int
+block_layout(struct sealed *s)
+{
+	switch (meta_get(s->db, "block_records", &s->block_records)) {
+	case 0:
+		s->block_records = 0;
+		return (0);
+	case 1:
+		if (s->block_records == 0 ||
+		    s->block_records > BLOCK_RECORDS_MAX)
+			break;
+		s->offsets = calloc(s->block_records, sizeof *s->offsets);
+		return (s->offsets == NULL ? -1 : 0);
+	}
+	errno = EBADMSG;
+	return (-1);
 }
 
 int
@@ -296,13 +394,90 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 		sealed_close(s);
 		return (-1);
 	}
+	if (block_layout(s) != 0) {
+		failure(cause, "open %s: %s", path, errno == EBADMSG ?
+		    "its block_records is unreadable" : strerror(errno));
+		sealed_close(s);
+		return (-1);
+	}
 	*sp = s;
 	return (0);
 }
 
-/* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
-int
-sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
+static bool
+in_block(const struct sealed *s, uint64_t seq)
+{
+	return (s->block.count > 0 && seq >= s->block.first &&
+	    seq - s->block.first < s->block.count);
+}
+
+static void
+drop_block(struct sealed *s)
+{
+	free(s->block.data);
+	s->block.data = NULL;
+	s->block.count = 0;
+}
+
+/* Take data, the block keyed first, if its lengths fill it exactly. */
+static int
+take_block(struct sealed *s, uint64_t first, datum data)
+{
+	size_t		at = 0, count = 0, size = (size_t)data.dsize;
+	uint32_t	length;
+
+	while (at < size) {
+		if (count == s->block_records || size - at < LENGTH_SIZE)
+			return (-1);
+		length = le32dec(data.dptr + at);
+		if (length > size - at - LENGTH_SIZE)
+			return (-1);
+		s->offsets[count++] = (uint32_t)at;
+		at += LENGTH_SIZE + length;
+	}
+	if (count == 0)
+		return (-1);
+	s->block.data = data.dptr;
+	s->block.size = size;
+	s->block.first = first;
+	s->block.count = count;
+	return (0);
+}
+
+/*
+ * Read the block that would hold seq, the one with the nearest key at or
+ * below it: 1 if it holds seq, 0 if no block does, -1 on error.
+ */
+static int
+load_block(struct sealed *s, uint64_t seq, char **cause)
+{
+	unsigned char	buf[KEY_SIZE];
+	datum		data;
+	uint64_t	key, lowest;
+
+	drop_block(s);
+	lowest = seq > s->block_records - 1 ? seq - (s->block_records - 1) :
+	    0;
+	for (key = seq;; key--) {
+		data = gdbm_fetch(s->db, sequence_key(key, s->order, buf));
+		if (data.dptr != NULL)
+			break;
+		if (gdbm_errno != GDBM_ITEM_NOT_FOUND)
+			return (failure(cause, "fetch: %s",
+			    gdbm_db_strerror(s->db)));
+		if (key == lowest)
+			return (0);
+	}
+	if (take_block(s, key, data) == -1) {
+		free(data.dptr);
+		return (failure(cause, "the block of records from %ju is "
+		    "damaged", (uintmax_t)key));
+	}
+	return (in_block(s, seq));
+}
+
+static int
+fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
     char **cause)
 {
 	unsigned char	buf[KEY_SIZE];
@@ -314,6 +489,28 @@ sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
 		    failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
 	*value = data.dptr;
 	*size = (size_t)data.dsize;
+	return (1);
+}
+
+/* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
+int
+sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
+    char **cause)
+{
+	const char	*record;
+	size_t		 length;
+	int		 found;
+
+	if (s->block_records == 0)
+		return (fetch_record(s, seq, value, size, cause));
+	if (!in_block(s, seq) && (found = load_block(s, seq, cause)) != 1)
+		return (found);
+	record = s->block.data + s->offsets[seq - s->block.first];
+	length = le32dec(record);
+	if ((*value = malloc(length > 0 ? length : 1)) == NULL)
+		return (failure(cause, "%s", strerror(errno)));
+	memcpy(*value, record + LENGTH_SIZE, length);
+	*size = length;
 	return (1);
 }
 
@@ -330,6 +527,8 @@ sealed_close(struct sealed *s)
 		return;
 	if (s->db != NULL)
 		gdbm_close(s->db);
+	free(s->block.data);
+	free(s->offsets);
 	free(s);
 }
 

@@ -4,15 +4,19 @@
  * Files are named within a directory given by its descriptor; GDBM is also
  * told each one's path, for its messages and for a recovery.
  *
- * A sealed file is a GDBM file of records keyed by their 64-bit sequence
- * number (8 bytes, little-endian; big-endian in a file imported from
- * echopost 1, which has no "key_order"), built under a temporary name,
- * synced, and only then given its name. It is never opened for writing
- * again, so no crash can damage what it holds: GDBM rewrites buckets in
- * place and a kill in the middle of a write can lose records it had
- * synced, which is why the spool keeps no only copy in a file GDBM is
- * still changing. A sealed file goes whole, once every record in it is
- * delivered.
+ * A sealed file is a GDBM file of records in blocks of consecutive ones,
+ * each keyed by its first record's 64-bit sequence number (8 bytes,
+ * little-endian), and says so under "block_records". A file without it
+ * has a record a value: one imported from echopost 1 (keyed big-endian,
+ * without "key_order") or sealed by a build from before blocks. Records
+ * go in in ascending order and come out as malloc'd copies.
+ *
+ * A sealed file is built under a temporary name, synced, and only then
+ * given its name. It is never opened for writing again, so no crash can
+ * damage what it holds: GDBM rewrites buckets in place and a kill in the
+ * middle of a write can lose records it had synced, which is why the
+ * spool keeps no only copy in a file GDBM is still changing. A sealed
+ * file goes whole, once every record in it is delivered.
  *
  * A spool file of echopost 1 (echopost.spool, changed in place) is made
  * into a sealed file by sealed_import: its records are copied, recovered

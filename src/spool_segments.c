@@ -261,9 +261,10 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 
 /*
  * Record seq from sealed segment i, as read_journal. A file GDBM cannot
- * open is set aside, its records lost; a record it cannot read is lost
- * alone, and the file opened again for the next one: nothing else ever
- * changes a sealed file, so what cannot be read now never will be.
+ * open is set aside, its records lost; a record it cannot read, or the
+ * block that holds it, is lost alone, and the file opened again for the
+ * next one: nothing else ever changes a sealed file, so what cannot be
+ * read now never will be.
  */
 static int
 read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,

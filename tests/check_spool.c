@@ -376,20 +376,23 @@ has_key(GDBM_FILE db, const void *data, int len)
 }
 
 /*
- * Sealed files key records little-endian and say so under "key_order":
- * GDBM's hash gives big-endian numbers 8191 apart one value, and a fetch
- * then reads every record its key collides with.
+ * Sealed files hold records in blocks of up to 64, keyed little-endian by
+ * their first, and say so under "key_order" and "block_records": GDBM's
+ * hash gives big-endian numbers 8191 apart one value, and each value GDBM
+ * reads costs two system calls.
  */
-START_TEST(sealed_keys_little_endian)
+START_TEST(sealed_records_in_blocks)
 {
 	GDBM_FILE	 db;
 	unsigned char	 buf[8];
 	char		 name[4096 + NAME_MAX];
-	uint64_t	 first = 0, seq;
+	uint64_t	 first = 0, end;
 	datum		 key, value;
 
 	crash_after(300, 0, 1024, true);
 	find_sealed(name, &first);
+	end = strtoull(strrchr(name, '-') + 1, NULL, 10);
+	ck_assert_uint_gt(end - first, 64);
 	db = gdbm_open(name, 0, GDBM_READER | GDBM_NOLOCK, 0, NULL);
 	ck_assert_ptr_nonnull(db);
 	key.dptr = (char *)"key_order";
@@ -399,14 +402,95 @@ START_TEST(sealed_keys_little_endian)
 	ck_assert_int_eq(value.dsize, 8);
 	ck_assert_uint_eq(be64dec(value.dptr), 1);
 	free(value.dptr);
-	for (seq = first + 1; seq < first + 4; seq++) {
-		le64enc(buf, seq);
-		ck_assert(has_key(db, buf, sizeof buf));
-		be64enc(buf, seq);
-		ck_assert(!has_key(db, buf, sizeof buf));
-	}
+	key.dptr = (char *)"block_records";
+	key.dsize = (int)strlen(key.dptr);
+	value = gdbm_fetch(db, key);
+	ck_assert_ptr_nonnull(value.dptr);
+	ck_assert_int_eq(value.dsize, 8);
+	ck_assert_uint_eq(be64dec(value.dptr), 64);
+	free(value.dptr);
+	le64enc(buf, first);
+	ck_assert(has_key(db, buf, sizeof buf));
+	le64enc(buf, first + 1);
+	ck_assert(!has_key(db, buf, sizeof buf));
+	le64enc(buf, first + 64);
+	ck_assert(has_key(db, buf, sizeof buf));
+	be64enc(buf, first + 64);
+	ck_assert(!has_key(db, buf, sizeof buf));
 	ck_assert_int_eq(gdbm_close(db), 0);
 	expect_left(0, 300);
+}
+END_TEST
+
+/* Record i of the large-record test: 20 000 bytes, "big i" then y. */
+static void
+big_text(char text[20000], int i)
+{
+	memset(text, 'y', 20000);
+	snprintf(text, 20000, "big %d ", i);
+	text[strlen(text)] = 'y';
+	text[19999] = '\0';
+}
+
+/*
+ * A block also closes once past 64 KiB, so that large records do not make
+ * a reader hold 64 of them; a reader finds any record, wherever it lies
+ * in its block, and the owner reads them all in order.
+ */
+START_TEST(large_records_sealed_and_read_anywhere)
+{
+	struct spool	*s, *reader;
+	GDBM_FILE	 db;
+	unsigned char	 buf[8];
+	char		 text[20000], name[4096 + NAME_MAX], cause[CAUSE_SIZE];
+	uint64_t	 seq, first = 0;
+	const int	 order[] = { 6, 1, 9, 5, 0, 7 };
+	void		*value;
+	size_t		 size, i;
+
+	s = spool_open(path, 0, 1024, cause);
+	ck_assert_msg(s != NULL, "open: %s", cause);
+	for (i = 0; i < 10; i++) {
+		big_text(text, (int)i);
+		ck_assert_int_eq(spool_append(s, text, sizeof text, &seq), 0);
+	}
+	ck_assert_int_eq(spool_commit(s), 0);
+	spool_roll(s);
+	ck_assert_int_eq(spool_settle(s), 0);
+	wait_quiet();
+	ck_assert_int_eq(spool_settle(s), 0);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+
+	find_sealed(name, &first);
+	ck_assert_uint_eq(first, 0);
+	db = gdbm_open(name, 0, GDBM_READER | GDBM_NOLOCK, 0, NULL);
+	ck_assert_ptr_nonnull(db);
+	for (seq = 0; seq < 10; seq++) {
+		le64enc(buf, seq);
+		ck_assert_msg(has_key(db, buf, sizeof buf) == (seq % 4 == 0),
+		    "record %d", (int)seq);
+	}
+	ck_assert_int_eq(gdbm_close(db), 0);
+
+	reader = spool_open_reader(path, cause);
+	ck_assert_msg(reader != NULL, "open: %s", cause);
+	for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+		ck_assert_int_eq(spool_get(reader, (uint64_t)order[i], &value,
+		    &size), 1);
+		big_text(text, order[i]);
+		ck_assert_uint_eq(size, sizeof text);
+		ck_assert_mem_eq(value, text, sizeof text);
+		free(value);
+	}
+	ck_assert_int_eq(spool_get(reader, 10, &value, &size), 0);
+	ck_assert_int_eq(spool_close(reader, 0), 0);
+
+	s = open_spool();
+	for (i = 0; i < 10; i++) {
+		big_text(text, (int)i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
 }
 END_TEST
 
@@ -628,6 +712,89 @@ START_TEST(cap_refuses_then_recovers)
 }
 END_TEST
 
+/* Store the number value under name in db, as echopost does. */
+static void
+store_number(GDBM_FILE db, const char *name, uint64_t number)
+{
+	unsigned char	buf[8];
+	datum		key, value;
+
+	key.dptr = (char *)name;
+	key.dsize = (int)strlen(name);
+	be64enc(buf, number);
+	value.dptr = (char *)buf;
+	value.dsize = sizeof buf;
+	ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
+}
+
+/*
+ * Store a block of records first to first + count - 1 ("record i"), each
+ * its length and its bytes; a damaged one says its first record is 1000
+ * bytes long.
+ */
+static void
+store_block(GDBM_FILE db, uint64_t first, int count, bool damaged)
+{
+	unsigned char	key_buf[8], block[1024];
+	char		text[32];
+	size_t		at = 0, length;
+	datum		key, value;
+	int		i;
+
+	for (i = 0; i < count; i++) {
+		snprintf(text, sizeof text, "record %d", (int)first + i);
+		length = strlen(text) + 1;
+		le32enc(block + at, (uint32_t)length);
+		memcpy(block + at + 4, text, length);
+		at += 4 + length;
+	}
+	if (damaged)
+		le32enc(block, 1000);
+	le64enc(key_buf, first);
+	key.dptr = (char *)key_buf;
+	key.dsize = sizeof key_buf;
+	value.dptr = (char *)block;
+	value.dsize = (int)at;
+	ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
+}
+
+/*
+ * A block whose lengths do not fill it is damaged: its records are
+ * reported lost, and those of the other blocks are read.
+ */
+START_TEST(damaged_block_loses_its_records_alone)
+{
+	struct spool	*s;
+	GDBM_FILE	 db;
+	char		 sealed[4096 + 32], text[32];
+	uint64_t	 seq;
+	int		 i;
+
+	snprintf(sealed, sizeof sealed, "%s.sealed.0-15", path);
+	db = gdbm_open(sealed, 0, GDBM_NEWDB, 0600, NULL);
+	ck_assert_ptr_nonnull(db);
+	store_block(db, 0, 5, false);
+	store_block(db, 5, 5, true);
+	store_block(db, 10, 5, false);
+	store_number(db, "key_order", 1);
+	store_number(db, "block_records", 64);
+	store_number(db, "end", 15);
+	ck_assert_int_eq(gdbm_close(db), 0);
+
+	s = open_spool();
+	append_text(s, "after", &seq);
+	ck_assert_uint_eq(seq, 15);
+	for (i = 0; i < 15; i++) {
+		if (i >= 5 && i < 10)
+			continue;
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	expect_first(s, "after");
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
 /*
  * A sealed file GDBM cannot open is kept aside, never deleted; its records
  * are reported missing, and the spool goes on.
@@ -689,12 +856,14 @@ spool_suite(void)
 	tcase_add_test(t, reader_finds_journaled_records);
 	tcase_add_test(t, journals_rotate_in_order);
 	tcase_add_test(t, sealing_waits_while_commits_come);
-	tcase_add_test(t, sealed_keys_little_endian);
+	tcase_add_test(t, sealed_records_in_blocks);
+	tcase_add_test(t, large_records_sealed_and_read_anywhere);
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, size_back_to_zero_when_drained);
 	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, damaged_sealed_file_set_aside);
+	tcase_add_test(t, damaged_block_loses_its_records_alone);
 	suite_add_tcase(s, t);
 	return (s);
 }
