@@ -2,7 +2,8 @@
 build's own constants (c_define), a client that calls SendLog the way the
 Data Nadhi SDK does, hand-made requests and /proc figures, EchoPostTest, a
 base class that runs echopost and a fake server per test and cleans up,
-and ReliabilityTest, what the tests of things going wrong add to it.
+and ReliabilityTest, what the tests of things going wrong add to it; and
+the records of a sealed file, as the spool echopost 1 would have kept.
 
 Paths come from the environment that "make check" sets (ECHOPOST,
 ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
@@ -11,6 +12,7 @@ ECHOPOST_SEND, ECHOPOST_PROTO), or default to the source tree.
 import ast
 import atexit
 import concurrent.futures
+import ctypes
 import glob
 import json
 import os
@@ -377,6 +379,95 @@ def record_size(text, pipelines_json="[]", api_key=""):
     fields of a 4-byte length, the bytes and a NUL."""
     return (c_define("HEADER_SIZE") + 3 * (4 + 1) + len(api_key.encode())
             + len(pipelines_json.encode()) + len(text.encode()))
+
+
+class Datum(ctypes.Structure):
+    _fields_ = [("dptr", ctypes.c_void_p), ("dsize", ctypes.c_int)]
+
+
+class Gdbm:
+    """The few calls of libgdbm (gdbm.h) these tests need, through ctypes:
+    Debian's /usr/bin/python3 has no gdbm module without python3-gdbm."""
+
+    READER, NEWDB, NOLOCK, REPLACE = 0, 3, 0x40, 1
+
+    def __init__(self):
+        self.lib = ctypes.CDLL("libgdbm.so.6")
+        self.libc = ctypes.CDLL(None)
+        self.lib.gdbm_open.restype = ctypes.c_void_p
+        self.lib.gdbm_open.argtypes = [ctypes.c_char_p, ctypes.c_int,
+                                       ctypes.c_int, ctypes.c_int,
+                                       ctypes.c_void_p]
+        for name, args in (("gdbm_firstkey", [ctypes.c_void_p]),
+                           ("gdbm_nextkey", [ctypes.c_void_p, Datum]),
+                           ("gdbm_fetch", [ctypes.c_void_p, Datum])):
+            getattr(self.lib, name).restype = Datum
+            getattr(self.lib, name).argtypes = args
+        self.lib.gdbm_store.argtypes = [ctypes.c_void_p, Datum, Datum,
+                                        ctypes.c_int]
+        self.lib.gdbm_close.argtypes = [ctypes.c_void_p]
+        self.libc.free.argtypes = [ctypes.c_void_p]
+
+    def _take(self, d):
+        """The bytes of a datum GDBM malloc'd, which is then freed."""
+        data = ctypes.string_at(d.dptr, d.dsize)
+        self.libc.free(d.dptr)
+        return data
+
+    def read_all(self, path):
+        """Every key of the file at path, and its value."""
+        db = self.lib.gdbm_open(path.encode(), 0, self.READER | self.NOLOCK,
+                                0, None)
+        assert db, "gdbm_open %s failed" % path
+        items = {}
+        key = self.lib.gdbm_firstkey(db)
+        while key.dptr:
+            value = self.lib.gdbm_fetch(db, key)
+            assert value.dptr, "gdbm_fetch failed in %s" % path
+            following = self.lib.gdbm_nextkey(db, key)
+            items[self._take(key)] = self._take(value)
+            key = following
+        assert self.lib.gdbm_close(db) == 0
+        return items
+
+    def write_all(self, path, items):
+        """A new GDBM file at path holding items, key -> value."""
+        db = self.lib.gdbm_open(path.encode(), 0, self.NEWDB, 0o600, None)
+        assert db, "gdbm_open %s failed" % path
+        for key, value in items.items():
+            k = ctypes.create_string_buffer(key, len(key))
+            v = ctypes.create_string_buffer(value, len(value))
+            assert self.lib.gdbm_store(
+                db, Datum(ctypes.cast(k, ctypes.c_void_p), len(key)),
+                Datum(ctypes.cast(v, ctypes.c_void_p), len(value)),
+                self.REPLACE) == 0
+        assert self.lib.gdbm_close(db) == 0
+
+
+def records_of_sealed(path):
+    """The records of a sealed file, seq -> bytes: blocks of consecutive
+    records keyed by the first's number (8 bytes, little-endian), each
+    record its length (4 bytes, little-endian) and its bytes."""
+    records = {}
+    for key, value in Gdbm().read_all(path).items():
+        if len(key) != 8:
+            continue
+        seq, at = struct.unpack("<Q", key)[0], 0
+        while at < len(value):
+            length = struct.unpack_from("<I", value, at)[0]
+            records[seq] = value[at + 4:at + 4 + length]
+            seq, at = seq + 1, at + 4 + length
+    return records
+
+
+def echopost1_spool(records, first, end, path):
+    """Write at path the spool echopost 1 kept of records: a GDBM file of a
+    record a value keyed big-endian, with its "head" and "next", not
+    marked clean (as a kill left it)."""
+    items = {struct.pack(">Q", seq): data for seq, data in records.items()}
+    items[b"head"] = struct.pack(">Q", first)
+    items[b"next"] = struct.pack(">Q", end)
+    Gdbm().write_all(path, items)
 
 
 def log_data_of(post):

@@ -19,7 +19,7 @@ run rotates, prepares spares and seals several times:
   replay   the DIR an ingest run left, the server up: reading sealed files
            and journals, saving the head, deleting what was delivered, the
            exit sequence that removes everything
-  import   the same DIR with its largest sealed file renamed to
+  import   the same DIR with its largest sealed file made into
            echopost.spool, the spool of echopost 1: the copy, gdbm_recover,
            sealing, then the replay
 
@@ -191,8 +191,12 @@ class Sweep:
         if scenario == "import":
             sealed = max(sealed_in(dir), key=lambda n: os.path.getsize(
                 os.path.join(dir, n)))
-            os.rename(os.path.join(dir, sealed),
-                      os.path.join(dir, support.SPOOL))
+            path = os.path.join(dir, sealed)
+            first, end = map(int, support.SEALED_RE.fullmatch(
+                sealed).groups())
+            support.echopost1_spool(support.records_of_sealed(path), first,
+                                    end, os.path.join(dir, support.SPOOL))
+            os.unlink(path)
 
     def count(self, scenario, template, acked, sizes):
         """Calls in a run of the scenario that is not killed."""

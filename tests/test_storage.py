@@ -32,8 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support import (  # noqa: E402
     ECHOPOST, QUARANTINE, RFC3339_UTC_RE, SEALED_RE, SLOW, SOCKET_NAME,
-    SPOOL, ReliabilityTest, load_stubs, log_data_of, read_json_lines,
-    record_size, spool_names, wait_until)
+    SPOOL, ReliabilityTest, echopost1_spool, load_stubs, log_data_of,
+    read_json_lines, record_size, records_of_sealed, spool_names,
+    wait_until)
 
 
 def setUpModule():
@@ -57,7 +58,9 @@ class StorageCorruptionTest(ReliabilityTest):
     def make_spool(self):
         """Store STORED logs with the server down, wait until journals are
         sealed, stop with SIGTERM. Returns (texts, the largest sealed
-        file's name, its bytes)."""
+        file's name, and by kind the bytes to damage: the sealed file's,
+        and those of the spool echopost 1 would have kept of its
+        records)."""
         self.start_server("down")
         proc = self.start_echopost(self.args(self.dir),
                                    journal_size=self.JOURNAL)
@@ -72,9 +75,17 @@ class StorageCorruptionTest(ReliabilityTest):
         self.assertEqual(self.stop_echopost(proc), 0)
         name = max(sealed_names(), key=lambda n: os.path.getsize(
             os.path.join(self.dir, n)))
-        with open(os.path.join(self.dir, name), "rb") as f:
-            data = f.read()
-        return texts, name, data
+        path = os.path.join(self.dir, name)
+        low, high = map(int, SEALED_RE.fullmatch(name).groups())
+        records = records_of_sealed(path)
+        self.assertEqual(sorted(records), list(range(low, high)))
+        legacy = os.path.join(self.tmp, "echopost1-" + name)
+        echopost1_spool(records, low, high, legacy)
+        originals = {}
+        for kind, p in (("sealed", path), ("echopost1", legacy)):
+            with open(p, "rb") as f:
+                originals[kind] = f.read()
+        return texts, name, originals
 
     def fresh_dir(self, name, sealed, data, legacy=False):
         """A new DIR holding the stopped run's spool files, with data in
@@ -250,10 +261,10 @@ class StorageCorruptionTest(ReliabilityTest):
         # Protects: a truncated GDBM file neither stops echopost from
         # starting (the SDK gives it 2 s) nor is trusted silently: what is
         # lost is reported, new logs are served, exit is 0.
-        texts, sealed, original = self.make_spool()
+        texts, sealed, originals = self.make_spool()
         for fraction in (0.9, 0.5, 0.05):
-            cut = original[:int(len(original) * fraction)]
             for legacy, kind in KINDS:
+                cut = originals[kind][:int(len(originals[kind]) * fraction)]
                 with self.subTest(fraction=fraction, kind=kind):
                     dir = self.fresh_dir("trunc-%d-%s" % (fraction * 100,
                                                           kind),
@@ -280,10 +291,10 @@ class StorageCorruptionTest(ReliabilityTest):
         # DIR/echopost-quarantine.jsonl with a record_quarantined event; a
         # record GDBM cannot give is reported; every other record is
         # delivered; echopost starts, serves, exits 0.
-        texts, sealed, original = self.make_spool()
+        texts, sealed, originals = self.make_spool()
         for seed in (1, 2, 3):
-            damaged = self._scribble(original, seed, 20, 16)
             for legacy, kind in KINDS:
+                damaged = self._scribble(originals[kind], seed, 20, 16)
                 with self.subTest(seed=seed, kind=kind):
                     dir = self.fresh_dir("scribble-%d-%s" % (seed, kind),
                                          sealed, damaged, legacy)
@@ -303,22 +314,23 @@ class StorageCorruptionTest(ReliabilityTest):
         # are quarantined, with their bytes, and every other record is
         # delivered intact and in order. Nothing is lost, nothing altered
         # is delivered.
-        texts, sealed, original = self.make_spool()
+        texts, sealed, originals = self.make_spool()
         low, high = map(int, SEALED_RE.fullmatch(sealed).groups())
-        rng = random.Random(7)
-        data = bytearray(original)
-        runs = [m.start() for m in re.finditer(rb"x{100}", original)]
-        self.assertEqual(len(runs), high - low)
-        hit = set()
-        for at in rng.sample(runs, 10):
-            seq = int(re.search(rb'\{"seq": (\d+), "pad": "$',
-                                bytes(data[at - 40:at])).group(1))
-            hit.add(seq)
-            spot = at + rng.randrange(0, 92)
-            data[spot:spot + 8] = bytes(rng.choice(
-                [b for b in range(256) if b != ord("x")]) for _ in range(8))
-        data = bytes(data)
         for legacy, kind in KINDS:
+            rng = random.Random(7)
+            data = bytearray(originals[kind])
+            runs = [m.start() for m in re.finditer(rb"x{100}", data)]
+            self.assertEqual(len(runs), high - low)
+            hit = set()
+            for at in rng.sample(runs, 10):
+                seq = int(re.search(rb'\{"seq": (\d+), "pad": "$',
+                                    bytes(data[at - 40:at])).group(1))
+                hit.add(seq)
+                spot = at + rng.randrange(0, 92)
+                data[spot:spot + 8] = bytes(rng.choice(
+                    [b for b in range(256) if b != ord("x")])
+                    for _ in range(8))
+            data = bytes(data)
             with self.subTest(kind=kind):
                 dir = self.fresh_dir("payloads-" + kind, sealed, data, legacy)
                 proc, events, _, first, posts = self.run_damaged(dir)
@@ -340,12 +352,12 @@ class StorageCorruptionTest(ReliabilityTest):
         # the bytes as found; the records only it held are reported
         # missing (a sealed file's range is in its name); everything else
         # is delivered and new logs are served.
-        texts, sealed, original = self.make_spool()
+        texts, sealed, originals = self.make_spool()
         low, high = map(int, SEALED_RE.fullmatch(sealed).groups())
         junk = random.Random(11).randbytes(4096)
         for header_kind, header in (("zeros", b"\0" * 4096), ("junk", junk)):
-            damaged = header + original[4096:]
             for legacy, kind in KINDS:
+                damaged = header + originals[kind][4096:]
                 with self.subTest(header=header_kind, kind=kind):
                     dir = self.fresh_dir("header-%s-%s" % (header_kind, kind),
                                          sealed, damaged, legacy)
