@@ -559,31 +559,44 @@ copy_file(int dirfd, const char *from, const char *to)
 	return (n == 0 ? 0 : -1);
 }
 
-/* The lowest and highest record keys; 0 if there is none. */
+/* Take key seq into [range->first, *high], if it is below range->end. */
 static int
-key_range(GDBM_FILE db, uint64_t *low, uint64_t *high)
+widen_range(struct sealed_range *range, uint64_t *high, uint64_t seq,
+    int found)
+{
+	if (seq >= range->end) {
+		range->ignored++;
+		return (found);
+	}
+	if (!found || seq < range->first)
+		range->first = seq;
+	if (!found || seq > *high)
+		*high = seq;
+	return (1);
+}
+
+/*
+ * The lowest and highest record keys below range->end, the first record
+ * numbered after the file's: any other key is a damaged one the recovery
+ * kept, counted in range->ignored. 0 if there is none.
+ */
+static int
+key_range(GDBM_FILE db, struct sealed_range *range, uint64_t *high)
 {
 	datum		 key, next;
-	uint64_t	 seq;
 	enum key_order	 order;
 	int		 found = 0;
 
 	if (key_order(db, &order) == -1)
 		return (-1);
-	key = gdbm_firstkey(db);
-	while (key.dptr != NULL) {
-		if (key.dsize == KEY_SIZE) {
-			seq = order == KEYS_LITTLE_ENDIAN ?
-			    le64dec(key.dptr) : be64dec(key.dptr);
-			if (!found || seq < *low)
-				*low = seq;
-			if (!found || seq > *high)
-				*high = seq;
-			found = 1;
-		}
+	range->ignored = 0;
+	for (key = gdbm_firstkey(db); key.dptr != NULL; key = next) {
+		if (key.dsize == KEY_SIZE)
+			found = widen_range(range, high, order ==
+			    KEYS_LITTLE_ENDIAN ? le64dec(key.dptr) :
+			    be64dec(key.dptr), found);
 		next = gdbm_nextkey(db, key);
 		free(key.dptr);
-		key = next;
 	}
 	return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? found : -1);
 }
@@ -610,11 +623,31 @@ recover_copy(GDBM_FILE db, const char *legacy, char **cause)
 }
 
 /*
+ * A file of blocks is a sealed file under the old spool's name, not a
+ * spool of echopost 1: its keys would not tell where its records end.
+ */
+static int
+holds_blocks(GDBM_FILE db, const char *legacy, char **cause)
+{
+	uint64_t	records;
+
+	switch (meta_get(db, "block_records", &records)) {
+	case 0:
+		return (0);
+	case 1:
+		return (failure(cause, "%s holds blocks of records: not a "
+		    "spool of echopost 1", legacy));
+	}
+	return (-1);
+}
+
+/*
  * Make a sealed file, work in dirfd, from the echopost 1 spool legacy
- * there, which is only read; GDBM knows the copy as work_path. Returns 1
- * with its records' range [*first, *end) and the head it had saved in
- * *head, 0 if it holds no record (work is gone then), -1 on error; errno
- * EBADMSG when GDBM cannot read it at all.
+ * there, which is only read; GDBM knows the copy as work_path. Records
+ * from range->end on are not its own. Returns 1 with its records' range
+ * [first, end) and the head it had saved in range->head, 0 if it holds no
+ * record (work is gone then), -1 on error; errno EBADMSG when GDBM cannot
+ * read it at all.
  */
 int
 sealed_import(int dirfd, const char *legacy, const char *work,
@@ -641,7 +674,8 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 		return (-1);
 	}
 	if (recover_copy(db, legacy, cause) == -1 ||
-	    (found = key_range(db, &range->first, &last)) == -1) {
+	    (found = holds_blocks(db, legacy, cause)) != 0 ||
+	    (found = key_range(db, range, &last)) == -1) {
 		if (*cause == NULL)
 			failure(cause, "read a copy of %s: %s", legacy,
 			    gdbm_db_strerror(db));

@@ -31,11 +31,16 @@
 struct sealed;
 struct sealed_writer;
 
-/* What an imported spool holds, and where its own head was. */
+/*
+ * What an imported spool holds, and where its own head was. end is also
+ * given: the first record numbered after the spool's; keys from there on
+ * are damaged ones, ignored.
+ */
 struct sealed_range {
 	uint64_t	 first;
 	uint64_t	 end;
 	uint64_t	 head;
+	uint64_t	 ignored;
 };
 
 int	 sealed_create(struct sealed_writer **, int, const char *,

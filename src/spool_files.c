@@ -466,6 +466,8 @@ import_legacy(struct spool *s)
 		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
 		return (-1);
 	}
+	/* Records this version stored were numbered after the old spool's. */
+	range.end = s->count > 0 ? s->segments[0].first : UINT64_MAX;
 	found = sealed_import(s->dirfd, s->name, work, spool_path(s, work,
 	    path), &range, &cause);
 	if (found == -1 && errno != EBADMSG) {
@@ -493,9 +495,10 @@ import_legacy(struct spool *s)
 		sort_segments(s);
 		if (!s->head_exact && range.head < s->head)
 			s->head = range.head;
-		log_event(LEVEL_WARN, "spool_imported", "{s:s, s:I, s:I}",
+		log_event(LEVEL_WARN, "spool_imported", "{s:s, s:I, s:I, s:I}",
 		    "path", s->path, "first", (json_int_t)range.first,
-		    "end", (json_int_t)range.end);
+		    "end", (json_int_t)range.end,
+		    "ignored_keys", (json_int_t)range.ignored);
 	}
 	if (found != -1)
 		remove_file(s, s->name);

@@ -662,6 +662,52 @@ START_TEST(unclean_legacy_spool_imported)
 END_TEST
 
 /*
+ * A damaged key the recovery kept, numbered among the records this version
+ * stored after the old spool's, does not stand in for one of them.
+ */
+START_TEST(legacy_keys_past_new_records_ignored)
+{
+	struct spool	*s;
+	GDBM_FILE	 db;
+	unsigned char	 buf[8];
+	char		 sealed[4096 + 32], text[32], garbage[] = "garbage";
+	uint64_t	 seq;
+	datum		 key, value;
+	int		 i;
+
+	write_legacy(0, 10, false);
+	s = open_spool();
+	for (i = 10; i < 20; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		append_text(s, text, &seq);
+		ck_assert_uint_eq(seq, (uint64_t)i);
+	}
+	ck_assert_int_eq(spool_close(s, 0), 0);
+
+	/* The import again, from a copy whose recovery keeps key 12. */
+	snprintf(sealed, sizeof sealed, "%s.sealed.0-10", path);
+	ck_assert_int_eq(unlink(sealed), 0);
+	write_legacy(0, 10, false);
+	db = gdbm_open(path, 0, GDBM_WRITER, 0, NULL);
+	ck_assert_ptr_nonnull(db);
+	be64enc(buf, 12);
+	key.dptr = (char *)buf;
+	key.dsize = sizeof buf;
+	value.dptr = garbage;
+	value.dsize = sizeof garbage;
+	ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
+	ck_assert_int_eq(gdbm_close(db), 0);
+
+	s = open_spool();
+	for (i = 0; i < 20; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
+/*
  * After a restart the size counted starts from the files, which hold more
  * than the records: once everything is delivered, the count is back at 0,
  * or a cap would stay narrowed for the rest of the run.
@@ -796,6 +842,32 @@ START_TEST(damaged_block_loses_its_records_alone)
 END_TEST
 
 /*
+ * A sealed file under the name of echopost 1's spool is not imported as
+ * one, whose keys are its records: it is kept aside whole, and the spool
+ * goes on.
+ */
+START_TEST(blocks_under_the_old_name_set_aside)
+{
+	struct spool	*s;
+	char		 name[4096 + NAME_MAX];
+	uint64_t	 first = 0, seq;
+	void		*value;
+	size_t		 size;
+
+	crash_after(300, 0, 1024, true);
+	find_sealed(name, &first);
+	ck_assert_int_eq(rename(name, path), 0);
+	s = open_spool();
+	/* The import waits for the first read while journals are there. */
+	ck_assert_int_eq(spool_next(s, &seq, &value, &size), 1);
+	free(value);
+	ck_assert(file_left("test.spool.damaged-"));
+	append_text(s, "after", &seq);
+	ck_assert_int_eq(spool_close(s, 0), 0);
+}
+END_TEST
+
+/*
  * A sealed file GDBM cannot open is kept aside, never deleted; its records
  * are reported missing, and the spool goes on.
  */
@@ -860,10 +932,12 @@ spool_suite(void)
 	tcase_add_test(t, large_records_sealed_and_read_anywhere);
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
+	tcase_add_test(t, legacy_keys_past_new_records_ignored);
 	tcase_add_test(t, size_back_to_zero_when_drained);
 	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, damaged_sealed_file_set_aside);
 	tcase_add_test(t, damaged_block_loses_its_records_alone);
+	tcase_add_test(t, blocks_under_the_old_name_set_aside);
 	suite_add_tcase(s, t);
 	return (s);
 }
