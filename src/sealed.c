@@ -44,7 +44,8 @@
  */
 enum key_order {
 	KEYS_BIG_ENDIAN,
-	KEYS_LITTLE_ENDIAN
+	KEYS_LITTLE_ENDIAN,
+	KEYS_OF_BLOCKS		/* little-endian, each a block's first */
 };
 
 /*
@@ -52,9 +53,11 @@ enum key_order {
  * the request that sends the record: files sealed now hold records
  * several to a value, a block of consecutive records keyed by its first,
  * each record its length (4 bytes, little-endian), then its bytes. A
- * block closes at BLOCK_RECORDS records, or once past BLOCK_BYTES.
- * "block_records" says how many a block may hold, and so how far below a
- * record its block's key can be; a file without it has a record a value.
+ * block closes at BLOCK_RECORDS records, or once it reaches BLOCK_BYTES.
+ * "key_order" says KEYS_OF_BLOCKS, which a build from before blocks
+ * refuses rather than take a block for one record, and "block_records"
+ * how many a block may hold, and so how far below a record its block's
+ * key can be. Other files have a record a value.
  */
 #define BLOCK_RECORDS	64
 #define BLOCK_BYTES	(64 * 1024)
@@ -73,7 +76,7 @@ struct sealed {
 	enum key_order	 order;
 	uint64_t	 block_records;	/* 0: a record a value */
 	struct block	 block;		/* the last one read */
-	uint32_t	*offsets;	/* of its records */
+	uint32_t	 offsets[BLOCK_RECORDS_MAX]; /* of its records */
 };
 
 struct sealed_writer {
@@ -102,10 +105,10 @@ sequence_key(uint64_t seq, enum key_order order, unsigned char buf[KEY_SIZE])
 {
 	datum	key;
 
-	if (order == KEYS_LITTLE_ENDIAN)
-		le64enc(buf, seq);
-	else
+	if (order == KEYS_BIG_ENDIAN)
 		be64enc(buf, seq);
+	else
+		le64enc(buf, seq);
 	key.dptr = (char *)buf;
 	key.dsize = KEY_SIZE;
 	return (key);
@@ -156,7 +159,7 @@ key_order(GDBM_FILE db, enum key_order *order)
 		*order = KEYS_BIG_ENDIAN;	/* echopost 1's */
 		return (0);
 	case 1:
-		if (value != KEYS_BIG_ENDIAN && value != KEYS_LITTLE_ENDIAN)
+		if (value > KEYS_OF_BLOCKS)
 			break;
 		*order = (enum key_order)value;
 		return (0);
@@ -281,7 +284,7 @@ store_block(struct sealed_writer *w, char **cause)
 
 	value.dptr = w->block.data;
 	value.dsize = (int)w->block.size;
-	if (gdbm_store(w->db, sequence_key(w->block.first, KEYS_LITTLE_ENDIAN,
+	if (gdbm_store(w->db, sequence_key(w->block.first, KEYS_OF_BLOCKS,
 	    buf), value, GDBM_REPLACE) != 0)
 		return (failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
@@ -318,7 +321,7 @@ sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
 	if (w->block.count > 0 && store_block(w, cause) == -1)
 		status = -1;
 	else if (gdbm_store(w->db, name_key("key_order"), number_value(
-	    KEYS_LITTLE_ENDIAN, order), GDBM_REPLACE) != 0 ||
+	    KEYS_OF_BLOCKS, order), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, name_key("block_records"), number_value(
 	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, name_key("end"), number_value(end, buf),
@@ -356,19 +359,14 @@ sealed_abandon(struct sealed_writer *w)
 static int
 block_layout(struct sealed *s)
 {
-	switch (meta_get(s->db, "block_records", &s->block_records)) {
-	case 0:
+	if (s->order != KEYS_OF_BLOCKS) {
 		s->block_records = 0;
 		return (0);
-	case 1:
-		if (s->block_records == 0 ||
-		    s->block_records > BLOCK_RECORDS_MAX)
-			break;
-		s->offsets = calloc(s->block_records, sizeof *s->offsets);
-		return (s->offsets == NULL ? -1 : 0);
 	}
-	errno = EBADMSG;
-	return (-1);
+	if (meta_get(s->db, "block_records", &s->block_records) != 1 ||
+	    s->block_records == 0 || s->block_records > BLOCK_RECORDS_MAX)
+		return (-1);
+	return (0);
 }
 
 int
@@ -395,8 +393,8 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 		return (-1);
 	}
 	if (block_layout(s) != 0) {
-		failure(cause, "open %s: %s", path, errno == EBADMSG ?
-		    "its block_records is unreadable" : strerror(errno));
+		failure(cause, "open %s: its block_records is unreadable",
+		    path);
 		sealed_close(s);
 		return (-1);
 	}
@@ -528,7 +526,6 @@ sealed_close(struct sealed *s)
 	if (s->db != NULL)
 		gdbm_close(s->db);
 	free(s->block.data);
-	free(s->offsets);
 	free(s);
 }
 
@@ -589,12 +586,13 @@ key_range(GDBM_FILE db, struct sealed_range *range, uint64_t *high)
 
 	if (key_order(db, &order) == -1)
 		return (-1);
+	range->first = 0;
 	range->ignored = 0;
 	for (key = gdbm_firstkey(db); key.dptr != NULL; key = next) {
 		if (key.dsize == KEY_SIZE)
 			found = widen_range(range, high, order ==
-			    KEYS_LITTLE_ENDIAN ? le64dec(key.dptr) :
-			    be64dec(key.dptr), found);
+			    KEYS_BIG_ENDIAN ? be64dec(key.dptr) :
+			    le64dec(key.dptr), found);
 		next = gdbm_nextkey(db, key);
 		free(key.dptr);
 	}
@@ -629,16 +627,14 @@ recover_copy(GDBM_FILE db, const char *legacy, char **cause)
 static int
 holds_blocks(GDBM_FILE db, const char *legacy, char **cause)
 {
-	uint64_t	records;
+	enum key_order	order;
 
-	switch (meta_get(db, "block_records", &records)) {
-	case 0:
-		return (0);
-	case 1:
+	if (key_order(db, &order) == -1)
+		return (-1);
+	if (order == KEYS_OF_BLOCKS)
 		return (failure(cause, "%s holds blocks of records: not a "
 		    "spool of echopost 1", legacy));
-	}
-	return (-1);
+	return (0);
 }
 
 /*

@@ -451,6 +451,23 @@ take_up_legacy(struct spool *s)
 }
 
 /*
+ * The first record in a journal, or UINT64_MAX. Journals are all that can
+ * be there beside an echopost 1 spool not imported yet (nothing is sealed
+ * before the import), and they were numbered after it: a record it holds
+ * from there on is a damaged key its recovery kept.
+ */
+static uint64_t
+first_journaled(const struct spool *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->count; i++)
+		if (s->segments[i].kind == SEGMENT_JOURNAL)
+			return (s->segments[i].first);
+	return (UINT64_MAX);
+}
+
+/*
  * Copy an echopost 1 spool into a sealed file, recovered, and only then
  * delete it. One GDBM cannot read at all is set aside for a person.
  */
@@ -466,8 +483,7 @@ import_legacy(struct spool *s)
 		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
 		return (-1);
 	}
-	/* Records this version stored were numbered after the old spool's. */
-	range.end = s->count > 0 ? s->segments[0].first : UINT64_MAX;
+	range.end = first_journaled(s);
 	found = sealed_import(s->dirfd, s->name, work, spool_path(s, work,
 	    path), &range, &cause);
 	if (found == -1 && errno != EBADMSG) {
@@ -495,11 +511,12 @@ import_legacy(struct spool *s)
 		sort_segments(s);
 		if (!s->head_exact && range.head < s->head)
 			s->head = range.head;
+	}
+	if (found == 1 || (found == 0 && range.ignored > 0))
 		log_event(LEVEL_WARN, "spool_imported", "{s:s, s:I, s:I, s:I}",
 		    "path", s->path, "first", (json_int_t)range.first,
 		    "end", (json_int_t)range.end,
 		    "ignored_keys", (json_int_t)range.ignored);
-	}
 	if (found != -1)
 		remove_file(s, s->name);
 	remove_backups(s);

@@ -377,9 +377,9 @@ has_key(GDBM_FILE db, const void *data, int len)
 
 /*
  * Sealed files hold records in blocks of up to 64, keyed little-endian by
- * their first, and say so under "key_order" and "block_records": GDBM's
- * hash gives big-endian numbers 8191 apart one value, and each value GDBM
- * reads costs two system calls.
+ * their first, and say so under "key_order" (2) and "block_records":
+ * GDBM's hash gives big-endian numbers 8191 apart one value, and each
+ * value GDBM reads costs two system calls.
  */
 START_TEST(sealed_records_in_blocks)
 {
@@ -400,7 +400,7 @@ START_TEST(sealed_records_in_blocks)
 	value = gdbm_fetch(db, key);
 	ck_assert_ptr_nonnull(value.dptr);
 	ck_assert_int_eq(value.dsize, 8);
-	ck_assert_uint_eq(be64dec(value.dptr), 1);
+	ck_assert_uint_eq(be64dec(value.dptr), 2);
 	free(value.dptr);
 	key.dptr = (char *)"block_records";
 	key.dsize = (int)strlen(key.dptr);
@@ -662,6 +662,34 @@ START_TEST(unclean_legacy_spool_imported)
 END_TEST
 
 /*
+ * Only journals bound the keys of echopost 1's spool: one that lies above a
+ * sealed file is imported whole.
+ */
+START_TEST(legacy_above_a_sealed_file_imported)
+{
+	struct spool	*s;
+	char		 text[32], name[NAME_MAX + 1];
+	char		 journal[4096 + NAME_MAX + 1];
+	int		 i;
+
+	write_legacy(0, 10, false);
+	s = open_spool();
+	ck_assert_int_eq(spool_close(s, 0), 0);
+	while (find_file(".journal.", name)) {
+		snprintf(journal, sizeof journal, "%s/%s", dir, name);
+		ck_assert_int_eq(unlink(journal), 0);
+	}
+	write_legacy(10, 20, false);
+	s = open_spool();
+	for (i = 0; i < 20; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
+	ck_assert_int_eq(spool_close(s, 1), 0);
+}
+END_TEST
+
+/*
  * A damaged key the recovery kept, numbered among the records this version
  * stored after the old spool's, does not stand in for one of them.
  */
@@ -822,7 +850,7 @@ START_TEST(damaged_block_loses_its_records_alone)
 	store_block(db, 0, 5, false);
 	store_block(db, 5, 5, true);
 	store_block(db, 10, 5, false);
-	store_number(db, "key_order", 1);
+	store_number(db, "key_order", 2);
 	store_number(db, "block_records", 64);
 	store_number(db, "end", 15);
 	ck_assert_int_eq(gdbm_close(db), 0);
@@ -933,6 +961,7 @@ spool_suite(void)
 	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
 	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, legacy_keys_past_new_records_ignored);
+	tcase_add_test(t, legacy_above_a_sealed_file_imported);
 	tcase_add_test(t, size_back_to_zero_when_drained);
 	tcase_add_test(t, cap_refuses_then_recovers);
 	tcase_add_test(t, damaged_sealed_file_set_aside);

@@ -390,6 +390,7 @@ class Gdbm:
     Debian's /usr/bin/python3 has no gdbm module without python3-gdbm."""
 
     READER, NEWDB, NOLOCK, REPLACE = 0, 3, 0x40, 1
+    ITEM_NOT_FOUND = 15
 
     def __init__(self):
         self.lib = ctypes.CDLL("libgdbm.so.6")
@@ -406,6 +407,7 @@ class Gdbm:
         self.lib.gdbm_store.argtypes = [ctypes.c_void_p, Datum, Datum,
                                         ctypes.c_int]
         self.lib.gdbm_close.argtypes = [ctypes.c_void_p]
+        self.lib.gdbm_errno_location.restype = ctypes.POINTER(ctypes.c_int)
         self.libc.free.argtypes = [ctypes.c_void_p]
 
     def _take(self, d):
@@ -427,6 +429,9 @@ class Gdbm:
             following = self.lib.gdbm_nextkey(db, key)
             items[self._take(key)] = self._take(value)
             key = following
+        errno = self.lib.gdbm_errno_location().contents.value
+        assert errno == self.ITEM_NOT_FOUND, \
+            "gdbm_nextkey failed in %s: GDBM error %d" % (path, errno)
         assert self.lib.gdbm_close(db) == 0
         return items
 
