@@ -376,6 +376,19 @@ has_key(GDBM_FILE db, const void *data, int len)
 }
 
 /*
+ * Text for record i of the tests of long records: "label i " padded with
+ * pad to size - 1 bytes.
+ */
+static void
+padded_text(char *text, size_t size, const char *label, int i, char pad)
+{
+	memset(text, pad, size);
+	snprintf(text, size, "%s %d ", label, i);
+	text[strlen(text)] = pad;
+	text[size - 1] = '\0';
+}
+
+/*
  * Sealed files hold records in blocks of up to 64, keyed little-endian by
  * their first, and say so under "key_order" (2) and "block_records":
  * GDBM's hash gives big-endian numbers 8191 apart one value, and each
@@ -422,20 +435,10 @@ START_TEST(sealed_records_in_blocks)
 }
 END_TEST
 
-/* Record i of the large-record test: 20 000 bytes, "big i" then y. */
-static void
-big_text(char text[20000], int i)
-{
-	memset(text, 'y', 20000);
-	snprintf(text, 20000, "big %d ", i);
-	text[strlen(text)] = 'y';
-	text[19999] = '\0';
-}
-
 /*
- * A block also closes once past 64 KiB, so that large records do not make
- * a reader hold 64 of them; a reader finds any record, wherever it lies
- * in its block, and the owner reads them all in order.
+ * A block also closes once it reaches 64 KiB, so that large records do
+ * not make a reader hold 64 of them; a reader finds any record, wherever
+ * it lies in its block, and the owner reads them all in order.
  */
 START_TEST(large_records_sealed_and_read_anywhere)
 {
@@ -451,7 +454,7 @@ START_TEST(large_records_sealed_and_read_anywhere)
 	s = spool_open(path, 0, 1024, cause);
 	ck_assert_msg(s != NULL, "open: %s", cause);
 	for (i = 0; i < 10; i++) {
-		big_text(text, (int)i);
+		padded_text(text, sizeof text, "big", (int)i, 'y');
 		ck_assert_int_eq(spool_append(s, text, sizeof text, &seq), 0);
 	}
 	ck_assert_int_eq(spool_commit(s), 0);
@@ -477,7 +480,7 @@ START_TEST(large_records_sealed_and_read_anywhere)
 	for (i = 0; i < sizeof order / sizeof order[0]; i++) {
 		ck_assert_int_eq(spool_get(reader, (uint64_t)order[i], &value,
 		    &size), 1);
-		big_text(text, order[i]);
+		padded_text(text, sizeof text, "big", order[i], 'y');
 		ck_assert_uint_eq(size, sizeof text);
 		ck_assert_mem_eq(value, text, sizeof text);
 		free(value);
@@ -487,22 +490,12 @@ START_TEST(large_records_sealed_and_read_anywhere)
 
 	s = open_spool();
 	for (i = 0; i < 10; i++) {
-		big_text(text, (int)i);
+		padded_text(text, sizeof text, "big", (int)i, 'y');
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
 }
 END_TEST
-
-/* Record i of the rotation test: "record i " padded with x to 999 bytes. */
-static void
-long_text(char text[1000], int i)
-{
-	memset(text, 'x', 1000);
-	snprintf(text, 1000, "record %d ", i);
-	text[strlen(text)] = 'x';
-	text[999] = '\0';
-}
 
 /*
  * Many megabytes go through several journals of the default size, sealed
@@ -516,7 +509,7 @@ START_TEST(journals_rotate_in_order)
 	int		 i;
 
 	for (i = 0; i < 12000; i++) {
-		long_text(text, i);
+		padded_text(text, sizeof text, "record", i, 'x');
 		ck_assert_int_eq(spool_append(s, text, sizeof text, &seq), 0);
 		if (i % 50 == 49) {
 			ck_assert_int_eq(spool_commit(s), 0);
@@ -533,7 +526,7 @@ START_TEST(journals_rotate_in_order)
 	s = open_spool();
 	ck_assert_uint_eq(spool_count(s), 12000);
 	for (i = 0; i < 12000; i++) {
-		long_text(text, i);
+		padded_text(text, sizeof text, "record", i, 'x');
 		expect_first(s, text);
 	}
 	ck_assert_int_eq(spool_close(s, 1), 0);
@@ -668,9 +661,7 @@ END_TEST
 START_TEST(legacy_above_a_sealed_file_imported)
 {
 	struct spool	*s;
-	char		 text[32], name[NAME_MAX + 1];
-	char		 journal[4096 + NAME_MAX + 1];
-	int		 i;
+	char		 name[NAME_MAX + 1], journal[4096 + NAME_MAX + 1];
 
 	write_legacy(0, 10, false);
 	s = open_spool();
@@ -680,12 +671,7 @@ START_TEST(legacy_above_a_sealed_file_imported)
 		ck_assert_int_eq(unlink(journal), 0);
 	}
 	write_legacy(10, 20, false);
-	s = open_spool();
-	for (i = 0; i < 20; i++) {
-		snprintf(text, sizeof text, "record %d", i);
-		expect_first(s, text);
-	}
-	ck_assert_int_eq(spool_close(s, 1), 0);
+	expect_left(0, 20);
 }
 END_TEST
 
@@ -725,13 +711,7 @@ START_TEST(legacy_keys_past_new_records_ignored)
 	value.dsize = sizeof garbage;
 	ck_assert_int_eq(gdbm_store(db, key, value, GDBM_REPLACE), 0);
 	ck_assert_int_eq(gdbm_close(db), 0);
-
-	s = open_spool();
-	for (i = 0; i < 20; i++) {
-		snprintf(text, sizeof text, "record %d", i);
-		expect_first(s, text);
-	}
-	ck_assert_int_eq(spool_close(s, 1), 0);
+	expect_left(0, 20);
 }
 END_TEST
 
