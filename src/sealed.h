@@ -6,10 +6,11 @@
  *
  * A sealed file is a GDBM file of records in blocks of consecutive ones,
  * each keyed by its first record's 64-bit sequence number (8 bytes,
- * little-endian), and says so under "block_records". A file without it
- * has a record a value: one imported from echopost 1 (keyed big-endian,
- * without "key_order") or sealed by a build from before blocks. Records
- * go in in ascending order and come out as malloc'd copies.
+ * little-endian), and says so under "key_order" (2) and "block_records".
+ * Any other has a record a value: one imported from echopost 1 (keyed
+ * big-endian, without "key_order") or sealed by a build from before
+ * blocks. Records go in in ascending order and come out as malloc'd
+ * copies.
  *
  * A sealed file is built under a temporary name, synced, and only then
  * given its name. It is never opened for writing again, so no crash can
