@@ -578,14 +578,12 @@ widen_range(struct sealed_range *range, uint64_t *high, uint64_t seq,
  * kept, counted in range->ignored. 0 if there is none.
  */
 static int
-key_range(GDBM_FILE db, struct sealed_range *range, uint64_t *high)
+key_range(GDBM_FILE db, enum key_order order, struct sealed_range *range,
+    uint64_t *high)
 {
-	datum		 key, next;
-	enum key_order	 order;
-	int		 found = 0;
+	datum	key, next;
+	int	found = 0;
 
-	if (key_order(db, &order) == -1)
-		return (-1);
 	range->first = 0;
 	range->ignored = 0;
 	for (key = gdbm_firstkey(db); key.dptr != NULL; key = next) {
@@ -621,17 +619,17 @@ recover_copy(GDBM_FILE db, const char *legacy, char **cause)
 }
 
 /*
- * A file of blocks is a sealed file under the old spool's name, not a
- * spool of echopost 1: its keys would not tell where its records end.
+ * How the old spool's keys are written. A file of blocks is a sealed file
+ * under its name, not a spool of echopost 1: its keys would not tell
+ * where its records end.
  */
 static int
-holds_blocks(GDBM_FILE db, const char *legacy, char **cause)
+legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
+    char **cause)
 {
-	enum key_order	order;
-
-	if (key_order(db, &order) == -1)
+	if (key_order(db, order) == -1)
 		return (-1);
-	if (order == KEYS_OF_BLOCKS)
+	if (*order == KEYS_OF_BLOCKS)
 		return (failure(cause, "%s holds blocks of records: not a "
 		    "spool of echopost 1", legacy));
 	return (0);
@@ -651,6 +649,7 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 {
 	unsigned char	buf[KEY_SIZE];
 	GDBM_FILE	db;
+	enum key_order	order;
 	uint64_t	last = 0;
 	int		found, saved;
 
@@ -670,8 +669,8 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 		return (-1);
 	}
 	if (recover_copy(db, legacy, cause) == -1 ||
-	    (found = holds_blocks(db, legacy, cause)) != 0 ||
-	    (found = key_range(db, range, &last)) == -1) {
+	    legacy_key_order(db, legacy, &order, cause) == -1 ||
+	    (found = key_range(db, order, range, &last)) == -1) {
 		if (*cause == NULL)
 			failure(cause, "read a copy of %s: %s", legacy,
 			    gdbm_db_strerror(db));

@@ -388,6 +388,23 @@ padded_text(char *text, size_t size, const char *label, int i, char pad)
 	text[size - 1] = '\0';
 }
 
+/* The number echopost keeps under name in db: 8 bytes, big-endian. */
+static uint64_t
+fetch_number(GDBM_FILE db, const char *name)
+{
+	datum		key, value;
+	uint64_t	number;
+
+	key.dptr = (char *)name;
+	key.dsize = (int)strlen(name);
+	value = gdbm_fetch(db, key);
+	ck_assert_msg(value.dptr != NULL, "no %s", name);
+	ck_assert_int_eq(value.dsize, 8);
+	number = be64dec(value.dptr);
+	free(value.dptr);
+	return (number);
+}
+
 /*
  * Sealed files hold records in blocks of up to 64, keyed little-endian by
  * their first, and say so under "key_order" (2) and "block_records":
@@ -400,7 +417,6 @@ START_TEST(sealed_records_in_blocks)
 	unsigned char	 buf[8];
 	char		 name[4096 + NAME_MAX];
 	uint64_t	 first = 0, end;
-	datum		 key, value;
 
 	crash_after(300, 0, 1024, true);
 	find_sealed(name, &first);
@@ -408,20 +424,8 @@ START_TEST(sealed_records_in_blocks)
 	ck_assert_uint_gt(end - first, 64);
 	db = gdbm_open(name, 0, GDBM_READER | GDBM_NOLOCK, 0, NULL);
 	ck_assert_ptr_nonnull(db);
-	key.dptr = (char *)"key_order";
-	key.dsize = (int)strlen(key.dptr);
-	value = gdbm_fetch(db, key);
-	ck_assert_ptr_nonnull(value.dptr);
-	ck_assert_int_eq(value.dsize, 8);
-	ck_assert_uint_eq(be64dec(value.dptr), 2);
-	free(value.dptr);
-	key.dptr = (char *)"block_records";
-	key.dsize = (int)strlen(key.dptr);
-	value = gdbm_fetch(db, key);
-	ck_assert_ptr_nonnull(value.dptr);
-	ck_assert_int_eq(value.dsize, 8);
-	ck_assert_uint_eq(be64dec(value.dptr), 64);
-	free(value.dptr);
+	ck_assert_uint_eq(fetch_number(db, "key_order"), 2);
+	ck_assert_uint_eq(fetch_number(db, "block_records"), 64);
 	le64enc(buf, first);
 	ck_assert(has_key(db, buf, sizeof buf));
 	le64enc(buf, first + 1);
