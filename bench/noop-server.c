@@ -4,18 +4,21 @@
  * does and answers success: true, but stores nothing. What echopost does
  * beyond this is the cost of keeping the logs.
  *
- *	noop-server socket
+ *	noop-server dir
  *
+ * It serves on dir/data-nadhi-agent.sock, made as echopost makes it.
  * It serves until SIGTERM or SIGINT, then closes the listener as echopost
  * does and exits 0.
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "listener.h"
 #include "log.h"
@@ -39,10 +42,11 @@ main(int argc, char *argv[])
 {
 	struct listener_config	 config;
 	struct listener		*listener;
-	char			*anchor, cause[CAUSE_SIZE];
+	char			 cause[CAUSE_SIZE];
+	int			 dirfd;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: noop-server socket\n");
+		fprintf(stderr, "usage: noop-server dir\n");
 		return (2);
 	}
 	/* Blocked before gRPC starts its threads, so they inherit it. */
@@ -53,11 +57,13 @@ main(int argc, char *argv[])
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return (1);
 	log_set_level(LEVEL_WARN);
-	if (asprintf(&anchor, "%s.anchor", argv[1]) == -1)
+	if ((dirfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fchdir(dirfd) == -1) {
+		perror(argv[1]);
 		return (1);
+	}
 	memset(&config, 0, sizeof config);
-	config.socket_path = argv[1];
-	config.anchor_path = anchor;
+	config.dirfd = dirfd;
 	config.socket_mode = SOCKET_MODE;
 	config.max_message_size = MESSAGE_MAX;
 	if ((listener = listener_start(&config, NULL, cause)) == NULL) {
@@ -68,6 +74,6 @@ main(int argc, char *argv[])
 	while (listener_poll(listener, POLL_MS) == 0 && !stop_requested())
 		;
 	listener_close(listener, NULL);
-	free(anchor);
+	close(dirfd);
 	return (0);
 }

@@ -215,7 +215,8 @@ launch_stop() {
 	launch_wait "$1"
 }
 
-# serve name dir|socket kind [url]: echopost or noop-server, serving.
+# serve name dir|socket kind [url]: echopost or noop-server (in dir), or
+# the bare server (on socket), serving.
 serve() {
 	local name=$1 where=$2 kind=$3 url=${4:-$DOWN_URL} sock
 	case $kind in
@@ -224,8 +225,9 @@ serve() {
 		launch_bg "$name" -q -s "$sock" -T 900 -- "$ECHOPOST" \
 		    -datanadhi "$where" -health-url "$url" --log-level warn ;;
 	noop)
-		sock=$where
-		launch_bg "$name" -q -s "$sock" -T 900 -- "$NOOP" "$sock" ;;
+		sock=$where/$SOCK
+		mkdir -p "$where"
+		launch_bg "$name" -q -s "$sock" -T 900 -- "$NOOP" "$where" ;;
 	bare)
 		sock=$where
 		launch_bg "$name" -q -s "$sock" -T 900 -- "$BARE" "$sock" ;;
@@ -340,7 +342,7 @@ ingest_case() {
 	for round in $(seq 1 "$BENCH_INGEST_ROUNDS"); do
 		for kind in bare noop echopost; do
 			run=ingest-$name-$kind-$round
-			if [ "$kind" = echopost ]; then
+			if [ "$kind" != bare ]; then
 				where=$tmp/$run
 				sock=$where/$SOCK
 			else
@@ -699,11 +701,12 @@ idle() {
 	launch_bg idle-echopost -q -s "$tmp/idle/$SOCK" \
 	    -t "$BENCH_IDLE_SECONDS" -T 120 -- "$ECHOPOST" -datanadhi \
 	    "$tmp/idle" -health-url "$DOWN_URL" --log-level warn
-	launch_bg idle-noop -q -s "$tmp/idle-noop.sock" \
-	    -t "$BENCH_IDLE_SECONDS" -T 120 -- "$NOOP" "$tmp/idle-noop.sock"
+	mkdir -p "$tmp/idle-noop"
+	launch_bg idle-noop -q -s "$tmp/idle-noop/$SOCK" \
+	    -t "$BENCH_IDLE_SECONDS" -T 120 -- "$NOOP" "$tmp/idle-noop"
 	launch_wait idle-echopost
 	launch_wait idle-noop
-	rm -rf "$tmp/idle"
+	rm -rf "$tmp/idle" "$tmp/idle-noop"
 }
 
 idle_share() {

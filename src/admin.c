@@ -4,8 +4,16 @@
  * Neither takes DIR's lock or writes anything: they read the pid file and
  * open the spool as a reader without GDBM's lock, so they can be run while
  * an instance is serving. They see what the instance last synced.
+ *
+ * DIR is what a user wrote: root reads it as DIR's owner (dir_open()
+ * becomes that user), every file through DIR's descriptor and only if it
+ * is a regular file of the owner's, names are printed escaped (vis(3)), and
+ * no file is read beyond what its report needs.
  */
 #include "config.h"
+
+/* libbsd: strnvis(3) in NetBSD's argument order; only stravis is used. */
+#define LIBBSD_NETBSD_VIS
 
 #include <err.h>
 #include <errno.h>
@@ -19,11 +27,14 @@
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <vis.h>
 
 #include <jansson.h>
 
 #include "admin.h"
+#include "dir.h"
 #include "echopost.h"
+#include "files.h"
 #include "http.h"
 #include "log.h"
 #include "record.h"
@@ -37,6 +48,9 @@ enum instance {
 	INSTANCE_UNKNOWN	/* DIR or its pid file cannot be read */
 };
 
+/* No report of a run is bigger; anything bigger is not one. */
+#define REPORT_MAX	4096
+
 struct status {
 	bool		 dir_exists;
 	enum instance	 instance;
@@ -45,6 +59,7 @@ struct status {
 	int		 socket;	/* 1, 0, or -1: cannot tell */
 	bool		 spool_readable;
 	char		 spool_error[256];
+	json_t		*damaged;	/* files not readable whole */
 	uint64_t	 records;
 	int64_t		 bytes;
 	int64_t		 oldest_us;	/* 0 when the spool is empty */
@@ -54,26 +69,57 @@ struct status {
 	long		 code;
 	char		 error[CURL_ERROR_SIZE];
 	json_t		*refused;	/* DIR/echopost.refused, or NULL */
+	json_t		*run;		/* DIR/echopost.status, or NULL */
+	const char	*shown_url;	/* the server asked, for people */
 };
+
+/*
+ * Text a user chose (a file name, a reason naming one), as it may be shown
+ * on a terminal: every byte that is not printable escaped as vis(3) does.
+ * The caller frees it; NULL when out of memory.
+ */
+static char *
+shown(const char *text)
+{
+	char	*out;
+
+	if (stravis(&out, text, VIS_OCTAL | VIS_CSTYLE | VIS_TAB | VIS_NL) ==
+	    -1)
+		return (NULL);
+	return (out);
+}
+
+/* warnx("%s: %s", name, why) with both escaped; name may be NULL. */
+static void
+warn_shown(const char *name, const char *why)
+{
+	char	*a = name != NULL ? shown(name) : NULL, *b = shown(why);
+
+	if (name != NULL)
+		warnx("%s: %s", a != NULL ? a : "?", b != NULL ? b : "?");
+	else
+		warnx("%s", b != NULL ? b : "?");
+	free(a);
+	free(b);
+}
 
 /*
  * Is an instance running on DIR? Only if the pid file is locked: a file
  * left by a crash may name a process that is now something else.
  */
 static void
-find_instance(const char *dir, struct status *st)
+find_instance(int dirfd, struct status *st)
 {
-	char	 path[PATH_MAX], text[32];
+	char	 text[32];
 	ssize_t	 n;
 	int	 fd;
 
 	st->instance = INSTANCE_NONE;
-	if (dir_file(path, dir, PID_FILE_NAME) == -1 || (fd = open(path,
-	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((fd = file_open(dirfd, PID_FILE_NAME, O_RDONLY, 1)) == -1) {
 		if (errno != ENOENT) {
 			st->instance = INSTANCE_UNKNOWN;
 			snprintf(st->unknown, sizeof st->unknown, "%s: %s",
-			    path, strerror(errno));
+			    PID_FILE_NAME, strerror(errno));
 		}
 		return;
 	}
@@ -87,8 +133,8 @@ find_instance(const char *dir, struct status *st)
 		}
 	} else {
 		st->instance = INSTANCE_UNKNOWN;
-		snprintf(st->unknown, sizeof st->unknown, "%s: %s", path,
-		    strerror(errno));
+		snprintf(st->unknown, sizeof st->unknown, "%s: %s",
+		    PID_FILE_NAME, strerror(errno));
 	}
 	close(fd);
 }
@@ -109,8 +155,21 @@ record_time(struct spool *spool, uint64_t seq)
 	return (when);
 }
 
+/* A file of the spool that cannot be read whole: on stderr, and kept. */
 static void
-read_spool(const char *dir, struct status *st)
+add_damaged(void *arg, const char *name, const char *why)
+{
+	struct status	*st = arg;
+
+	warn_shown(name, why);
+	if (st->damaged == NULL)
+		st->damaged = json_array();
+	json_array_append_new(st->damaged, json_pack("{s:s, s:s}", "file",
+	    name, "error", why));
+}
+
+static void
+read_spool(int dirfd, const char *dir, struct status *st)
 {
 	struct spool	*spool;
 	char		 path[PATH_MAX], cause[CAUSE_SIZE];
@@ -121,12 +180,19 @@ read_spool(const char *dir, struct status *st)
 		    sizeof st->spool_error);
 		return;
 	}
-	if ((spool = spool_open_reader(path, cause)) == NULL) {
+	if ((spool = spool_open_reader(dirfd, path, cause)) == NULL) {
 		strlcpy(st->spool_error, cause, sizeof st->spool_error);
 		return;
 	}
 	st->spool_readable = true;
 	strlcpy(st->spool_error, spool_error(spool), sizeof st->spool_error);
+	if (spool_check(spool, add_damaged, st) > 0) {
+		st->spool_readable = false;
+		snprintf(st->spool_error, sizeof st->spool_error, "%zu files "
+		    "of the spool cannot be read whole: records in them are "
+		    "lost or will be reported missing",
+		    json_array_size(st->damaged));
+	}
 	st->bytes = spool_size(spool);
 	spool_range(spool, &head, &next);
 	st->records = next - head;
@@ -138,21 +204,32 @@ read_spool(const char *dir, struct status *st)
 }
 
 /*
- * What a run found: the server refusing every delivery with one code. A
- * file that is not what a run writes is no news, and shown as none.
+ * A small JSON file a run writes in DIR, or NULL: one bigger than any run
+ * writes, not a file of the owner's alone, or not JSON, is no news.
  */
 static json_t *
-read_refused(const char *dir)
+read_report(int dirfd, const char *name)
+{
+	char	text[REPORT_MAX + 1];
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = file_open(dirfd, name, O_RDONLY, 1)) == -1)
+		return (NULL);
+	n = read(fd, text, sizeof text);
+	close(fd);
+	if (n <= 0 || n > REPORT_MAX)
+		return (NULL);
+	return (json_loadb(text, (size_t)n, 0, NULL));
+}
+
+/* What a run found: the server refusing every delivery with one code. */
+static json_t *
+read_refused(int dirfd)
 {
 	json_t	*refused;
-	char	 path[PATH_MAX];
-	int	 fd;
 
-	if (dir_file(path, dir, REFUSED_NAME) == -1 || (fd = open(path,
-	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return (NULL);
-	refused = json_loadfd(fd, 0, NULL);
-	close(fd);
+	refused = read_report(dirfd, REFUSED_NAME);
 	if (refused != NULL && json_unpack_ex(refused, NULL,
 	    JSON_VALIDATE_ONLY, "{s:i, s:s, s:s}", "code", "url", "since") ==
 	    -1) {
@@ -162,29 +239,85 @@ read_refused(const char *dir)
 	return (refused);
 }
 
+/* How the running instance is doing, as it last said. */
+static json_t *
+read_run_status(int dirfd)
+{
+	json_t	*run;
+
+	run = read_report(dirfd, STATUS_NAME);
+	if (run != NULL && json_unpack_ex(run, NULL, JSON_VALIDATE_ONLY,
+	    "{s:s, s:s, s:s, s:I, s:I, s:I}", "mode", "health_url", "state",
+	    "sent", "failed", "remaining") == -1) {
+		json_decref(run);
+		run = NULL;
+	}
+	return (run);
+}
+
+/*
+ * The server of the running instance, unless -health-url names one: the
+ * instance's own URL, when it is http(s) and holds no password (the file
+ * has it hidden).
+ */
+static const char *
+probe_url(const struct options *o, const struct status *st)
+{
+	const char	*url;
+
+	if (o->health_url_given || st->run == NULL)
+		return (o->health_url);
+	url = json_string_value(json_object_get(st->run, "health_url"));
+	if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) !=
+	    0) || strstr(url, "***@") != NULL)
+		return (o->health_url);
+	return (url);
+}
+
+/*
+ * Everything but the server's answer is read through DIR's descriptor, as
+ * DIR's owner. A DIR that is not there is reported as such; one that
+ * cannot be opened or is refused leaves everything in it unknown, and why.
+ */
 static void
 gather(const struct options *o, struct status *st)
 {
 	struct tls_files tls = { o->cacert, o->capath };
+	struct dir_check dir;
 	struct stat	 sb;
-	char		 path[PATH_MAX];
+	const char	*url;
+	int		 status;
 
 	memset(st, 0, sizeof *st);
-	st->dir_exists = stat(o->dir, &sb) == 0 || errno != ENOENT;
-	find_instance(o->dir, st);
-	if (dir_file(path, o->dir, SOCKET_NAME) == -1 ||
-	    lstat(path, &sb) == -1)
-		st->socket = errno == ENOENT ? 0 : -1;
-	else
-		st->socket = S_ISSOCK(sb.st_mode);
-	if (st->dir_exists)
-		read_spool(o->dir, st);
-	else
-		st->spool_readable = true;	/* nothing waits */
-	session_latest(o->dir, st->session, sizeof st->session);
-	st->refused = read_refused(o->dir);
-	st->healthy = probe_health(o->health_url, &tls, o->timeout_ms,
-	    &st->code, st->error);
+	st->instance = INSTANCE_NONE;
+	st->spool_readable = true;	/* nothing waits, unless DIR says so */
+	status = dir_open(o->dir, false, &dir);
+	st->dir_exists = status != EX_NOINPUT;
+	if (status != 0 && st->dir_exists) {
+		st->instance = INSTANCE_UNKNOWN;
+		strlcpy(st->unknown, dir.error, sizeof st->unknown);
+		st->socket = -1;
+		st->spool_readable = false;
+		strlcpy(st->spool_error, dir.error, sizeof st->spool_error);
+	} else if (status == 0) {
+		find_instance(dir.fd, st);
+		if (fstatat(dir.fd, SOCKET_NAME, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    -1)
+			st->socket = errno == ENOENT ? 0 : -1;
+		else
+			st->socket = S_ISSOCK(sb.st_mode);
+		st->spool_readable = false;
+		read_spool(dir.fd, dir.path, st);
+		session_latest(dir.fd, st->session, sizeof st->session);
+		st->refused = read_refused(dir.fd);
+		if (st->instance == INSTANCE_RUNNING)
+			st->run = read_run_status(dir.fd);
+		close(dir.fd);
+	}
+	url = probe_url(o, st);
+	st->shown_url = url == o->health_url ? o->shown_url : url;
+	st->healthy = probe_health(url, &tls, o->timeout_ms, &st->code,
+	    st->error);
 }
 
 static json_t *
@@ -198,14 +331,22 @@ time_or_null(int64_t us)
 	return (json_string(when));
 }
 
+/* No instance runs, and records wait: nothing will deliver them. */
+static bool
+stranded(const struct status *st)
+{
+	return (st->instance == INSTANCE_NONE && st->records > 0);
+}
+
 static int
 print_json(const struct options *o, const struct status *st)
 {
 	json_t	*report;
 	int	 status;
 
-	report = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:{s:b, s:o, s:I, "
-	    "s:I, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o, s:O}}",
+	report = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:O, "
+	    "s:{s:b, s:o, s:I, "
+	    "s:I, s:o, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o, s:O}}",
 	    "dir", o->dir,
 	    "dir_exists", st->dir_exists,
 	    "running", st->instance == INSTANCE_UNKNOWN ? json_null() :
@@ -215,6 +356,9 @@ print_json(const struct options *o, const struct status *st)
 	    json_string(st->unknown) : json_null(),
 	    "socket", st->socket == -1 ? json_null() :
 	    json_boolean(st->socket == 1),
+	    "stale_socket", st->socket == 1 && st->instance == INSTANCE_NONE,
+	    "stranded", stranded(st),
+	    "run", st->run != NULL ? st->run : json_null(),
 	    "spool",
 	    "readable", st->spool_readable,
 	    "error", st->spool_error[0] == '\0' ? json_null() :
@@ -223,10 +367,12 @@ print_json(const struct options *o, const struct status *st)
 	    "bytes", (json_int_t)st->bytes,
 	    "oldest", time_or_null(st->oldest_us),
 	    "newest", time_or_null(st->newest_us),
+	    "damaged", st->damaged != NULL ? json_incref(st->damaged) :
+	    json_array(),
 	    "latest_session", st->session[0] != '\0' ?
 	    json_string(st->session) : json_null(),
 	    "server",
-	    "url", o->shown_url,
+	    "url", st->shown_url,
 	    "healthy", st->healthy,
 	    "code", st->code != 0 ? json_integer(st->code) : json_null(),
 	    "error", st->error[0] != '\0' ? json_string(st->error) :
@@ -255,51 +401,103 @@ print_age(const char *label, int64_t us)
 	    (long long)(age % 60));
 }
 
+/* printf("%-16s" fmt, label, text) with text escaped, fmt one %s. */
+static void
+print_shown(const char *label, const char *fmt, const char *text)
+{
+	char	*safe = shown(text);
+
+	printf("%-16s", label);
+	printf(fmt, safe != NULL ? safe : "?");
+	free(safe);
+}
+
+/* The running instance's own account: what it does, how fast. */
+static void
+print_run(json_t *run)
+{
+	json_t	*eta;
+	char	 line[256];
+	int	 n;
+
+	n = snprintf(line, sizeof line, "%s, %s: %lld sent, %lld failed, "
+	    "%lld left", json_string_value(json_object_get(run, "mode")),
+	    json_string_value(json_object_get(run, "state")),
+	    (long long)json_integer_value(json_object_get(run, "sent")),
+	    (long long)json_integer_value(json_object_get(run, "failed")),
+	    (long long)json_integer_value(json_object_get(run, "remaining")));
+	eta = json_object_get(run, "eta_s");
+	if (n > 0 && (size_t)n < sizeof line && json_is_integer(eta))
+		snprintf(line + n, sizeof line - (size_t)n, ", %.0f/s, ETA "
+		    "%lld:%02lld:%02lld", json_number_value(json_object_get(
+		    run, "rate")), (long long)(json_integer_value(eta) / 3600),
+		    (long long)(json_integer_value(eta) / 60 % 60),
+		    (long long)(json_integer_value(eta) % 60));
+	print_shown("run", "%s\n", line);
+}
+
 static void
 print_table(const struct options *o, const struct status *st)
 {
-	printf("%-16s%s%s\n", "directory", o->dir, st->dir_exists ? "" :
-	    " (no such directory)");
+	char	line[REPORT_MAX + PATH_MAX];
+
+	print_shown("directory", st->dir_exists ? "%s\n" :
+	    "%s (no such directory)\n", o->dir);
 	if (st->instance == INSTANCE_RUNNING)
 		printf("%-16srunning, pid %ld\n", "instance", (long)st->pid);
 	else if (st->instance == INSTANCE_NONE)
 		printf("%-16snot running\n", "instance");
 	else
-		printf("%-16scannot tell (%s)\n", "instance", st->unknown);
-	printf("%-16s%s\n", "socket", st->socket == 1 ? "present" :
+		print_shown("instance", "cannot tell (%s)\n", st->unknown);
+	printf("%-16s%s\n", "socket", st->socket == 1 ? (st->instance ==
+	    INSTANCE_NONE ? "stale: echopost is not running, and the SDK "
+	    "will not start it while this name is there" : "present") :
 	    st->socket == 0 ? "absent" : "cannot tell");
-	if (st->spool_readable)
+	if (st->spool_readable || st->damaged != NULL)
 		printf("%-16s%llu records, %lld bytes on disk\n", "spool",
 		    (unsigned long long)st->records, (long long)st->bytes);
 	if (st->spool_readable && st->spool_error[0] != '\0')
-		printf("%-16s%s\n", "", st->spool_error);
+		print_shown("", "%s\n", st->spool_error);
 	else if (!st->spool_readable)
-		printf("%-16sunreadable: %s\n", "spool", st->spool_error);
+		print_shown(st->damaged != NULL ? "" : "spool",
+		    "unreadable: %s\n", st->spool_error);
 	print_age("oldest record", st->oldest_us);
 	print_age("newest record", st->newest_us);
-	printf("%-16s%s\n", "latest session",
-	    st->session[0] != '\0' ? st->session : "none");
+	print_shown("latest session", "%s\n", st->session[0] != '\0' ?
+	    st->session : "none");
+	if (st->run != NULL)
+		print_run(st->run);
 	if (st->healthy)
-		printf("%-16s%s healthy (%ld)\n", "server", o->shown_url,
+		snprintf(line, sizeof line, "%s healthy (%ld)", st->shown_url,
 		    st->code);
 	else if (st->code != 0)
-		printf("%-16s%s down (answered %ld)\n", "server",
-		    o->shown_url, st->code);
+		snprintf(line, sizeof line, "%s down (answered %ld)",
+		    st->shown_url, st->code);
 	else
-		printf("%-16s%s down (%s)\n", "server", o->shown_url,
+		snprintf(line, sizeof line, "%s down (%s)", st->shown_url,
 		    st->error);
-	if (st->refused != NULL)
-		printf("%-16s%s answered %lld to every delivery, since %s\n",
-		    "deliveries", json_string_value(json_object_get(st->refused,
-		    "url")), (long long)json_integer_value(json_object_get(
-		    st->refused, "code")), json_string_value(json_object_get(
-		    st->refused, "since")));
+	print_shown("server", "%s\n", line);
+	if (stranded(st)) {
+		snprintf(line, sizeof line, "%s --replay-only -datanadhi %s "
+		    "(with the SDK's -health-url and -api-key)", PACKAGE,
+		    o->dir);
+		print_shown("to deliver", "%s\n", line);
+	}
+	if (st->refused != NULL) {
+		snprintf(line, sizeof line, "%s answered %lld to every "
+		    "delivery, since %s", json_string_value(json_object_get(
+		    st->refused, "url")), (long long)json_integer_value(
+		    json_object_get(st->refused, "code")), json_string_value(
+		    json_object_get(st->refused, "since")));
+		print_shown("deliveries", "%s\n", line);
+	}
 }
 
 int
 admin_status(const struct options *o)
 {
 	struct status	st;
+	bool		damaged;
 
 	gather(o, &st);
 	if (o->json) {
@@ -307,11 +505,16 @@ admin_status(const struct options *o)
 			return (EX_SOFTWARE);
 	} else
 		print_table(o, &st);
+	damaged = st.damaged != NULL;
 	json_decref(st.refused);
-	if (fflush(stdout) != 0)
+	json_decref(st.run);
+	json_decref(st.damaged);
+	if (fflush(stdout) != 0 || damaged)
 		return (EX_IOERR);
 	if (st.instance == INSTANCE_UNKNOWN)
 		return (EXIT_CANNOT_TELL);
+	if (stranded(&st))
+		return (EXIT_STRANDED);
 	return (st.instance == INSTANCE_RUNNING ? 0 : EXIT_NOT_RUNNING);
 }
 
@@ -325,8 +528,12 @@ dump_one(struct spool *spool, uint64_t seq)
 	char		 context[64], *line;
 	int		 found;
 
-	if ((found = spool_get(spool, seq, &data, &size)) != 1)
-		return (found);
+	if ((found = spool_get(spool, seq, &data, &size)) == -1)
+		warnx("record %ju: %s", (uintmax_t)seq, spool_error(spool));
+	else if (found == 0)
+		warnx("record %ju: in no file that can be read", (uintmax_t)seq);
+	if (found != 1)
+		return (-1);
 	status = record_decode(data, size, &r);
 	if (status != RECORD_OK) {
 		warnx("record %llu: %s", (unsigned long long)seq,
@@ -345,27 +552,40 @@ dump_one(struct spool *spool, uint64_t seq)
 	return (1);
 }
 
+static void
+warn_damaged(void *arg, const char *name, const char *why)
+{
+	(void)arg;
+	warn_shown(name, why);
+}
+
 int
 admin_dump(const struct options *o)
 {
 	struct spool	*spool;
+	struct dir_check dir;
 	char		 path[PATH_MAX], cause[CAUSE_SIZE];
 	uint64_t	 head, next, seq;
-	struct stat	 sb;
-	int		 bad = 0, error;
+	int		 bad = 0, status;
 
-	if (stat(o->dir, &sb) == -1 || dir_file(path, o->dir,
-	    SPOOL_NAME) == -1) {
-		error = errno;
-		warnc(error, "%s", o->dir);
-		return (error == ENOENT ? EX_NOINPUT : EX_IOERR);
+	if ((status = dir_open(o->dir, false, &dir)) != 0) {
+		warn_shown(NULL, dir.error);
+		return (status);
 	}
-	if ((spool = spool_open_reader(path, cause)) == NULL) {
-		warnx("cannot read spool %s: %s", path, cause);
+	if (dir_file(path, dir.path, SPOOL_NAME) == -1) {
+		warn_shown(dir.path, strerror(errno));
+		close(dir.fd);
+		return (EX_USAGE);
+	}
+	spool = spool_open_reader(dir.fd, path, cause);
+	close(dir.fd);
+	if (spool == NULL) {
+		warn_shown(path, cause);
 		return (EX_IOERR);
 	}
 	if (*spool_error(spool) != '\0')
-		warnx("%s", spool_error(spool));
+		warn_shown(path, spool_error(spool));
+	bad = spool_check(spool, warn_damaged, NULL);
 	spool_range(spool, &head, &next);
 	for (seq = head; seq < next && !ferror(stdout); seq++)
 		if (dump_one(spool, seq) == -1)

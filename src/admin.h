@@ -11,6 +11,8 @@
 #define EXIT_NOT_RUNNING	3
 /* --status: DIR or its pid file cannot be read, so nobody knows. */
 #define EXIT_CANNOT_TELL	4
+/* --status: no instance runs, and records wait for one (stranded). */
+#define EXIT_STRANDED		5
 
 int	admin_status(const struct options *);
 int	admin_dump(const struct options *);

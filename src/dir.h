@@ -4,8 +4,10 @@
  * DIR holds the logs, the API keys and the socket the SDK trusts. Another
  * local user must not be able to turn it against echopost, nor echopost
  * against another user: DIR belongs to the user echopost runs as (root
- * takes on the identity of DIR's owner), is not writable by all, and no
- * symbolic link in it is followed.
+ * takes on the identity of the first user who owns a directory on the way
+ * to it), only that user can write it or any directory on the way (a
+ * sticky one aside), no symbolic link in it is followed, and after it is
+ * opened it is reached through that descriptor only.
  */
 #ifndef DIR_H
 #define DIR_H
@@ -15,16 +17,16 @@
 #include <sys/types.h>
 
 struct dir_check {
-	char	 path[PATH_MAX];	/* DIR, resolved */
-	bool	 group_writable;	/* worth a warning, not a refusal */
+	int	 fd;			/* DIR, open */
+	char	 path[PATH_MAX];	/* DIR, as walked, for people */
 	bool	 became_owner;		/* was root, now DIR's owner */
-	char	 error[PATH_MAX + 128];	/* why it was refused */
+	char	 error[PATH_MAX + 256];	/* why it was refused */
 };
 
 struct dir_lock;
 
-int	 dir_prepare(const char *, bool, struct dir_check *);
-int	 dir_lock(struct dir_lock **, const char *, pid_t *);
+int	 dir_open(const char *, bool, struct dir_check *);
+int	 dir_lock(struct dir_lock **, int, pid_t *);
 void	 dir_unlock(struct dir_lock *);
 
 #endif

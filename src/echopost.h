@@ -16,6 +16,7 @@
 #define SPOOL_NAME		"echopost.spool"
 #define QUARANTINE_NAME		"echopost-quarantine.jsonl"
 #define REFUSED_NAME		"echopost.refused"
+#define STATUS_NAME		"echopost.status"
 #define SESSION_PREFIX		"session-"
 #define SUCCESS_LOG_NAME	"agent-success.log"
 #define FAILURE_LOG_NAME	"agent-failure.log"

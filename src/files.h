@@ -4,7 +4,7 @@
  *
  * Every file under DIR is reached relative to a descriptor of DIR itself,
  * never by a path that could be swapped under us, and none is followed if
- * it is a symbolic link.
+ * it is a symbolic link, and none is used unless file_trusted() says so.
  *
  * The rule for power loss, kept by every caller: a file's data is synced
  * before its name is made (link, rename); the directory is synced after a
@@ -13,9 +13,13 @@
 #ifndef FILES_H
 #define FILES_H
 
+#include <sys/types.h>
+
 #include <dirent.h>
 
 int	 publish_file(int, const char *, const char *);
+int	 file_trusted(int, nlink_t);
+int	 file_open(int, const char *, int, nlink_t);
 DIR	*list_dir(int);
 
 #endif

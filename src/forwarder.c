@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -26,6 +27,8 @@
 #define SETTLE_MS		250
 /* While nobody listens at the server's port, it is tried this often. */
 #define PROBE_MS		250
+/* DIR/echopost.status is rewritten at most this often. */
+#define PUBLISH_MS		1000
 
 /*
  * Exponential backoff from base, capped at ten times base, with jitter so
@@ -170,6 +173,44 @@ wait_for_server(struct forwarder *f, int64_t ms)
 	}
 }
 
+/*
+ * Tell --status how this run is doing, at most once a second unless
+ * something changed (now): DIR/echopost.status.
+ */
+static void
+publish_status(struct forwarder *f, bool now)
+{
+	json_t	*status;
+	char	*text, updated[TIME_BUFSIZE];
+	int64_t	 ms = clock_monotonic_ms(), elapsed;
+	uint64_t left, done;
+	double	 rate;
+
+	if (!now && ms - f->published_ms < PUBLISH_MS)
+		return;
+	f->published_ms = ms;
+	left = spool_count(f->spool);
+	done = f->progress.sent + f->progress.failed;
+	elapsed = ms - f->progress.started_ms;
+	rate = f->healthy && elapsed > 0 ? done * 1000.0 / elapsed : 0;
+	format_time(clock_realtime_us(), updated);
+	status = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:o, "
+	    "s:s}", "pid", (int)getpid(), "mode", f->config.replay_only ?
+	    "replay-only" : "serve", "health_url", f->config.shown_url,
+	    "state", f->healthy ? "delivering" : "waiting for the server",
+	    "sent", (json_int_t)f->progress.sent,
+	    "failed", (json_int_t)f->progress.failed,
+	    "remaining", (json_int_t)left, "rate", rate,
+	    "eta_s", rate > 0 ? json_integer((json_int_t)(left / rate)) :
+	    json_null(), "updated", updated);
+	text = status != NULL ? json_dumps(status, JSON_COMPACT) : NULL;
+	json_decref(status);
+	if (text == NULL || session_publish(f->session, text) == -1)
+		log_event(LEVEL_DEBUG, "status_file_error", "{s:s}", "error",
+		    strerror(text == NULL ? ENOMEM : errno));
+	free(text);
+}
+
 static void
 check_health(struct forwarder *f)
 {
@@ -182,6 +223,7 @@ check_health(struct forwarder *f)
 		progress_start(&f->progress);
 		log_event(LEVEL_INFO, "server_healthy", "{s:I}", "spooled",
 		    (json_int_t)spool_count(f->spool));
+		publish_status(f, true);
 		return;
 	}
 	f->port_closed = health.refused;
@@ -192,6 +234,7 @@ check_health(struct forwarder *f)
 		log_event(LEVEL_INFO, "server_down", "{s:s, s:i}", "reason",
 		    "health check answered", "code", (int)health.code);
 	forwarder_server_down(f);
+	publish_status(f, f->failures == 0);
 	wait_for_server(f, backoff_ms(f->config.health_interval_ms,
 	    f->failures++));
 }
@@ -243,6 +286,21 @@ wait_ms(struct forwarder *f)
 	return (http_in_flight(f->http) > 0 ? SETTLE_MS : 0);
 }
 
+/*
+ * No logs can come (--replay-only, or the listener closed) and none is
+ * left: there is nothing to wait for the server for.
+ */
+static bool
+nothing_to_replay(struct forwarder *f)
+{
+	bool	closed;
+
+	pthread_mutex_lock(&f->lock);
+	closed = f->listener_closed;
+	pthread_mutex_unlock(&f->lock);
+	return (closed && spool_empty(f->spool));
+}
+
 static void
 replay(struct forwarder *f)
 {
@@ -251,7 +309,10 @@ replay(struct forwarder *f)
 		if (!f->healthy) {
 			if (http_in_flight(f->http) > 0)
 				window_collect(f, SETTLE_MS);
-			else
+			else if (nothing_to_replay(f)) {
+				f->result = FORWARDER_DRAINED;
+				break;
+			} else
 				check_health(f);
 			continue;
 		}
@@ -276,6 +337,7 @@ replay(struct forwarder *f)
 		 */
 		window_send(f);
 		window_retire(f);
+		publish_status(f, false);
 		if (progress_due(&f->progress))
 			progress_report(&f->progress, spool_count(f->spool),
 			    concurrency_limit(&f->concurrency), false);
@@ -416,16 +478,23 @@ forwarder_stop(struct forwarder *f)
 	http_stop(f->http);
 }
 
+/*
+ * Wait for the forwarder's thread to end; *rejected: the records the
+ * server refused for good, *quarantined: those found damaged and kept in
+ * the quarantine file. Both undelivered.
+ */
 enum forwarder_result
-forwarder_join(struct forwarder *f, uint64_t *rejected)
+forwarder_join(struct forwarder *f, uint64_t *rejected,
+    uint64_t *quarantined)
 {
 	enum forwarder_result	result;
 
-	*rejected = f->progress.failed;
 	if (pthread_join(f->thread, NULL) != 0)
 		result = FORWARDER_FAILED;
 	else
 		result = f->result;
+	*rejected = f->progress.failed;
+	*quarantined = f->progress.quarantined;
 	free_forwarder(f);
 	return (result);
 }

@@ -36,7 +36,7 @@ struct forwarder_config {
 };
 
 enum forwarder_result {
-	FORWARDER_DRAINED,	/* spool empty, server healthy */
+	FORWARDER_DRAINED,	/* spool empty: server healthy, or no logs come */
 	FORWARDER_STOPPED,	/* told to stop; the rest stays spooled */
 	FORWARDER_REFUSED,	/* the endpoint refused deliveries too long */
 	FORWARDER_FAILED	/* could not start */
@@ -50,7 +50,8 @@ bool		 forwarder_wants_drain(struct forwarder *);
 void		 forwarder_listener_closed(struct forwarder *);
 bool		 forwarder_done(struct forwarder *);
 void		 forwarder_stop(struct forwarder *);
-enum forwarder_result forwarder_join(struct forwarder *, uint64_t *);
+enum forwarder_result forwarder_join(struct forwarder *, uint64_t *,
+		    uint64_t *);
 
 int64_t		 backoff_ms(int64_t, unsigned int);
 

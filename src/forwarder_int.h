@@ -80,6 +80,7 @@ struct forwarder {
 	int64_t			 refused_since_ms;
 	int64_t			 settled_ms;
 	bool			 settle_failed;
+	int64_t			 published_ms;	/* DIR/echopost.status */
 };
 
 /* forwarder.c */

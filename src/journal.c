@@ -9,6 +9,13 @@
  * stops at the first entry that is cut short, fails its CRC or is out of
  * sequence: after a crash that is where the last commit was torn.
  *
+ * A crash can leave only that: a torn tail after the last synced commit,
+ * or a file shorter than a header. Anything else is damage (a flipped
+ * byte, a block of zeros, a block that cannot be read), and what lies
+ * past it is not given up: a reader looks for the next entry whose header
+ * and CRC check out and goes on from there (journal_resync), and a
+ * journal found damaged at resume is left as it is (journal_survey).
+ *
  * A journal may be made from a spare: a file written with zeros ahead of
  * time. Overwriting blocks that are already there lets fdatasync skip the
  * file system's own journal, which an append that grows the file cannot;
@@ -28,10 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
+#include "files.h"
 #include "journal.h"
-#include "log.h"
 #include "util.h"
 
 #define MAGIC		"EPJ1"
@@ -39,8 +44,16 @@
 /* No record is larger: --max-message-size stays below 2 GiB. */
 #define ENTRY_MAX	((uint32_t)INT32_MAX)
 #define READ_CHUNK	(64 * 1024)
+/*
+ * A spare is written in chunks of this size: a journal whose size is a
+ * multiple of it was made from one, and zeros after its entries are its
+ * unused rest. Any other journal ends where its last write did.
+ */
+#define SPARE_CHUNK	READ_CHUNK
 /* Added entries are written out, not yet synced, past this much. */
 #define PENDING_MAX	(256 * 1024)
+/* A read that fails is skipped this much at a time: a disk's block. */
+#define BLOCK_SIZE	4096
 
 struct journal {
 	int		 fd;
@@ -64,6 +77,8 @@ struct journal_reader {
 	size_t		 start;		/* of offset's byte in buf */
 	size_t		 buf_len;
 	size_t		 buf_size;
+	bool		 header_damaged;
+	bool		 any_sequence;	/* the next entry found may have any */
 };
 
 static void
@@ -119,11 +134,10 @@ begin_file(struct journal **jp, int dirfd, const char *spare,
 	if ((j = new_journal()) == NULL)
 		return (-1);
 	if (spare == NULL)
-		j->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		j->fd = file_open(dirfd, name, O_WRONLY | O_CREAT | O_EXCL,
+		    1);
 	else
-		j->fd = openat(dirfd, spare, O_WRONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
+		j->fd = file_open(dirfd, spare, O_WRONLY, 1);
 	named = spare == NULL && j->fd != -1;
 	if (j->fd == -1 || write_header(j, first) == -1 || (spare != NULL &&
 	    !(named = renameat(dirfd, spare, dirfd, name) == 0)) ||
@@ -148,21 +162,21 @@ journal_create(struct journal **jp, int dirfd, const char *name,
 }
 
 /*
- * Make a spare: a file of size zero bytes, on disk, for journal_adopt().
- * A spare of that size left by an earlier run is taken as it is: nothing
- * but a header is ever written to a spare before it is adopted.
+ * Make a spare: a file of size zero bytes (rounded up to SPARE_CHUNK), on
+ * disk, for journal_adopt(). A spare of that size left by an earlier run
+ * is taken as it is: nothing but a header is ever written to a spare
+ * before it is adopted.
  */
 int
 journal_prepare(int dirfd, const char *name, off_t size)
 {
-	static const unsigned char	 zeros[READ_CHUNK];
+	static const unsigned char	 zeros[SPARE_CHUNK];
 	struct stat			 sb;
 	off_t				 done;
 	int				 fd, status = -1;
 
-	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd == -1)
+	size = (size + SPARE_CHUNK - 1) / SPARE_CHUNK * SPARE_CHUNK;
+	if ((fd = file_open(dirfd, name, O_WRONLY | O_CREAT, 1)) == -1)
 		return (-1);
 	if (fstat(fd, &sb) == 0 && sb.st_size == size) {
 		close(fd);
@@ -191,34 +205,24 @@ journal_adopt(struct journal **jp, int dirfd, const char *spare,
 }
 
 /*
- * Take up the journal a run left: find its last whole entry, cut off what
- * follows (a commit torn by the crash, never acknowledged, or the zeros of
- * a spare) and append after it.
+ * Take up the journal a run left for appends after its entry end, the end
+ * journal_survey found of its last whole one: what follows (a commit torn
+ * by the crash, never acknowledged, or the zeros of a spare) is cut off.
  */
 int
-journal_resume(struct journal **jp, int dirfd, const char *name)
+journal_resume(struct journal **jp, int dirfd, const char *name,
+    const struct journal_survey *survey)
 {
-	struct journal_reader	*r;
-	struct journal		*j;
-	struct stat		 sb;
-	uint64_t		 seq;
-	const void		*data;
-	size_t			 size;
-	int			 found, saved;
+	struct journal	*j;
+	struct stat	 sb;
+	int		 saved;
 
 	*jp = NULL;
-	if (journal_reader_open(&r, dirfd, name) == -1)
+	if ((j = new_journal()) == NULL)
 		return (-1);
-	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
-		;
-	if ((j = new_journal()) == NULL) {
-		journal_reader_close(r);
-		return (-1);
-	}
-	j->next = j->committed_next = journal_reader_next(r);
-	j->committed = journal_reader_offset(r);
-	journal_reader_close(r);
-	j->fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	j->next = j->committed_next = survey->next;
+	j->committed = survey->end;
+	j->fd = file_open(dirfd, name, O_WRONLY, 1);
 	if (j->fd == -1 || fstat(j->fd, &sb) == -1 ||
 	    (sb.st_size > j->committed && (ftruncate(j->fd, j->committed) ==
 	    -1 || fdatasync(j->fd) == -1)) ||
@@ -228,11 +232,123 @@ journal_resume(struct journal **jp, int dirfd, const char *name)
 		errno = saved;
 		return (-1);
 	}
-	if (found == -1)
-		log_event(LEVEL_WARN, "journal_repaired", "{s:s, s:I}",
-		    "name", name, "cut_bytes",
-		    (json_int_t)(sb.st_size - j->committed));
 	*jp = j;
+	return (0);
+}
+
+/*
+ * After the last whole entry, at offset at of a file of size bytes, is
+ * what a crash can leave there: a header cut short, or an entry numbered
+ * next whose length runs past the end of the file?
+ */
+static bool
+torn_tail(const struct journal_reader *r, off_t at, off_t size)
+{
+	unsigned char	head[ENTRY_HEAD];
+
+	if (size - at < ENTRY_HEAD)
+		return (true);
+	if (pread(r->fd, head, sizeof head, at) != (ssize_t)sizeof head)
+		return (false);
+	return (be64dec(head) == r->expected && be32dec(head + 8) <=
+	    ENTRY_MAX && (off_t)be32dec(head + 8) > size - at - ENTRY_HEAD);
+}
+
+/*
+ * Number the entries the damaged bytes from at to size may hold, those
+ * that cannot be read (error) or fail their checks: the ones whose heads
+ * still give their lengths, and the damaged one after them; then, unless
+ * the rest is the zeros of a spare, as many as the rest could hold, a
+ * bound: numbers from survey->bound on may never have been given.
+ */
+static void
+number_damaged(const struct journal_reader *r, struct journal_survey *survey,
+    off_t at, off_t size, int error)
+{
+	unsigned char	head[ENTRY_HEAD];
+	off_t		whole;
+
+	while (size - at >= ENTRY_HEAD && pread(r->fd, head, sizeof head,
+	    at) == (ssize_t)sizeof head && be64dec(head) != 0 &&
+	    (whole = ENTRY_HEAD + (off_t)be32dec(head + 8)) <= size - at) {
+		survey->next++;
+		at += whole;
+	}
+	if (error == EBADMSG)
+		survey->next++;
+	survey->bound = survey->next;
+	if (error != EBADMSG || size % SPARE_CHUNK != 0)
+		survey->next += (uint64_t)((size - at) / (ENTRY_HEAD + 1)) + 1;
+}
+
+/* Read every entry, from one that checks out to the next, to the end. */
+static int
+survey_entries(struct journal_reader *r, struct journal_survey *survey,
+    bool skip_unreadable, int *error)
+{
+	const void	*data;
+	uint64_t	 seq;
+	size_t		 size;
+	int		 found;
+
+	for (;;) {
+		while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+			;
+		survey->end = r->offset;
+		survey->next = r->expected;
+		*error = found == -1 ? errno : 0;
+		if (found == -1 && *error != EBADMSG && (!skip_unreadable ||
+		    *error == ENOMEM))
+			return (-1);
+		/* Zeros end the entries, unless some follow them. */
+		if ((found = journal_resync(r, -1, found == -1 ? *error :
+		    EBADMSG)) != 1)
+			return (found);
+		survey->damaged = true;
+	}
+}
+
+/*
+ * Read a journal a run left, to its end and past any damage, and say what
+ * it holds (journal.h). A read that fails fails the survey, for the caller
+ * to try again, unless skip_unreadable: then the block is skipped, and
+ * counted as damage.
+ */
+int
+journal_survey(int dirfd, const char *name, bool skip_unreadable,
+    struct journal_survey *survey)
+{
+	struct journal_reader	*r;
+	struct stat		 sb;
+	bool			 spare;
+	int			 error, saved;
+
+	memset(survey, 0, sizeof *survey);
+	survey->bound = UINT64_MAX;
+	if (journal_reader_open(&r, dirfd, name) == -1)
+		return (-1);
+	survey->first = r->first;
+	survey->damaged = r->header_damaged;
+	if (fstat(r->fd, &sb) == -1 ||
+	    survey_entries(r, survey, skip_unreadable, &error) == -1) {
+		saved = errno;
+		journal_reader_close(r);
+		errno = saved;
+		return (-1);
+	}
+	spare = sb.st_size % SPARE_CHUNK == 0;
+	if (survey->end < sb.st_size && !torn_tail(r, survey->end,
+	    sb.st_size) && (error != 0 || !spare)) {
+		/*
+		 * Its last entries are damaged, or (outside a spare's zeros)
+		 * zeroed, or could not be read: they may have been
+		 * acknowledged, and their numbers are never given again.
+		 */
+		survey->damaged = true;
+		number_damaged(r, survey, survey->end, sb.st_size, error);
+	}
+	survey->cut = survey->damaged ? 0 : sb.st_size - survey->end;
+	journal_reader_close(r);
 	return (0);
 }
 
@@ -400,6 +516,10 @@ read_ahead(struct journal_reader *r, size_t want, off_t limit)
 		n = pread(r->fd, r->buf + r->buf_len, room, end);
 		if (n == -1 && errno == EINTR)
 			continue;
+		/* A block that cannot be read past what is wanted is not ours. */
+		if (n == -1 && errno != ENOMEM && room > want - r->buf_len)
+			n = pread(r->fd, r->buf + r->buf_len, want - r->buf_len,
+			    end);
 		if (n == -1)
 			return (-1);
 		if (n == 0)
@@ -419,6 +539,118 @@ journal_reader_close(struct journal_reader *r)
 	free(r);
 }
 
+/* Move the reader n bytes on, past what it has read ahead if need be. */
+static void
+step(struct journal_reader *r, off_t n)
+{
+	if ((off_t)(r->buf_len - r->start) >= n)
+		r->start += (size_t)n;
+	else
+		r->start = r->buf_len = 0;
+	r->offset += n;
+}
+
+/*
+ * Could an entry begin at the reader's offset, in a file of size bytes?
+ * Its number follows those read (any, after a damaged header) and its
+ * length fits in the file: worth the cost of its CRC.
+ */
+static bool
+plausible(const struct journal_reader *r, off_t size, size_t *whole)
+{
+	const unsigned char	*p = r->buf + r->start;
+	uint64_t		 seq = be64dec(p);
+	uint32_t		 len = be32dec(p + 8);
+
+	if (len > ENTRY_MAX || (off_t)len > size - r->offset - ENTRY_HEAD)
+		return (false);
+	if (!r->any_sequence && (seq < r->expected ||
+	    seq - r->expected > (uint64_t)size))
+		return (false);
+	*whole = ENTRY_HEAD + len;
+	return (true);
+}
+
+static bool
+checks_out(const struct journal_reader *r)
+{
+	const unsigned char	*p = r->buf + r->start;
+
+	return (be32dec(p + 12) == checksum(checksum(0, p, 12), p + ENTRY_HEAD,
+	    be32dec(p + 8)));
+}
+
+/*
+ * The reader is at zeros, which no entry begins with: move it on to 15
+ * bytes before the next byte that is not zero in what it has read ahead
+ * (an entry's small number begins with zeros), or as near its end.
+ */
+static void
+skip_zeros(struct journal_reader *r)
+{
+	size_t	at = r->start + ENTRY_HEAD;
+
+	while (at < r->buf_len && r->buf[at] == 0)
+		at++;
+	step(r, (off_t)(at - r->start - (ENTRY_HEAD - 1)));
+}
+
+/*
+ * Find the first entry that checks out from the reader's offset on, past
+ * damage, and past blocks that cannot be read: 1 with the reader at it,
+ * 0 if none does before the file (or limit) ends, -1 on error.
+ */
+static int
+seek_entry(struct journal_reader *r, off_t limit)
+{
+	static const unsigned char	zeros[ENTRY_HEAD];
+	struct stat			sb;
+	size_t				whole;
+	int				found;
+
+	if (fstat(r->fd, &sb) == -1)
+		return (-1);
+	while (r->offset < sb.st_size && (limit == -1 || r->offset < limit)) {
+		if ((found = read_ahead(r, ENTRY_HEAD, limit)) == 1 &&
+		    memcmp(r->buf + r->start, zeros, ENTRY_HEAD) == 0) {
+			skip_zeros(r);
+			continue;
+		}
+		if (found == 1 && plausible(r, sb.st_size, &whole))
+			found = read_ahead(r, whole, limit);
+		else if (found == 1)
+			found = 0;
+		if (found == 1 && checks_out(r)) {
+			r->expected = be64dec(r->buf + r->start);
+			r->any_sequence = false;
+			return (1);
+		}
+		if (found == -1 && errno == ENOMEM)
+			return (-1);
+		if (found == -1)
+			step(r, BLOCK_SIZE - r->offset % BLOCK_SIZE);
+		else
+			step(r, 1);
+	}
+	return (0);
+}
+
+/*
+ * Go on past the damage, or the unreadable block (error: the errno of the
+ * failed journal_read or journal_reader_open), where the reader stopped:
+ * 1 at the next entry that checks out, with journal_reader_next its
+ * number (those before it are lost); 0 if none follows; -1 on error.
+ */
+int
+journal_resync(struct journal_reader *r, off_t limit, int error)
+{
+	if (error == EBADMSG)
+		step(r, 1);
+	else
+		step(r, BLOCK_SIZE - r->offset % BLOCK_SIZE);
+	return (seek_entry(r, limit));
+}
+
 int
 journal_reader_open(struct journal_reader **rp, int dirfd, const char *name)
 {
@@ -428,22 +660,29 @@ journal_reader_open(struct journal_reader **rp, int dirfd, const char *name)
 	*rp = NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return (-1);
-	if ((r->fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1) {
+	if ((r->fd = file_open(dirfd, name, O_RDONLY, 1)) == -1) {
 		free(r);
 		return (-1);
 	}
-	if ((found = read_ahead(r, JOURNAL_HEADER_SIZE,
-	    JOURNAL_HEADER_SIZE)) != 1 || memcmp(r->buf, MAGIC, 4) != 0 ||
-	    be32dec(r->buf + 12) != checksum(0, r->buf, 12)) {
-		saved = found == -1 ? errno : EBADMSG;
+	found = read_ahead(r, JOURNAL_HEADER_SIZE, JOURNAL_HEADER_SIZE);
+	if (found == 1 && memcmp(r->buf, MAGIC, 4) == 0 &&
+	    be32dec(r->buf + 12) == checksum(0, r->buf, 12)) {
+		r->first = r->expected = be64dec(r->buf + 4);
+		step(r, JOURNAL_HEADER_SIZE);
+	} else if (found != -1) {
+		/* A damaged header: the entries say where they belong. */
+		r->any_sequence = r->header_damaged = true;
+		step(r, JOURNAL_HEADER_SIZE);
+		if ((found = seek_entry(r, -1)) == 0)
+			errno = EBADMSG;
+		r->first = r->expected;
+	}
+	if (found != 1) {
+		saved = errno;
 		journal_reader_close(r);
 		errno = saved;
 		return (-1);
 	}
-	r->first = r->expected = be64dec(r->buf + 4);
-	r->offset = JOURNAL_HEADER_SIZE;
-	r->start = JOURNAL_HEADER_SIZE;
 	*rp = r;
 	return (0);
 }
@@ -508,6 +747,13 @@ uint64_t
 journal_reader_first(const struct journal_reader *r)
 {
 	return (r->first);
+}
+
+/* Was the header damaged? The first entry found stood in for it. */
+bool
+journal_reader_damaged(const struct journal_reader *r)
+{
+	return (r->header_damaged);
 }
 
 /* Where the next entry starts; after the last whole one, the file's end. */

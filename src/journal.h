@@ -3,7 +3,8 @@
  *
  * A journal file begins with a header naming the sequence number of its
  * first entry. Each entry carries its sequence number, its length and a
- * CRC-32, so that a write torn by a crash is found and cut off. Appends
+ * CRC-32, so that a write torn by a crash is found and cut off, and
+ * damage is found and read past (journal.c says how). Appends
  * are gathered in memory and go out with one write (a few, for a group
  * over 256 KiB) and one fdatasync per commit: a group of calls costs one
  * disk sync, and no GDBM work.
@@ -15,6 +16,7 @@
 #ifndef JOURNAL_H
 #define JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,9 +26,30 @@
 struct journal;
 struct journal_reader;
 
+/*
+ * What a journal left by a run holds (journal_survey). Appends may go on
+ * after end, the last whole entry, unless it is damaged: then it holds
+ * damage a crash cannot leave, or blocks that could not be read, and must
+ * be kept as it is; no entry it may hold is numbered next or after. Where
+ * its end could not be read, next is a bound: numbers from bound on may
+ * never have been given (UINT64_MAX: none). cut: the bytes of a tail torn
+ * by a crash after end.
+ */
+struct journal_survey {
+	uint64_t	 first;
+	uint64_t	 next;
+	uint64_t	 bound;
+	off_t		 end;
+	off_t		 cut;
+	bool		 damaged;
+};
+
 int		 journal_create(struct journal **, int, const char *,
 		    uint64_t);
-int		 journal_resume(struct journal **, int, const char *);
+int		 journal_survey(int, const char *, bool,
+		    struct journal_survey *);
+int		 journal_resume(struct journal **, int, const char *,
+		    const struct journal_survey *);
 int		 journal_prepare(int, const char *, off_t);
 int		 journal_adopt(struct journal **, int, const char *,
 		    const char *, uint64_t);
@@ -41,6 +64,8 @@ int		 journal_reader_open(struct journal_reader **, int,
 		    const char *);
 int		 journal_read(struct journal_reader *, off_t, uint64_t *,
 		    const void **, size_t *);
+int		 journal_resync(struct journal_reader *, off_t, int);
+bool		 journal_reader_damaged(const struct journal_reader *);
 uint64_t	 journal_reader_first(const struct journal_reader *);
 uint64_t	 journal_reader_next(const struct journal_reader *);
 off_t		 journal_reader_offset(const struct journal_reader *);

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,7 @@ struct listener {
 	grpc_completion_queue	*queue;
 	void			*method;
 	struct spool		*spool;
-	char			*socket_path;
-	char			*anchor_path;
+	int			 dirfd;		/* DIR, the caller's */
 	grpc_slice		 stored_answer;
 	bool			 closing;
 	bool			 closed;
@@ -244,7 +244,8 @@ commit_group(struct listener *l)
 	}
 	STAILQ_INIT(&l->group);
 	l->group_size = 0;
-	if (synced && l->spool != NULL)
+	/* After a failed commit too: the next goes to a new journal. */
+	if (l->spool != NULL)
 		spool_roll(l->spool);
 }
 
@@ -304,23 +305,40 @@ listener_poll(struct listener *l, int64_t timeout_ms)
 	return (event.type == GRPC_QUEUE_SHUTDOWN ? -1 : 0);
 }
 
+/*
+ * Bind the anchor name in the working directory, DIR: gRPC takes a path,
+ * and a relative one is resolved from the directory opened once, not by
+ * walking to DIR again. The umask gives the socket its mode as it is
+ * made: nothing changes a mode by name afterwards.
+ */
 static int
 bind_socket(struct listener *l, const struct listener_config *config)
 {
 	grpc_server_credentials	*credentials;
-	char			*address;
+	struct stat		 sb;
+	mode_t			 saved;
 	int			 port;
 
-	if (unlink(config->anchor_path) == -1 && errno != ENOENT)
-		return (-1);
-	if (asprintf(&address, "unix:%s", config->anchor_path) == -1)
+	if (unlinkat(config->dirfd, SOCKET_ANCHOR_NAME, 0) == -1 &&
+	    errno != ENOENT)
 		return (-1);
 	credentials = grpc_insecure_server_credentials_create();
-	port = grpc_server_add_http2_port(l->server, address, credentials);
+	saved = umask(~config->socket_mode & 0777);
+	port = grpc_server_add_http2_port(l->server, "unix:"
+	    SOCKET_ANCHOR_NAME, credentials);
+	umask(saved);
 	grpc_server_credentials_release(credentials);
-	free(address);
 	if (port == 0) {
 		errno = EADDRNOTAVAIL;
+		return (-1);
+	}
+	/* What was bound there must be this run's socket, and nothing else. */
+	if (fstatat(config->dirfd, SOCKET_ANCHOR_NAME, &sb,
+	    AT_SYMLINK_NOFOLLOW) == -1)
+		return (-1);
+	if (!S_ISSOCK(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 0777) != (config->socket_mode & 0777)) {
+		errno = EPERM;
 		return (-1);
 	}
 	return (0);
@@ -330,9 +348,10 @@ bind_socket(struct listener *l, const struct listener_config *config)
 static int
 link_socket(struct listener *l)
 {
-	if (unlink(l->socket_path) == -1 && errno != ENOENT)
+	if (unlinkat(l->dirfd, SOCKET_NAME, 0) == -1 && errno != ENOENT)
 		return (-1);
-	return (link(l->anchor_path, l->socket_path));
+	return (linkat(l->dirfd, SOCKET_ANCHOR_NAME, l->dirfd, SOCKET_NAME,
+	    0));
 }
 
 /*
@@ -345,14 +364,41 @@ listener_keep_socket(struct listener *l)
 {
 	struct stat	sb;
 
-	if (lstat(l->socket_path, &sb) == 0 || errno != ENOENT)
+	if (fstatat(l->dirfd, SOCKET_NAME, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT)
 		return;
-	if (link(l->anchor_path, l->socket_path) == -1)
+	if (linkat(l->dirfd, SOCKET_ANCHOR_NAME, l->dirfd, SOCKET_NAME, 0) ==
+	    -1)
 		log_event(LEVEL_ERROR, "socket_error", "{s:s, s:s}", "path",
-		    l->socket_path, "error", strerror(errno));
+		    SOCKET_NAME, "error", strerror(errno));
 	else
 		log_event(LEVEL_WARN, "socket_restored", "{s:s}", "path",
-		    l->socket_path);
+		    SOCKET_NAME);
+}
+
+/*
+ * A run that holds DIR's lock and does not serve (--replay-only) removes
+ * the names a killed run left: while DIR/data-nadhi-agent.sock is there,
+ * the SDK connects to it, fails, and never starts an echopost again.
+ */
+void
+listener_remove_stale(int dirfd)
+{
+	static const char *const names[] = { SOCKET_NAME, SOCKET_ANCHOR_NAME };
+	struct stat	sb;
+	size_t		i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (fstatat(dirfd, names[i], &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISSOCK(sb.st_mode))
+			continue;
+		if (unlinkat(dirfd, names[i], 0) == -1)
+			log_event(LEVEL_WARN, "socket_error", "{s:s, s:s}",
+			    "path", names[i], "error", strerror(errno));
+		else
+			log_event(LEVEL_WARN, "stale_socket_removed", "{s:s}",
+			    "path", names[i]);
+	}
 }
 
 /*
@@ -382,8 +428,6 @@ start_server(struct listener *l, const struct listener_config *config)
 	grpc_server_register_completion_queue(l->server, l->queue, NULL);
 	if (bind_socket(l, config) == -1)
 		return (-1);
-	if (chmod(config->anchor_path, config->socket_mode) == -1)
-		return (-1);
 	grpc_server_start(l->server);
 	for (i = 0; i < CALL_SLOTS; i++) {
 		l->slots[i].listener = l;
@@ -408,9 +452,8 @@ listener_start(const struct listener_config *config, struct spool *spool,
 	gpr_set_log_function(grpc_log);
 	grpc_init();
 	l->spool = spool;
+	l->dirfd = config->dirfd;
 	if (pack_answer(true, "stored", &l->stored_answer) == -1 ||
-	    (l->socket_path = strdup(config->socket_path)) == NULL ||
-	    (l->anchor_path = strdup(config->anchor_path)) == NULL ||
 	    start_server(l, config) == -1) {
 		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		listener_close(l, NULL);
@@ -420,11 +463,11 @@ listener_start(const struct listener_config *config, struct spool *spool,
 }
 
 static void
-unlink_socket(const char *path)
+unlink_socket(int dirfd, const char *name)
 {
-	if (path != NULL && unlink(path) == -1 && errno != ENOENT)
+	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
 		log_event(LEVEL_WARN, "socket_error", "{s:s, s:s}", "path",
-		    path, "error", strerror(errno));
+		    name, "error", strerror(errno));
 }
 
 /*
@@ -439,8 +482,8 @@ listener_close(struct listener *l, struct listener_counts *counts)
 
 	if (l == NULL)
 		return;
-	unlink_socket(l->socket_path);
-	unlink_socket(l->anchor_path);
+	unlink_socket(l->dirfd, SOCKET_NAME);
+	unlink_socket(l->dirfd, SOCKET_ANCHOR_NAME);
 	if (l->server != NULL) {
 		l->closing = true;
 		grpc_server_shutdown_and_notify(l->server, l->queue,
@@ -467,7 +510,5 @@ listener_close(struct listener *l, struct listener_counts *counts)
 	grpc_shutdown();
 	if (counts != NULL)
 		*counts = l->counts;
-	free(l->socket_path);
-	free(l->anchor_path);
 	free(l);
 }

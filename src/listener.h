@@ -18,9 +18,13 @@
 
 struct spool;
 
+/*
+ * The socket is bound as SOCKET_ANCHOR_NAME relative to the working
+ * directory, which must be DIR (dirfd): every name under DIR is reached
+ * through it, never by a path.
+ */
 struct listener_config {
-	const char	*socket_path;
-	const char	*anchor_path;	/* the bound name, linked to */
+	int		 dirfd;
 	mode_t		 socket_mode;
 	int64_t		 max_message_size;
 };
@@ -36,6 +40,7 @@ struct listener *listener_start(const struct listener_config *,
 	    struct spool *, char [CAUSE_SIZE]);
 int	 listener_poll(struct listener *, int64_t);
 void	 listener_keep_socket(struct listener *);
+void	 listener_remove_stale(int);
 void	 listener_close(struct listener *, struct listener_counts *);
 
 #endif

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -43,11 +44,10 @@
 #define DRAINED	"spool drained"
 #define SPOOL_LIMIT_MAX	(8ULL * 1024 * 1024 * 1024)
 
+/* Names under DIR, for people: nothing is opened by them. */
 struct paths {
 	char	dir[PATH_MAX];
 	char	socket[PATH_MAX];
-	char	anchor[PATH_MAX];
-	char	pid_file[PATH_MAX];
 	char	spool[PATH_MAX];
 };
 
@@ -64,6 +64,7 @@ struct run {
 	struct listener		*listener;
 	struct forwarder	*forwarder;
 	struct listener_counts	 counts;
+	uint64_t		 quarantined;	/* damaged records kept */
 };
 
 /* A fatal error before the run is under way: stderr and the event log. */
@@ -76,34 +77,35 @@ fatal(int status, const char *what, const char *path, const char *error)
 	return (status);
 }
 
+/*
+ * Open DIR, and make it the working directory for good: the socket is
+ * bound by a name relative to it, so no path to DIR is walked again.
+ */
 static int
-prepare_paths(struct run *run)
+open_dir(struct run *run)
 {
 	struct paths	*p = &run->paths;
 	int		 status;
 
 	/* --replay-only never makes a DIR: a missing one is a mistake. */
-	if ((status = dir_prepare(run->options->dir, run->options->mode !=
+	if ((status = dir_open(run->options->dir, run->options->mode !=
 	    MODE_REPLAY_ONLY, &run->dir)) != 0) {
 		warnx("%s", run->dir.error);
 		log_event(LEVEL_ERROR, "fatal", "{s:s, s:i}", "error",
 		    run->dir.error, "exit", status);
 		return (status);
 	}
+	/* The SDK always names DIR: a person may not know the default. */
+	if (!run->options->dir_given)
+		warnx("no -datanadhi given: using %s", run->dir.path);
+	if (fchdir(run->dir.fd) == -1)
+		return (fatal(EX_OSERR, "cannot enter", run->dir.path,
+		    strerror(errno)));
 	strlcpy(p->dir, run->dir.path, sizeof p->dir);
 	if (dir_file(p->socket, p->dir, SOCKET_NAME) == -1 ||
-	    dir_file(p->anchor, p->dir, SOCKET_ANCHOR_NAME) == -1 ||
-	    dir_file(p->pid_file, p->dir, PID_FILE_NAME) == -1 ||
-	    dir_file(p->spool, p->dir, SPOOL_NAME) == -1 ||
-	    strlen(p->socket) > SOCKET_PATH_MAX) {
-		warnx("the socket path %s is %zu bytes long; a UNIX socket "
-		    "path may have at most %d: choose a shorter -datanadhi "
-		    "directory", p->socket, strlen(p->socket), SOCKET_PATH_MAX);
-		log_event(LEVEL_ERROR, "fatal", "{s:s, s:s, s:i}", "what",
-		    "socket path too long", "path", p->socket, "exit",
-		    EX_USAGE);
-		return (EX_USAGE);
-	}
+	    dir_file(p->spool, p->dir, SPOOL_NAME) == -1)
+		return (fatal(EX_USAGE, "path too long", p->dir,
+		    strerror(ENAMETOOLONG)));
 	return (0);
 }
 
@@ -114,7 +116,7 @@ lock_dir(struct run *run)
 	pid_t	other = -1;
 	int	taken;
 
-	if ((taken = dir_lock(&run->lock, run->paths.pid_file, &other)) == 1) {
+	if ((taken = dir_lock(&run->lock, run->dir.fd, &other)) == 1) {
 		log_event(LEVEL_INFO, "already_running", "{s:s, s:i}", "dir",
 		    run->paths.dir, "pid", (int)other);
 		/* For the SDK a second instance is fine; for a person not. */
@@ -125,9 +127,10 @@ lock_dir(struct run *run)
 			return (EX_TEMPFAIL);
 		}
 	} else if (taken == -1)
-		return (fatal(EX_CANTCREAT, "cannot lock",
-		    run->paths.pid_file, errno == ELOOP ? "it is a symbolic "
-		    "link" : strerror(errno)));
+		return (fatal(EX_CANTCREAT, "cannot lock", PID_FILE_NAME,
+		    errno == ELOOP ? "it is a symbolic link" : errno == EPERM ?
+		    "not a regular file of this user's alone: remove it" :
+		    strerror(errno)));
 	return (taken);
 }
 
@@ -143,7 +146,7 @@ spool_limit(const struct run *run)
 
 	if (run->options->max_spool_size >= 0)
 		return ((uint64_t)run->options->max_spool_size);
-	if (statvfs(run->paths.dir, &fs) == -1)
+	if (fstatvfs(run->dir.fd, &fs) == -1)
 		return (SPOOL_LIMIT_MAX);
 	quarter = (uint64_t)fs.f_blocks * fs.f_frsize / 4;
 	return (quarter < SPOOL_LIMIT_MAX ? quarter : SPOOL_LIMIT_MAX);
@@ -156,7 +159,8 @@ open_everything(struct run *run)
 	struct listener_config	 listen;
 	char			 cause[CAUSE_SIZE];
 
-	if ((run->session = session_open(run->paths.dir, cause)) == NULL)
+	if ((run->session = session_open(run->dir.fd, run->paths.dir,
+	    cause)) == NULL)
 		return (fatal(EX_CANTCREAT, "cannot open session in",
 		    run->paths.dir, cause));
 	log_event(LEVEL_INFO, "start", "{s:s, s:i, s:s, s:s, s:s, s:s}",
@@ -167,22 +171,19 @@ open_everything(struct run *run)
 	if (run->dir.became_owner)
 		log_event(LEVEL_WARN, "became_owner", "{s:s, s:i, s:i}", "dir",
 		    run->paths.dir, "uid", (int)getuid(), "gid", (int)getgid());
-	if (run->dir.group_writable)
-		log_event(LEVEL_WARN, "dir_group_writable", "{s:s, s:s}", "dir",
-		    run->paths.dir, "meaning", "its group may add and remove "
-		    "files in it; links planted there are never followed");
 	session_prune(run->session, o->keep_sessions);
-	if ((run->spool = spool_open(run->paths.spool, spool_limit(run),
-	    (off_t)o->journal_size, cause)) == NULL)
+	if ((run->spool = spool_open(run->dir.fd, run->paths.spool,
+	    spool_limit(run), (off_t)o->journal_size, cause)) == NULL)
 		return (fatal(EX_IOERR, "cannot open spool", run->paths.spool,
 		    cause));
-	if (o->mode == MODE_REPLAY_ONLY)
+	if (o->mode == MODE_REPLAY_ONLY) {
+		listener_remove_stale(run->dir.fd);
 		return (0);
+	}
 	if (session_set_server_down(run->session, true) == -1)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
-	listen.socket_path = run->paths.socket;
-	listen.anchor_path = run->paths.anchor;
+	listen.dirfd = run->dir.fd;
 	listen.socket_mode = o->socket_mode;
 	listen.max_message_size = o->max_message_size;
 	if ((run->listener = listener_start(&listen, run->spool, cause)) ==
@@ -192,6 +193,20 @@ open_everything(struct run *run)
 	log_event(LEVEL_INFO, "listening", "{s:s, s:I}", "socket",
 	    run->paths.socket, "spooled",
 	    (json_int_t)spool_count(run->spool));
+	if (o->socket_mode & S_IWOTH) {
+		warnx("--socket-mode %04o: every user on this host can send "
+		    "logs with this instance's API key", (unsigned)
+		    o->socket_mode);
+		log_event(LEVEL_WARN, "socket_open_to_all", "{s:s, s:s}",
+		    "socket", run->paths.socket, "meaning", "every user on "
+		    "this host can send logs with the API key");
+	}
+	/* Served all the same: a client may connect from DIR by name. */
+	if (strlen(run->paths.socket) > SOCKET_PATH_MAX)
+		log_event(LEVEL_WARN, "socket_path_long", "{s:s, s:i, s:s}",
+		    "socket", run->paths.socket, "most", SOCKET_PATH_MAX,
+		    "meaning", "a client that connects by this path fails: "
+		    "choose a shorter -datanadhi directory");
 	return (0);
 }
 
@@ -278,7 +293,7 @@ run_agent(struct run *run)
 	while (!forwarder_done(run->forwarder))
 		if (take_signal(POLL_MS) != 0)
 			forwarder_stop(run->forwarder);
-	result = forwarder_join(run->forwarder, &rejected);
+	result = forwarder_join(run->forwarder, &rejected, &run->quarantined);
 	run->forwarder = NULL;
 	if (result == FORWARDER_FAILED)
 		return (EX_SOFTWARE);
@@ -290,6 +305,13 @@ run_agent(struct run *run)
 		return (EX_TEMPFAIL);
 	}
 	/* --replay-only: someone waits for the verdict on these records. */
+	if (result == FORWARDER_STOPPED && run->options->mode ==
+	    MODE_REPLAY_ONLY && spool_count(run->spool) > 0) {
+		warnx("stopped with %ju records still in the spool; run %s "
+		    "--replay-only again to deliver them",
+		    (uintmax_t)spool_count(run->spool), PACKAGE);
+		return (EX_TEMPFAIL);
+	}
 	if (rejected > 0 && run->options->mode == MODE_REPLAY_ONLY) {
 		warnx("the server refused %llu records for good; they are in "
 		    "%s/%s", (unsigned long long)rejected,
@@ -299,30 +321,82 @@ run_agent(struct run *run)
 	return (0);
 }
 
+/*
+ * Records the spool could not read were lost to damage, or were damaged
+ * and kept aside: a run that could not deliver all it held fails, and
+ * says where to look.
+ */
+static int
+records_lost(const struct run *run, uint64_t missing, uint64_t maybe)
+{
+	if (missing + maybe > 0)
+		warnx("%ju stored records could not be read (damaged or "
+		    "unreadable spool files), and up to %ju more where the end "
+		    "of a journal could not be read: record_missing events in "
+		    "%s/%s name them, and the files are kept in %s as "
+		    "*.damaged-*", (uintmax_t)missing, (uintmax_t)maybe,
+		    session_path(run->session), EVENT_LOG_NAME,
+		    run->paths.dir);
+	if (run->quarantined > 0)
+		warnx("%ju stored records were damaged and not sent: they "
+		    "are kept in %s/%s", (uintmax_t)run->quarantined,
+		    run->paths.dir, QUARANTINE_NAME);
+	return (EX_IOERR);
+}
+
 /* Returns the exit status: a spool that could not be closed is an error. */
 static int
 close_everything(struct run *run, int status)
 {
-	uint64_t	left = 0, rejected;
+	uint64_t	left = 0, missing = 0, maybe = 0, rejected;
 
 	if (run->forwarder != NULL) {
 		forwarder_stop(run->forwarder);
-		forwarder_join(run->forwarder, &rejected);
+		forwarder_join(run->forwarder, &rejected, &run->quarantined);
 	}
 	listener_close(run->listener, NULL);
 	if (run->spool != NULL) {
 		left = spool_count(run->spool);
+		missing = spool_missing(run->spool, &maybe);
+		if (missing + maybe + run->quarantined > 0 && status == 0)
+			status = records_lost(run, missing, maybe);
 		if (spool_close(run->spool, 1) == -1 && status == 0)
 			status = EX_IOERR;
 	}
 	if (run->session != NULL)
-		log_event(LEVEL_INFO, "exit", "{s:i, s:I, s:I, s:I}",
+		log_event(LEVEL_INFO, "exit",
+		    "{s:i, s:I, s:I, s:I, s:I, s:I, s:I}",
 		    "status", status, "stored", (json_int_t)run->counts.stored,
 		    "refused", (json_int_t)run->counts.refused,
-		    "spooled", (json_int_t)left);
+		    "spooled", (json_int_t)left,
+		    "missing", (json_int_t)missing,
+		    "maybe_missing", (json_int_t)maybe,
+		    "quarantined", (json_int_t)run->quarantined);
 	session_close(run->session);
 	dir_unlock(run->lock);
+	if (run->dir.fd != -1)
+		close(run->dir.fd);
 	return (status);
+}
+
+/*
+ * Every SDK call is a new connection, and a full file table makes opening
+ * a spool file fail: take all the descriptors the hard limit allows.
+ */
+static void
+raise_file_limit(void)
+{
+	struct rlimit	rl;
+	int		status;
+
+	if ((status = getrlimit(RLIMIT_NOFILE, &rl)) == 0 &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		status = setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (status == -1)
+		log_event(LEVEL_WARN, "file_limit_error", "{s:s}", "error",
+		    strerror(errno));
 }
 
 static int
@@ -333,11 +407,12 @@ run(const struct options *o)
 
 	memset(&run, 0, sizeof run);
 	run.options = o;
-	if ((status = prepare_paths(&run)) != 0)
+	if ((status = open_dir(&run)) != 0)
 		return (status);
 	if ((status = lock_dir(&run)) != 0)
 		return (status == 1 ? 0 : status);
 	umask(077);
+	raise_file_limit();
 	if ((status = open_everything(&run)) == 0 &&
 	    (status = start_forwarder(&run)) == 0)
 		status = run_agent(&run);

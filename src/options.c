@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "options.h"
+#include "util.h"
 
 enum {
 	OPT_DIR = 256,
@@ -132,17 +133,22 @@ version(FILE *out)
 	    PACKAGE, ECHOPOST_VERSION);
 }
 
-/* A number with an optional unit; "1.5s", "250ms", "2m", "3" (seconds). */
-int
-parse_duration_ms(const char *text, int64_t *ms)
+#define DAY_MS	(24LL * 3600 * 1000)
+
+/*
+ * A number with an optional unit, "1.5s", "250ms", "2m", "3" (seconds), of
+ * a day at most: NULL with it in *ms, or what is wrong with it.
+ */
+static const char *
+duration_problem(const char *text, int64_t *ms)
 {
 	char	*end;
 	double	 value, scale;
 
 	errno = 0;
 	value = strtod(text, &end);
-	if (end == text || errno != 0 || value < 0)
-		return (-1);
+	if (end == text || errno != 0 || !(value >= 0))
+		return ("not a duration such as 250ms, 5s or 1m");
 	if (strcmp(end, "ms") == 0)
 		scale = 1;
 	else if (*end == '\0' || strcmp(end, "s") == 0)
@@ -150,28 +156,37 @@ parse_duration_ms(const char *text, int64_t *ms)
 	else if (strcmp(end, "m") == 0)
 		scale = 60 * 1000;
 	else
-		return (-1);
+		return ("unknown unit: use ms, s or m (1440m is a day)");
 	value *= scale;
-	if (value > 24.0 * 3600 * 1000)
-		return (-1);
+	if (value > DAY_MS)
+		return ("more than a day (1440m)");
 	*ms = (int64_t)value;
-	return (0);
+	return (NULL);
 }
 
-/* A byte count with an optional k, M or G (powers of 1024). */
 int
-parse_size(const char *text, int64_t *bytes)
+parse_duration_ms(const char *text, int64_t *ms)
+{
+	return (duration_problem(text, ms) == NULL ? 0 : -1);
+}
+
+/*
+ * A byte count with an optional k, M or G (powers of 1024): NULL with it
+ * in *bytes, or what is wrong with it.
+ */
+static const char *
+size_problem(const char *text, int64_t *bytes)
 {
 	char		*end;
 	long long	 value;
 	int		 shift;
 
 	if (!isdigit((unsigned char)*text))
-		return (-1);
+		return ("not a size such as 4096, 64k, 8M or 2G");
 	errno = 0;
 	value = strtoll(text, &end, 10);
 	if (errno != 0)
-		return (-1);
+		return ("too large");
 	switch (*end) {
 	case '\0':
 		shift = 0;
@@ -187,33 +202,42 @@ parse_size(const char *text, int64_t *bytes)
 		shift = 30;
 		break;
 	default:
-		return (-1);
+		return ("unknown unit: use k, M or G");
 	}
 	if (*end != '\0' && end[1] != '\0')
-		return (-1);
+		return ("unknown unit: use k, M or G");
 	if (value > (INT64_MAX >> shift))
-		return (-1);
+		return ("too large");
 	*bytes = (int64_t)value << shift;
-	return (0);
+	return (NULL);
 }
 
-static int
-check_url(const char *url)
+int
+parse_size(const char *text, int64_t *bytes)
 {
-	CURLU	*handle;
-	char	*scheme = NULL;
-	int	 status = -1;
+	return (size_problem(text, bytes) == NULL ? 0 : -1);
+}
 
-	handle = curl_url();
-	if (handle == NULL)
-		return (-1);
-	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0))
-		status = 0;
+/* NULL if url is an http:// or https:// URL, else what is wrong with it. */
+static const char *
+url_problem(const char *url)
+{
+	CURLU		*handle;
+	CURLUcode	 code;
+	char		*scheme = NULL;
+	const char	*problem = NULL;
+
+	if ((handle = curl_url()) == NULL)
+		return (strerror(ENOMEM));
+	if ((code = curl_url_set(handle, CURLUPART_URL, url, 0)) != CURLUE_OK)
+		problem = curl_url_strerror(code);
+	else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) !=
+	    CURLUE_OK || (strcmp(scheme, "http") != 0 &&
+	    strcmp(scheme, "https") != 0))
+		problem = "not an http:// or https:// URL";
 	curl_free(scheme);
 	curl_url_cleanup(handle);
-	return (status);
+	return (problem);
 }
 
 static int
@@ -268,13 +292,54 @@ set_mode(struct options *o, int code, FILE *err)
 	return (OPTIONS_RUN);
 }
 
+/* A duration option of least_ms or more, into *out. */
+static enum options_result
+set_duration(FILE *err, const char *option, const char *value,
+    int64_t least_ms, int64_t *out)
+{
+	const char	*problem;
+	char		 why[64];
+	int64_t		 ms;
+
+	if ((problem = duration_problem(value, &ms)) == NULL && ms < least_ms) {
+		snprintf(why, sizeof why, "less than %lldms",
+		    (long long)least_ms);
+		problem = why;
+	}
+	if (problem != NULL)
+		return (bad_value(err, option, value, problem));
+	*out = ms;
+	return (OPTIONS_RUN);
+}
+
+/* A size option from least to most bytes (0 too if zero_allowed). */
+static enum options_result
+set_size(FILE *err, const char *option, const char *value, int64_t least,
+    int64_t most, bool zero_allowed, int64_t *out)
+{
+	const char	*problem;
+	char		 why[64];
+	int64_t		 bytes;
+
+	if ((problem = size_problem(value, &bytes)) == NULL &&
+	    !(zero_allowed && bytes == 0) && (bytes < least || bytes > most)) {
+		snprintf(why, sizeof why, "%s %lld bytes%s", bytes < least ?
+		    "less than" : "more than", (long long)(bytes < least ?
+		    least : most), zero_allowed ? " (0: no limit)" : "");
+		problem = why;
+	}
+	if (problem != NULL)
+		return (bad_value(err, option, value, problem));
+	*out = bytes;
+	return (OPTIONS_RUN);
+}
+
 static enum options_result
 set_option(struct options *o, int code, const char *value, FILE *err)
 {
 	const char	*problem;
 	char		*end;
 	long		 mode;
-	int64_t		 number;
 	enum log_level	 level;
 
 	switch (code) {
@@ -282,15 +347,16 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 		if (*value == '\0')
 			return (bad_value(err, "datanadhi", value,
 			    "must not be empty"));
+		o->dir_given = true;
 		return (replace(&o->dir, value) == 0 ? OPTIONS_RUN :
 		    OPTIONS_BAD);
 	case OPT_API_KEY:
 		return (replace(&o->api_key, value) == 0 ? OPTIONS_RUN :
 		    OPTIONS_BAD);
 	case OPT_HEALTH_URL:
-		if (check_url(value) == -1)
-			return (bad_value(err, "health-url", value,
-			    "not an http:// or https:// URL"));
+		if ((problem = url_problem(value)) != NULL)
+			return (bad_value(err, "health-url", value, problem));
+		o->health_url_given = true;
 		return (replace(&o->health_url, value) == 0 ? OPTIONS_RUN :
 		    OPTIONS_BAD);
 	case OPT_CACERT:
@@ -308,34 +374,24 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 		    mode < 0 || mode > 0777)
 			return (bad_value(err, "socket-mode", value,
 			    "not an octal mode from 0 to 0777"));
+		/* Connecting to a UNIX socket takes write permission. */
+		if ((mode & 0222) == 0)
+			return (bad_value(err, "socket-mode", value,
+			    "nobody could connect: give write permission to "
+			    "the owner at least, as 0600 does"));
 		o->socket_mode = (mode_t)mode;
 		return (OPTIONS_RUN);
 	case OPT_HEALTH_INTERVAL:
-		if (parse_duration_ms(value, &number) == -1 || number < 10)
-			return (bad_value(err, "health-interval", value,
-			    "not a duration of 10ms or more"));
-		o->health_interval_ms = number;
-		return (OPTIONS_RUN);
+		return (set_duration(err, "health-interval", value, 10,
+		    &o->health_interval_ms));
 	case OPT_TIMEOUT:
-		if (parse_duration_ms(value, &number) == -1 || number < 1)
-			return (bad_value(err, "timeout", value,
-			    "not a duration of 1ms or more"));
-		o->timeout_ms = number;
-		return (OPTIONS_RUN);
+		return (set_duration(err, "timeout", value, 1, &o->timeout_ms));
 	case OPT_MAX_MESSAGE_SIZE:
-		if (parse_size(value, &number) == -1 || number < 1024 ||
-		    number > INT32_MAX)
-			return (bad_value(err, "max-message-size", value,
-			    "not a size from 1k to 2G"));
-		o->max_message_size = number;
-		return (OPTIONS_RUN);
+		return (set_size(err, "max-message-size", value, 1024,
+		    INT32_MAX, false, &o->max_message_size));
 	case OPT_MAX_SPOOL_SIZE:
-		if (parse_size(value, &number) == -1 ||
-		    (number > 0 && number < 1024))
-			return (bad_value(err, "max-spool-size", value,
-			    "not 0 (no limit) nor a size of 1k or more"));
-		o->max_spool_size = number;
-		return (OPTIONS_RUN);
+		return (set_size(err, "max-spool-size", value, 1024, INT64_MAX,
+		    true, &o->max_spool_size));
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(value, &level) == -1)
 			return (bad_value(err, "log-level", value,
@@ -356,11 +412,8 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 			    "not a number from 1 to " MAX_CONCURRENCY_TEXT));
 		return (OPTIONS_RUN);
 	case OPT_REFUSED_TIMEOUT:
-		if (parse_duration_ms(value, &number) == -1 || number < 1)
-			return (bad_value(err, "refused-timeout", value,
-			    "not a duration of 1ms or more"));
-		o->refused_timeout_ms = number;
-		return (OPTIONS_RUN);
+		return (set_duration(err, "refused-timeout", value, 1,
+		    &o->refused_timeout_ms));
 	case OPT_JSON:
 		o->json = true;
 		return (OPTIONS_RUN);
@@ -501,6 +554,14 @@ options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 	if (optind < argc) {
 		fprintf(err, "%s: unexpected argument '%s'\n", PACKAGE,
 		    argv[optind]);
+		goto bad;
+	}
+	/* Never printed: a key is refused without being shown. */
+	if (!header_safe(o->api_key)) {
+		fprintf(err, "%s: the API key (%s) contains a control "
+		    "character\n", PACKAGE, *o->api_key != '\0' &&
+		    getenv(API_KEY_ENV) != NULL && strcmp(getenv(API_KEY_ENV),
+		    o->api_key) == 0 ? API_KEY_ENV : "-api-key");
 		goto bad;
 	}
 	if (o->json && o->mode != MODE_STATUS) {

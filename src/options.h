@@ -45,8 +45,10 @@ struct options {
 	enum mode	 mode;
 	bool		 json;		/* --status as one JSON object */
 	char		*dir;
+	bool		 dir_given;	/* -datanadhi was on the command line */
 	char		*api_key;
 	char		*health_url;
+	bool		 health_url_given;
 	char		*shown_url;	/* health_url as printed */
 	char		*cacert;	/* NULL: libcurl's own */
 	char		*capath;

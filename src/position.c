@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "position.h"
 #include "util.h"
 
@@ -81,8 +82,7 @@ position_open(struct position **pp, int dirfd, const char *name,
 	*pp = NULL;
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return (-1);
-	p->fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	p->fd = file_open(dirfd, name, O_RDWR | O_CREAT, 1);
 	if (p->fd == -1 || fstat(p->fd, &sb) == -1 ||
 	    (sb.st_size == 0 && fsync(dirfd) == -1) ||
 	    (found = newest_slot(p->fd, &p->counter, &p->head)) == -1) {
@@ -136,7 +136,7 @@ position_read(int dirfd, const char *name, uint64_t *head)
 	uint64_t	counter;
 	int		fd, found, saved;
 
-	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if ((fd = file_open(dirfd, name, O_RDONLY, 1)) == -1)
 		return (errno == ENOENT ? 0 : -1);
 	found = newest_slot(fd, &counter, head);
 	saved = errno;

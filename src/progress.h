@@ -12,6 +12,7 @@ struct progress {
 	bool		 bar;		/* draw one on stderr */
 	uint64_t	 sent;
 	uint64_t	 failed;
+	uint64_t	 quarantined;
 	uint64_t	 sent_at_last_line;
 	int64_t		 last_line_ms;
 	int64_t		 started_ms;

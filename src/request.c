@@ -16,18 +16,7 @@
 #include "logagent.pb-c.h"
 #include "record.h"
 #include "request.h"
-
-/* The key becomes an HTTP header: no control characters in it. */
-static int
-check_api_key(const char *key)
-{
-	const unsigned char	*p;
-
-	for (p = (const unsigned char *)key; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return (-1);
-	return (0);
-}
+#include "util.h"
 
 static int
 check_payload(const char *text, char reason[REASON_SIZE])
@@ -115,7 +104,7 @@ request_to_record(const void *message, size_t len, int64_t now_us,
 	}
 	if (check_payload(request->json_data, reason) == -1)
 		goto out;
-	if (check_api_key(request->api_key) == -1) {
+	if (!header_safe(request->api_key)) {
 		snprintf(reason, REASON_SIZE,
 		    "api_key holds control characters");
 		goto out;

@@ -167,6 +167,24 @@ key_order(GDBM_FILE db, enum key_order *order)
 	return (-1);
 }
 
+/*
+ * errno for GDBM's last failure on db (NULL: an open): the system's when
+ * a system call failed, which a later try may not meet; EBADMSG when GDBM
+ * found the file's bytes damaged, which it always will.
+ */
+static int
+gdbm_cause(GDBM_FILE db)
+{
+	int	error;
+
+	if (gdbm_errno == GDBM_MALLOC_ERROR)
+		return (ENOMEM);
+	if (!gdbm_check_syserr(gdbm_errno))
+		return (EBADMSG);
+	error = db != NULL ? gdbm_last_syserr(db) : errno;
+	return (error != 0 ? error : EIO);
+}
+
 static int
 set_cache(GDBM_FILE db, size_t buckets)
 {
@@ -191,8 +209,9 @@ fit_cache(GDBM_FILE db)
 
 /*
  * Open the GDBM file name in dirfd on a descriptor this process opened, no
- * link followed. GDBM knows it as path: its messages name it, and a
- * recovery builds the new file beside it.
+ * link followed, only a file of ours (two names: a crash while it was
+ * named leaves its temporary name too). GDBM knows it as path: its
+ * messages name it, and a recovery builds the new file beside it.
  */
 static GDBM_FILE
 open_gdbm(int dirfd, const char *name, const char *path, int open_flags,
@@ -201,12 +220,15 @@ open_gdbm(int dirfd, const char *name, const char *path, int open_flags,
 	GDBM_FILE	db;
 	int		fd;
 
-	if ((fd = openat(dirfd, name, open_flags | O_NOFOLLOW | O_CLOEXEC,
-	    0600)) == -1)
+	if ((fd = file_open(dirfd, name, open_flags, 2)) == -1)
 		return (NULL);
-	if ((db = gdbm_fd_open(fd, path, 0, gdbm_flags | FLAGS, NULL)) == NULL)
+	if ((db = gdbm_fd_open(fd, path, 0, gdbm_flags | FLAGS, NULL)) ==
+	    NULL) {
+		errno = gdbm_cause(NULL);
 		return (NULL);
+	}
 	if (set_cache(db, buckets) != 0 && !gdbm_needs_recovery(db)) {
+		errno = gdbm_cause(db);
 		gdbm_close(db);
 		return (NULL);
 	}
@@ -369,6 +391,16 @@ block_layout(struct sealed *s)
 	return (0);
 }
 
+static int
+open_failed(struct sealed *s)
+{
+	int	error = errno;
+
+	sealed_close(s);
+	errno = error;
+	return (-1);
+}
+
 int
 sealed_open(struct sealed **sp, int dirfd, const char *name,
     const char *path, char **cause)
@@ -382,21 +414,23 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
 	    fit_cache(s->db) != 0) {
+		if (s->db != NULL)
+			errno = gdbm_needs_recovery(s->db) ? EBADMSG :
+			    gdbm_cause(s->db);
 		failure(cause, "open %s: %s", path, s->db != NULL ?
 		    gdbm_db_strerror(s->db) : gdbm_reason());
-		sealed_close(s);
-		return (-1);
+		return (open_failed(s));
 	}
 	if (key_order(s->db, &s->order) != 0) {
+		errno = gdbm_cause(s->db);
 		failure(cause, "open %s: its key_order is unreadable", path);
-		sealed_close(s);
-		return (-1);
+		return (open_failed(s));
 	}
 	if (block_layout(s) != 0) {
+		errno = gdbm_cause(s->db);
 		failure(cause, "open %s: its block_records is unreadable",
 		    path);
-		sealed_close(s);
-		return (-1);
+		return (open_failed(s));
 	}
 	*sp = s;
 	return (0);
@@ -460,14 +494,17 @@ load_block(struct sealed *s, uint64_t seq, char **cause)
 		data = gdbm_fetch(s->db, sequence_key(key, s->order, buf));
 		if (data.dptr != NULL)
 			break;
-		if (gdbm_errno != GDBM_ITEM_NOT_FOUND)
+		if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
+			errno = gdbm_cause(s->db);
 			return (failure(cause, "fetch: %s",
 			    gdbm_db_strerror(s->db)));
+		}
 		if (key == lowest)
 			return (0);
 	}
 	if (take_block(s, key, data) == -1) {
 		free(data.dptr);
+		errno = EBADMSG;
 		return (failure(cause, "the block of records from %ju is "
 		    "damaged", (uintmax_t)key));
 	}
@@ -482,9 +519,12 @@ fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
 	datum		data;
 
 	data = gdbm_fetch(s->db, sequence_key(seq, s->order, buf));
-	if (data.dptr == NULL)
-		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 :
-		    failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
+	if (data.dptr == NULL) {
+		if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
+			return (0);
+		errno = gdbm_cause(s->db);
+		return (failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
+	}
 	*value = data.dptr;
 	*size = (size_t)data.dsize;
 	return (1);
@@ -539,9 +579,8 @@ copy_file(int dirfd, const char *from, const char *to)
 
 	if ((buf = malloc(COPY_CHUNK)) == NULL)
 		return (-1);
-	in = openat(dirfd, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	out = openat(dirfd, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	in = file_open(dirfd, from, O_RDONLY, 2);
+	out = file_open(dirfd, to, O_WRONLY | O_CREAT | O_EXCL, 1);
 	if (in != -1 && out != -1)
 		while ((n = read(in, buf, COPY_CHUNK)) > 0 &&
 		    write_all(out, buf, (size_t)n) == 0)
@@ -637,7 +676,9 @@ legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
 
 /*
  * Make a sealed file, work in dirfd, from the echopost 1 spool legacy
- * there, which is only read; GDBM knows the copy as work_path. Records
+ * there, which is only read. dirfd must be the working directory: GDBM
+ * knows the copy by its name there, so that its recovery makes the new
+ * file beside it without walking to the directory by path. Records
  * from range->end on are not its own. Returns 1 with its records' range
  * [first, end) and the head it had saved in range->head, 0 if it holds no
  * record (work is gone then), -1 on error; errno EBADMSG when GDBM cannot
@@ -645,7 +686,7 @@ legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
  */
 int
 sealed_import(int dirfd, const char *legacy, const char *work,
-    const char *work_path, struct sealed_range *range, char **cause)
+    struct sealed_range *range, char **cause)
 {
 	unsigned char	buf[KEY_SIZE];
 	GDBM_FILE	db;
@@ -660,7 +701,7 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 		errno = saved;
 		return (-1);
 	}
-	if ((db = open_gdbm(dirfd, work, work_path, O_RDWR, GDBM_WRITER,
+	if ((db = open_gdbm(dirfd, work, work, O_RDWR, GDBM_WRITER,
 	    WRITE_BUCKETS)) == NULL) {
 		failure(cause, "open a copy of %s: %s", legacy, gdbm_reason());
 		saved = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;

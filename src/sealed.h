@@ -58,7 +58,7 @@ int	 sealed_get(struct sealed *, uint64_t, void **, size_t *, char **);
 int	 sealed_meta(struct sealed *, const char *, uint64_t *);
 void	 sealed_close(struct sealed *);
 
-int	 sealed_import(int, const char *, const char *, const char *,
-	    struct sealed_range *, char **);
+int	 sealed_import(int, const char *, const char *, struct sealed_range *,
+	    char **);
 
 #endif

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "echopost.h"
+#include "files.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
@@ -37,14 +38,14 @@ struct session {
 	size_t	 delivered_size;
 	int	 failure_log;
 	bool	 server_down;
+	bool	 published;	/* DIR/echopost.status is this run's */
 };
 
-/* A file to append to in the directory dirfd, never through a link. */
+/* A file of ours to append to in the directory dirfd. */
 static int
 open_log(int dirfd, const char *name)
 {
-	return (openat(dirfd, name, O_WRONLY | O_CREAT | O_APPEND |
-	    O_NOFOLLOW | O_CLOEXEC, 0600));
+	return (file_open(dirfd, name, O_WRONLY | O_CREAT | O_APPEND, 1));
 }
 
 /*
@@ -79,9 +80,13 @@ make_session_dir(struct session *s)
 }
 
 
-/* A new session under dir, its event log the log's file from now on. */
+/*
+ * A new session in the directory dirfd (dir, for people), its event log
+ * the log's file from now on. Its files' names are synced: the failure
+ * log will hold the only copy of records refused for good.
+ */
 struct session *
-session_open(const char *dir, char cause[CAUSE_SIZE])
+session_open(int dirfd, const char *dir, char cause[CAUSE_SIZE])
 {
 	struct session	*s;
 	int		 fd = -1;
@@ -92,11 +97,12 @@ session_open(const char *dir, char cause[CAUSE_SIZE])
 	}
 	s->dirfd = s->fd = s->success_log = s->failure_log = -1;
 	strlcpy(s->dir, dir, sizeof s->dir);
-	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	s->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (s->dirfd == -1 || make_session_dir(s) == -1 ||
 	    (fd = open_log(s->fd, EVENT_LOG_NAME)) == -1 ||
 	    (s->success_log = open_log(s->fd, SUCCESS_LOG_NAME)) == -1 ||
-	    (s->failure_log = open_log(s->fd, FAILURE_LOG_NAME)) == -1) {
+	    (s->failure_log = open_log(s->fd, FAILURE_LOG_NAME)) == -1 ||
+	    fsync(s->fd) == -1 || fsync(s->dirfd) == -1) {
 		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		if (fd != -1)
 			close(fd);
@@ -201,8 +207,10 @@ session_rejected(struct session *s, const struct record *r, long code,
 	    "responseCode", (int)code);
 	text = context != NULL ? json_dumps(context, JSON_COMPACT) : NULL;
 	json_decref(context);
-	if (text != NULL)
-		status = append_record(s->failure_log, r, text);
+	/* The only copy of a record refused for good: on disk before it goes. */
+	if (text != NULL && append_record(s->failure_log, r, text) == 0 &&
+	    fdatasync(s->failure_log) == 0)
+		status = 0;
 	free(text);
 	return (status);
 }
@@ -254,9 +262,8 @@ session_set_server_down(struct session *s, bool down)
 	if (down == s->server_down)
 		return (0);
 	if (down) {
-		fd = openat(s->dirfd, STATUS_LOCK_NAME, O_WRONLY | O_CREAT |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd == -1)
+		if ((fd = file_open(s->dirfd, STATUS_LOCK_NAME, O_WRONLY |
+		    O_CREAT, 1)) == -1)
 			return (-1);
 		close(fd);
 	} else if (unlinkat(s->dirfd, STATUS_LOCK_NAME, 0) == -1 &&
@@ -293,12 +300,38 @@ session_set_refused(struct session *s, long code, const char *url)
 	}
 	len = strlen(text);
 	text[len] = '\n';
-	fd = openat(s->dirfd, REFUSED_NAME, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
-	status = fd == -1 || write_all(fd, text, len + 1) == -1 ? -1 : 0;
+	/* Emptied only once it is known to be ours alone (no O_TRUNC). */
+	fd = file_open(s->dirfd, REFUSED_NAME, O_WRONLY | O_CREAT, 1);
+	status = fd == -1 || ftruncate(fd, 0) == -1 ||
+	    write_all(fd, text, len + 1) == -1 ? -1 : 0;
 	if (fd != -1)
 		close(fd);
 	free(text);
+	return (status);
+}
+
+/*
+ * DIR/echopost.status: how this run is doing, for --status, replaced whole
+ * (a new file renamed over it) so that a reader never sees half of it.
+ * Not synced: it only says how things are while the run lasts.
+ */
+int
+session_publish(struct session *s, const char *text)
+{
+	int	fd, status;
+
+	if (unlinkat(s->dirfd, STATUS_NAME ".new", 0) == -1 && errno != ENOENT)
+		return (-1);
+	if ((fd = file_open(s->dirfd, STATUS_NAME ".new", O_WRONLY | O_CREAT |
+	    O_EXCL, 1)) == -1)
+		return (-1);
+	status = write_all(fd, text, strlen(text));
+	if (close(fd) == -1)
+		status = -1;
+	if (status == 0)
+		status = renameat(s->dirfd, STATUS_NAME ".new", s->dirfd,
+		    STATUS_NAME);
+	s->published = status == 0;
 	return (status);
 }
 
@@ -307,6 +340,9 @@ session_close(struct session *s)
 {
 	if (s == NULL)
 		return;
+	if (s->published && unlinkat(s->dirfd, STATUS_NAME, 0) == -1)
+		log_event(LEVEL_WARN, "status_file_error", "{s:s}", "error",
+		    strerror(errno));
 	if (session_set_server_down(s, false) == -1)
 		log_event(LEVEL_WARN, "status_lock_error", "{s:s}", "error",
 		    strerror(errno));
@@ -339,9 +375,9 @@ is_session(const struct dirent *entry)
  * that sort as text. Returns the count, or -1.
  */
 static int
-list_sessions(const char *dir, struct dirent ***names)
+list_sessions(int dirfd, struct dirent ***names)
 {
-	return (scandir(dir, names, is_session, alphasort));
+	return (scandirat(dirfd, ".", names, is_session, alphasort));
 }
 
 static void
@@ -356,13 +392,13 @@ free_list(struct dirent **names, int count)
 
 /* Name of the newest session directory in buf, or "" if none. */
 int
-session_latest(const char *dir, char *buf, size_t size)
+session_latest(int dirfd, char *buf, size_t size)
 {
 	struct dirent	**names;
 	int		  count;
 
 	buf[0] = '\0';
-	if ((count = list_sessions(dir, &names)) == -1)
+	if ((count = list_sessions(dirfd, &names)) == -1)
 		return (-1);
 	if (count > 0)
 		strlcpy(buf, names[count - 1]->d_name, size);
@@ -409,7 +445,7 @@ session_prune(struct session *s, int keep)
 	char		  path[PATH_MAX];
 	int		  count, i;
 
-	if ((count = list_sessions(s->dir, &names)) == -1)
+	if ((count = list_sessions(s->dirfd, &names)) == -1)
 		return;
 	for (i = 0; i < count - keep; i++) {
 		if (strcmp(names[i]->d_name, s->name) == 0 ||

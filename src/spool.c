@@ -41,7 +41,10 @@
 /* An import or a move that failed (a full disk) is tried again after. */
 #define RETRY_MS	1000
 
-/* A spool at path: DIR/NAME, or NAME in the current directory. */
+/*
+ * A spool at path, DIR/NAME, for people: its files are reached through
+ * dirfd, DIR's descriptor, which it keeps a copy of.
+ */
 static struct spool *
 new_spool(const char *path)
 {
@@ -64,6 +67,7 @@ new_spool(const char *path)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->append_lock, NULL);
 	s->retry_ms = -RETRY_MS;
+	s->bound_first = s->bound_end = UINT64_MAX;
 	s->spare_tried_ms = s->rotate_failed_ms = -RETRY_MS;
 	s->committed_ms = INT64_MIN;
 	return (s);
@@ -90,7 +94,8 @@ free_spool(struct spool *s)
 static uint64_t
 last_end(const struct spool *s)
 {
-	uint64_t	end = s->head;
+	uint64_t	end = s->head > s->numbers_from ? s->head :
+			    s->numbers_from;
 	size_t		i;
 
 	for (i = 0; i < s->count; i++)
@@ -118,18 +123,28 @@ segment_bytes(const struct spool *s)
 	return (total);
 }
 
-/* Begin the first journal, where the records go on. */
+/*
+ * Begin the first journal, where the records go on; a full file table or
+ * an I/O error is tried again a few times, as a read at start is, the
+ * error each time under the next number: a new file, on other blocks.
+ */
 static int
 begin_journal(struct spool *s)
 {
 	char		name[NAME_SIZE], path[PATH_MAX];
 	uint64_t	first = last_end(s);
+	int		tries, status;
 
-	s->journal_number = s->tracked + 1;
-	if (journal_file(s, s->journal_number, name) == -1 ||
-	    journal_create(&s->journal, s->dirfd, name, first) == -1 ||
-	    add_segment(s, SEGMENT_JOURNAL, s->journal_number, first,
-	    GROWING) == -1) {
+	for (tries = 1;; tries++) {
+		s->journal_number = s->tracked + (uint64_t)tries;
+		if ((status = journal_file(s, s->journal_number, name)) == -1 ||
+		    (status = journal_create(&s->journal, s->dirfd, name,
+		    first)) == 0 || !transient(errno) || tries == START_TRIES)
+			break;
+		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
+	}
+	if (status == -1 || add_segment(s, SEGMENT_JOURNAL, s->journal_number,
+	    first, GROWING) == -1) {
 		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
 		    spool_path(s, name, path), strerror(errno));
 		return (-1);
@@ -139,17 +154,16 @@ begin_journal(struct spool *s)
 }
 
 /*
- * DIR, for every file of the spool to be named in. The owner's only, when
- * files are written in it: DIR was checked by path, and must still be the
- * directory that was checked.
+ * DIR, for every file of the spool to be named in: the caller's
+ * descriptor, of the directory it checked. The owner's only, when files
+ * are written in it.
  */
 static int
-open_dir(struct spool *s)
+open_dir(struct spool *s, int dirfd)
 {
 	struct stat	sb;
 
-	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    (s->reader ? 0 : O_NOFOLLOW));
+	s->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (s->dirfd == -1 || fstat(s->dirfd, &sb) == -1) {
 		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
 		    strerror(errno));
@@ -163,42 +177,93 @@ open_dir(struct spool *s)
 	return (0);
 }
 
+/*
+ * No journal could be begun for lack of space. A spool with records to
+ * deliver opens all the same, refusing logs until a journal can be
+ * begun: delivering it is what frees the disk.
+ */
+static bool
+full_disk_with_records(struct spool *s)
+{
+	if ((errno != ENOSPC && errno != EDQUOT) || s->count == 0)
+		return (false);
+	log_event(LEVEL_ERROR, "journal_error", "{s:s, s:s}", "path", s->path,
+	    "error", s->error);
+	s->error[0] = '\0';
+	return (true);
+}
+
+/*
+ * The position file, name: 1 with the head it saved, 0 when it saved none
+ * (as position_open). One that cannot be read, after a few tries, is set
+ * aside and begun again: the head goes back to the oldest file, which
+ * costs duplicates, never a record. If not even that can be done, the
+ * spool runs without one (s->position NULL): it delivers, but cannot
+ * delete what it delivered, and says so at close.
+ */
 static int
-open_writer(struct spool *s)
+open_position(struct spool *s, const char *name)
+{
+	char	path[PATH_MAX];
+	int	found, tries, error;
+
+	for (tries = 1; (found = position_open(&s->position, s->dirfd, name,
+	    &s->head)) == -1 && transient(errno) && tries < START_TRIES;
+	    tries++)
+		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
+	if (found != -1 || (error = errno) == ENAMETOOLONG || error == EACCES)
+		return (found);
+	if (faccessat(s->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		set_aside(s, name, "position_damaged", strerror(error));
+	if ((found = position_open(&s->position, s->dirfd, name,
+	    &s->head)) == -1)
+		log_event(LEVEL_ERROR, "spool_error", "{s:s, s:s}", "path",
+		    spool_path(s, name, path), "error", strerror(errno));
+	s->head = 0;
+	return (0);
+}
+
+static int
+open_writer(struct spool *s, int dirfd)
 {
 	char		name[NAME_SIZE];
 	uint64_t	lowest;
 	bool		legacy = false;
 	int		found;
 
-	if (open_dir(s) == -1)
+	if (open_dir(s, dirfd) == -1)
 		return (-1);
 	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
-	    (found = position_open(&s->position, s->dirfd, name,
-	    &s->head)) == -1) {
+	    (found = open_position(s, name)) == -1) {
 		snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir,
 		    name, strerror(errno));
 		return (-1);
 	}
 	s->head_exact = found == 1;
+	s->saved_head = s->head;
 	if (scan_directory(s, &legacy) == -1 ||
 	    (legacy && take_up_legacy(s) == -1))
 		return (-1);
-	/* Not saved yet: the oldest file, or the guess an old spool gave. */
+	/*
+	 * Not saved yet: the oldest file, or the guess an old spool gave.
+	 * Unless a journal had to be kept aside: what it held lies below.
+	 */
 	lowest = s->count > 0 ? s->segments[0].first : 0;
-	if (!s->head_exact && (!s->legacy_due || lowest < s->head))
+	if (!s->head_exact && !s->kept_at_open && (!s->legacy_due ||
+	    lowest < s->head))
 		s->head = lowest;
-	if (s->journal == NULL && begin_journal(s) == -1)
+	if (s->journal == NULL && begin_journal(s) == -1 &&
+	    !full_disk_with_records(s))
 		return (-1);
 	s->journal_number = s->opened_journal = s->tracked;
-	s->next = journal_next(s->journal);
-	s->committed = journal_committed(s->journal);
+	s->next = s->journal != NULL ? journal_next(s->journal) : last_end(s);
+	s->committed = s->journal != NULL ? journal_committed(s->journal) : 0;
 	s->bytes = segment_bytes(s);
 	return (0);
 }
 
 static int
-open_reader(struct spool *s)
+open_reader(struct spool *s, int dirfd)
 {
 	struct sealed	*old;
 	char		 name[NAME_SIZE], *cause = NULL;
@@ -206,16 +271,18 @@ open_reader(struct spool *s)
 	bool		 legacy = false;
 	int		 found = 0;
 
-	if (open_dir(s) == -1)
+	if (open_dir(s, dirfd) == -1)
 		return (-1);
-	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
-	    (found = position_read(s->dirfd, name, &s->head)) == -1 ||
-	    scan_directory(s, &legacy) == -1) {
-		if (found == -1)
-			snprintf(s->error, sizeof s->error, "%s/%s: %s",
-			    s->dir, name, strerror(errno));
+	if (spool_name(s, name, POSITION_SUFFIX) == -1)
 		return (-1);
+	/* As a writer would set it aside: count from the first record. */
+	if ((found = position_read(s->dirfd, name, &s->head)) == -1) {
+		snprintf(s->error, sizeof s->error, "%s/%s: %s: counted from "
+		    "the first record", s->dir, name, strerror(errno));
+		found = 0;
 	}
+	if (scan_directory(s, &legacy) == -1)
+		return (-1);
 	if (legacy && sealed_open(&old, s->dirfd, s->name, s->path,
 	    &cause) == 0) {
 		if (sealed_meta(old, "head", &head) == 1 &&
@@ -249,13 +316,13 @@ opened(struct spool *s, int status, char cause[CAUSE_SIZE])
 }
 
 /*
- * Open or create the spool at path, with journals of journal_size bytes
- * (0: the default) and at most max_bytes of records (0: no limit but the
- * disk's).
+ * Open or create the spool at path (its files in the directory dirfd),
+ * with journals of journal_size bytes (0: the default) and at most
+ * max_bytes of records (0: no limit but the disk's).
  */
 struct spool *
-spool_open(const char *path, uint64_t max_bytes, off_t journal_size,
-    char cause[CAUSE_SIZE])
+spool_open(int dirfd, const char *path, uint64_t max_bytes,
+    off_t journal_size, char cause[CAUSE_SIZE])
 {
 	struct spool	*s;
 
@@ -265,7 +332,7 @@ spool_open(const char *path, uint64_t max_bytes, off_t journal_size,
 	}
 	s->max_bytes = max_bytes;
 	s->journal_size = journal_size > 0 ? journal_size : JOURNAL_SIZE;
-	return (opened(s, open_writer(s), cause));
+	return (opened(s, open_writer(s, dirfd), cause));
 }
 
 /*
@@ -273,7 +340,7 @@ spool_open(const char *path, uint64_t max_bytes, off_t journal_size,
  * cannot show is named by spool_error() after the open.
  */
 struct spool *
-spool_open_reader(const char *path, char cause[CAUSE_SIZE])
+spool_open_reader(int dirfd, const char *path, char cause[CAUSE_SIZE])
 {
 	struct spool	*s;
 
@@ -282,7 +349,7 @@ spool_open_reader(const char *path, char cause[CAUSE_SIZE])
 		return (NULL);
 	}
 	s->reader = true;
-	return (opened(s, open_reader(s), cause));
+	return (opened(s, open_reader(s, dirfd), cause));
 }
 
 /* An echopost 1 spool is imported before anything is read or moved. */
@@ -434,6 +501,16 @@ spool_count(struct spool *s)
 	return (next > head ? next - head : 0);
 }
 
+/*
+ * Nothing to deliver: no record, and no echopost 1 file waiting to be
+ * imported. The forwarder's thread.
+ */
+bool
+spool_empty(struct spool *s)
+{
+	return (spool_count(s) == 0 && !s->legacy_due);
+}
+
 /* Bytes in records not delivered yet, about (more after a crash). */
 uint64_t
 spool_size(struct spool *s)
@@ -453,6 +530,23 @@ spool_error(struct spool *s)
 }
 
 /*
+ * Records reported missing so far (record_missing): lost to damage; and
+ * in *maybe, numbers reported that may never have been given, where the
+ * end of a journal could not be read.
+ */
+uint64_t
+spool_missing(struct spool *s, uint64_t *maybe)
+{
+	uint64_t	missing;
+
+	pthread_mutex_lock(&s->lock);
+	missing = s->missing;
+	*maybe = s->maybe_missing;
+	pthread_mutex_unlock(&s->lock);
+	return (missing);
+}
+
+/*
  * Nothing is left: every file goes, the position last, so that a crash
  * in between leaves files whose records it says were delivered.
  */
@@ -465,14 +559,14 @@ remove_all(struct spool *s)
 	journal_close(s->journal);
 	s->journal = NULL;
 	while (s->count > 0) {
-		if (segment_name(s, &s->segments[0], name) == 0)
-			remove_file(s, name);
+		remove_segment_file(s, &s->segments[0]);
 		drop_segment(s, 0);
 	}
 	if (journal_file(s, SPARE, name) == 0)
 		remove_file(s, name);
 	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
-	    fsync(s->dirfd) == -1 || unlinkat(s->dirfd, name, 0) == -1) {
+	    fsync(s->dirfd) == -1 || (unlinkat(s->dirfd, name, 0) == -1 &&
+	    (errno != ENOENT || s->position != NULL))) {
 		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
 		    s->dir, name, strerror(errno));
 		return (-1);
@@ -492,11 +586,11 @@ spool_close(struct spool *s, int remove_if_empty)
 
 	if (s == NULL)
 		return (0);
-	if (!s->reader && s->position != NULL) {
+	if (!s->reader) {
 		pthread_mutex_lock(&s->lock);
 		if (remove_if_empty && !s->legacy_due && s->head >= s->next)
 			status = remove_all(s);
-		else if (s->removals > 0)
+		else if (s->removals > 0 || s->position == NULL)
 			status = save_position(s);
 		pthread_mutex_unlock(&s->lock);
 	}

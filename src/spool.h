@@ -14,6 +14,7 @@
 #ifndef SPOOL_H
 #define SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,8 +31,9 @@
 
 struct spool;
 
-struct spool	*spool_open(const char *, uint64_t, off_t, char [CAUSE_SIZE]);
-struct spool	*spool_open_reader(const char *, char [CAUSE_SIZE]);
+struct spool	*spool_open(int, const char *, uint64_t, off_t,
+		    char [CAUSE_SIZE]);
+struct spool	*spool_open_reader(int, const char *, char [CAUSE_SIZE]);
 int		 spool_get(struct spool *, uint64_t, void **, size_t *);
 void		 spool_range(struct spool *, uint64_t *, uint64_t *);
 int		 spool_append(struct spool *, const void *, size_t, uint64_t *);
@@ -43,8 +45,14 @@ int		 spool_sync(struct spool *);
 int		 spool_next(struct spool *, uint64_t *, void **, size_t *);
 int		 spool_remove(struct spool *, uint64_t, size_t);
 uint64_t	 spool_count(struct spool *);
+bool		 spool_empty(struct spool *);
 uint64_t	 spool_size(struct spool *);
 int		 spool_close(struct spool *, int);
 const char	*spool_error(struct spool *);
+uint64_t	 spool_missing(struct spool *, uint64_t *);
+
+/* A file of the spool that cannot be read whole: its name, and why. */
+typedef void	 (*spool_report_fn)(void *, const char *, const char *);
+int		 spool_check(struct spool *, spool_report_fn, void *);
 
 #endif

@@ -62,6 +62,8 @@ room_for(struct spool *s, size_t size)
 	return (0);
 }
 
+static void	rotate(struct spool *);
+
 /*
  * Add a record to the next commit; *seq is its key. It is not stored
  * until spool_commit() returns 0. The listener's thread only.
@@ -71,8 +73,14 @@ spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 {
 	int	status = -1;
 
+	/* The disk was full at open: a journal is begun once it is not. */
+	if (s->journal == NULL)
+		rotate(s);
 	pthread_mutex_lock(&s->append_lock);
-	if (room_for(s, size) == 0) {
+	if (s->journal == NULL)
+		snprintf(s->append_error, sizeof s->append_error, "disk full: "
+		    "no journal can be begun in %s", s->dir);
+	else if (room_for(s, size) == 0) {
 		if (journal_add(s->journal, value, size, seq) == -1)
 			snprintf(s->append_error, sizeof s->append_error,
 			    "journal: %s", strerror(errno));
@@ -96,6 +104,10 @@ spool_commit(struct spool *s)
 {
 	int	status, saved;
 
+	if (s->journal == NULL) {
+		errno = ENOSPC;
+		return (-1);
+	}
 	status = journal_commit(s->journal);
 	saved = errno;
 	pthread_mutex_lock(&s->append_lock);
@@ -107,6 +119,8 @@ spool_commit(struct spool *s)
 		snprintf(s->append_error, sizeof s->append_error,
 		    "journal: write: %s", strerror(saved));
 		s->next = journal_next(s->journal);
+		/* A bad block stays bad: the next commit goes to a new file. */
+		s->commit_failed = saved != ENOSPC && saved != EDQUOT;
 	}
 	s->pending_bytes = 0;
 	pthread_mutex_unlock(&s->append_lock);
@@ -125,6 +139,8 @@ rotate(struct spool *s)
 	bool		 use_spare;
 	int		 status = -1;
 	int64_t		 now = clock_monotonic_ms();
+	uint64_t	 first = s->journal != NULL ? journal_next(s->journal) :
+			    s->next;
 
 	if (now - s->rotate_failed_ms < SPARE_RETRY_MS)
 		return;
@@ -135,8 +151,8 @@ rotate(struct spool *s)
 	if (journal_file(s, s->journal_number + 1, name) == 0 &&
 	    (!use_spare || journal_file(s, SPARE, spare) == 0))
 		status = use_spare ? journal_adopt(&fresh, s->dirfd, spare,
-		    name, journal_next(s->journal)) : journal_create(&fresh,
-		    s->dirfd, name, journal_next(s->journal));
+		    name, first) : journal_create(&fresh, s->dirfd, name,
+		    first);
 	if (status == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
 		    spool_path(s, name, path), "error", strerror(errno));
@@ -149,6 +165,7 @@ rotate(struct spool *s)
 	if (status == 0) {
 		s->journal = fresh;
 		s->journal_number++;
+		s->commit_failed = false;
 		s->committed = journal_committed(fresh);
 		s->preallocated = use_spare;
 	}
@@ -169,7 +186,7 @@ spool_roll(struct spool *s)
 
 	pthread_mutex_lock(&s->append_lock);
 	full = s->committed >= s->journal_size ||
-	    (!s->preallocated && s->spare_ready);
+	    (!s->preallocated && s->spare_ready) || s->commit_failed;
 	pthread_mutex_unlock(&s->append_lock);
 	if (full)
 		rotate(s);

@@ -43,6 +43,7 @@ struct listing {
 	size_t		 count;
 	bool		 legacy;	/* echopost.spool */
 	uint64_t	 backup;	/* the newest echopost.spool.~N~ */
+	uint64_t	 kept_bytes;	/* of journals kept aside at open */
 };
 
 /*
@@ -231,64 +232,107 @@ by_number(const void *a, const void *b)
 	return (x < y ? -1 : x > y);
 }
 
+/* An errno a later try may not meet: an I/O error, a full table. */
+bool
+transient(int error)
+{
+	return (error == EIO || error == EMFILE || error == ENFILE ||
+	    error == ENOMEM || error == EAGAIN || error == EINTR);
+}
+
 /*
- * The newest journal takes appends again. One without a whole header was
- * being begun when a run died and never took an entry: it goes, and the
- * one before is the newest. Returns its number, or 0 if none is left.
+ * A start cannot wait for the forwarder's backoff (the SDK waits 2 s for
+ * the socket): a read that fails is tried again at once, a few times.
+ * Returns the delay before try number tries + 1, or 0 for no more.
+ */
+static int64_t
+start_retry(const struct spool *s, const char *name, int tries)
+{
+	char	path[PATH_MAX];
+
+	if (!transient(errno) || tries >= START_TRIES)
+		return (0);
+	log_event(LEVEL_WARN, "spool_read_retry", "{s:s, s:s, s:i}", "path",
+	    spool_path(s, name, path), "error", strerror(errno), "try",
+	    tries);
+	return ((int64_t)START_RETRY_MS << (tries - 1));
+}
+
+static int
+open_journal(struct spool *s, struct journal_reader **r, const char *name)
+{
+	int64_t	wait;
+	int	tries;
+
+	for (tries = 1; journal_reader_open(r, s->dirfd, name) == -1; tries++)
+		if (s->reader || (wait = start_retry(s, name, tries)) == 0)
+			return (-1);
+		else
+			delay_ms(wait);
+	return (0);
+}
+
+/*
+ * A journal no entry of which can be read. One no longer than a header
+ * was being begun when a run died, the newest, and never took an entry:
+ * it goes. Any other is kept aside for a person; what it held is lost,
+ * and whatever gap that leaves is reported. Returns 1 if it was kept.
  */
 static int
-resume_newest(struct spool *s, struct listing *l, uint64_t *newest)
+unreadable_journal(struct spool *s, struct listing *l, const char *name,
+    bool newest)
 {
-	char	name[NAME_SIZE], path[PATH_MAX];
+	struct stat	sb;
+	char		path[PATH_MAX];
+	int		error = errno;
 
-	*newest = 0;
-	while (l->count > 0) {
-		if (journal_file(s, l->journals[l->count - 1], name) == -1)
-			break;
-		if (journal_resume(&s->journal, s->dirfd, name) == 0) {
-			*newest = l->journals[l->count - 1];
-			return (0);
-		}
-		if (errno != EBADMSG)
-			break;
+	if (fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		sb.st_size = 0;
+	if (newest && error == EBADMSG && sb.st_size <= JOURNAL_HEADER_SIZE &&
+	    unlinkat(s->dirfd, name, 0) == 0) {
 		log_event(LEVEL_WARN, "journal_removed", "{s:s, s:s}", "path",
 		    spool_path(s, name, path), "reason",
 		    "no header: it was being begun");
-		if (unlinkat(s->dirfd, name, 0) == -1)
-			break;
-		l->count--;
-	}
-	if (l->count == 0)
 		return (0);
-	snprintf(s->error, sizeof s->error, "journal %s: %s",
-	    spool_path(s, name, path), strerror(errno));
-	return (-1);
+	}
+	set_aside(s, name, "journal_damaged", error == EBADMSG ?
+	    "no entry in it checks out" : strerror(error));
+	l->kept_bytes += (uint64_t)sb.st_size;
+	s->damaged_until = UINT64_MAX;
+	s->kept_at_open = true;
+	return (1);
 }
 
 /*
  * Each journal is a segment from its first record to the next one's
  * first; the newest grows. A reader takes the newest's end from its
- * entries. An older journal without a whole header is damaged: set
- * aside, its records reported missing when their turn comes.
+ * entries. One none of whose entries can be read is set aside, and its
+ * records reported missing when their turn comes; *kept_newest says
+ * whether that one was the newest.
  */
 static int
-add_journals(struct spool *s, struct listing *l, uint64_t newest)
+add_journals(struct spool *s, struct listing *l, bool *kept_newest)
 {
 	struct journal_reader	*r;
+	struct journal_survey	 survey;
 	struct segment		*seg;
 	char			 name[NAME_SIZE];
-	uint64_t		 seq;
-	const void		*data;
-	size_t			 i, size;
+	size_t			 i;
 
+	*kept_newest = false;
 	for (i = 0; i < l->count; i++) {
-		if (journal_file(s, l->journals[i], name) == -1 ||
-		    journal_reader_open(&r, s->dirfd, name) == -1) {
-			if (errno != EBADMSG)
-				return (-1);
-			if (!s->reader)
-				set_aside(s, name, "journal_damaged",
-				    "no header");
+		if (journal_file(s, l->journals[i], name) == -1)
+			return (-1);
+		if (open_journal(s, &r, name) == -1) {
+			if (errno == ENOENT)
+				continue;
+			if (s->reader) {
+				snprintf(s->error, sizeof s->error, "%s/%s: %s",
+				    s->dir, name, strerror(errno));
+				continue;
+			}
+			*kept_newest = unreadable_journal(s, l, name,
+			    i == l->count - 1) == 1 && i == l->count - 1;
 			continue;
 		}
 		if (s->count > 0 && (seg = &s->segments[s->count - 1])->kind ==
@@ -299,14 +343,149 @@ add_journals(struct spool *s, struct listing *l, uint64_t newest)
 			journal_reader_close(r);
 			return (-1);
 		}
-		if (s->reader && i == l->count - 1) {
-			while (journal_read(r, -1, &seq, &data, &size) == 1)
-				;
-			s->next = journal_reader_next(r);
-		}
+		s->segments[s->count - 1].damaged = journal_reader_damaged(r);
 		journal_reader_close(r);
+		/* Past damage too, as the delivery reads it. */
+		if (s->reader && i == l->count - 1 && journal_survey(s->dirfd,
+		    name, true, &survey) == 0)
+			s->next = survey.next;
 	}
-	s->tracked = newest;
+	s->tracked = l->count > 0 ? l->journals[l->count - 1] : 0;
+	return (0);
+}
+
+/* The newest journal's segment: the last one added, growing. */
+static struct segment *
+newest_journal(struct spool *s)
+{
+	size_t	i;
+
+	for (i = s->count; i > 0; i--)
+		if (s->segments[i - 1].kind == SEGMENT_JOURNAL)
+			return (&s->segments[i - 1]);
+	return (NULL);
+}
+
+/*
+ * No record a file of the spool may hold is numbered from here on: the
+ * newest first known, plus as many records as all journals, those kept
+ * aside at open too, could hold.
+ */
+static uint64_t
+numbers_bound(struct spool *s, struct listing *l, uint64_t *known)
+{
+	struct stat	sb;
+	char		name[NAME_SIZE];
+	uint64_t	bound = s->head, bytes = l->kept_bytes;
+	size_t		i;
+
+	for (i = 0; i < s->count; i++)
+		if (s->segments[i].first > bound)
+			bound = s->segments[i].first;
+		else if (s->segments[i].end != GROWING &&
+		    s->segments[i].end > bound)
+			bound = s->segments[i].end;
+	for (i = 0; i < l->count; i++)
+		if (journal_file(s, l->journals[i], name) == 0 &&
+		    fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			bytes += (uint64_t)sb.st_size;
+	*known = bound;
+	return (bound + bytes / (JOURNAL_HEADER_SIZE + 1) + 1);
+}
+
+/*
+ * The numbers from first to end may never have been given: where a
+ * journal could not be read, its end is a bound. record_missing says so.
+ */
+static void
+numbers_at_most(struct spool *s, uint64_t first, uint64_t end)
+{
+	if (first < end) {
+		s->bound_first = first;
+		s->bound_end = end;
+	}
+}
+
+static int
+survey_newest(struct spool *s, const char *name,
+    struct journal_survey *survey)
+{
+	int64_t	wait;
+	int	tries;
+
+	for (tries = 1; journal_survey(s->dirfd, name, tries == START_TRIES,
+	    survey) == -1; tries++)
+		if ((wait = start_retry(s, name, tries)) == 0)
+			return (-1);
+		else
+			delay_ms(wait);
+	return (0);
+}
+
+/*
+ * The newest journal takes appends again after its last whole entry,
+ * cutting off what a crash tore there. One that holds damage a crash
+ * cannot leave is not written again: it stays as it is, a segment like
+ * any other, and the next journal's numbers begin after every one it may
+ * hold. So do they when a newer journal had to be kept aside.
+ */
+static int
+resume_newest(struct spool *s, struct listing *l, bool kept_newest)
+{
+	struct journal_survey	 survey;
+	struct segment		*seg;
+	char			 name[NAME_SIZE], path[PATH_MAX];
+	uint64_t		 known;
+	int64_t			 wait;
+	int			 tries;
+
+	if ((seg = newest_journal(s)) == NULL) {
+		if (kept_newest) {
+			s->numbers_from = numbers_bound(s, l, &known);
+			numbers_at_most(s, known, s->numbers_from);
+		}
+		return (0);
+	}
+	if (journal_file(s, seg->number, name) == -1)
+		return (-1);
+	spool_path(s, name, path);
+	if (survey_newest(s, name, &survey) == -1) {
+		log_event(LEVEL_ERROR, "journal_unreadable", "{s:s, s:s}",
+		    "path", path, "error", strerror(errno));
+		seg->damaged = true;
+		seg->end = numbers_bound(s, l, &known);
+		numbers_at_most(s, seg->first, seg->end);
+		s->damaged_until = UINT64_MAX;
+		return (0);
+	}
+	if (survey.damaged || kept_newest || seg->damaged) {
+		log_event(LEVEL_ERROR, "journal_damaged", "{s:s, s:s, s:I}",
+		    "path", path, "error", survey.damaged ? "damaged, or a "
+		    "block cannot be read: kept as it is, and read past the "
+		    "damage" : "a newer journal was kept aside", "next",
+		    (json_int_t)survey.next);
+		seg->damaged = seg->damaged || survey.damaged;
+		seg->end = kept_newest ? numbers_bound(s, l, &known) :
+		    survey.next;
+		numbers_at_most(s, survey.bound < survey.next ? survey.bound :
+		    survey.next, seg->end);
+		return (0);
+	}
+	/* One that cannot be written is closed where it ends: it is whole. */
+	for (tries = 1; journal_resume(&s->journal, s->dirfd, name,
+	    &survey) == -1; tries++)
+		if ((wait = start_retry(s, name, tries)) == 0) {
+			log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}",
+			    "path", path, "error", strerror(errno));
+			seg->end = survey.next;
+			return (0);
+		} else
+			delay_ms(wait);
+	s->tracked = seg->number;
+	if (survey.cut > 0)
+		log_event(LEVEL_WARN, "journal_repaired", "{s:s, s:I, s:I}",
+		    "name", name, "cut_bytes", (json_int_t)survey.cut,
+		    "next", (json_int_t)survey.next);
 	return (0);
 }
 
@@ -319,8 +498,8 @@ int
 scan_directory(struct spool *s, bool *legacy)
 {
 	struct listing	l;
-	uint64_t	newest = 0;
 	char		name[NAME_SIZE];
+	bool		kept_newest;
 	int		status = -1;
 
 	memset(&l, 0, sizeof l);
@@ -328,13 +507,13 @@ scan_directory(struct spool *s, bool *legacy)
 		goto out;
 	if (l.count > 0)
 		qsort(l.journals, l.count, sizeof *l.journals, by_number);
-	if (!s->reader && resume_newest(s, &l, &newest) == -1)
-		goto out;
-	if (add_journals(s, &l, newest) == -1) {
+	if (add_journals(s, &l, &kept_newest) == -1) {
 		snprintf(s->error, sizeof s->error, "journal: %s",
 		    strerror(errno));
 		goto out;
 	}
+	if (!s->reader && resume_newest(s, &l, kept_newest) == -1)
+		goto out;
 	sort_segments(s);
 	*legacy = l.legacy;
 	/*
@@ -391,15 +570,15 @@ has_journals(const struct spool *s)
 }
 
 /*
- * An echopost 1 spool: GDBM changed in place, and never the only copy we
- * keep. Returns 1 with its head and next, if it was closed cleanly and no
- * journal is beside it, which it would have taken in at a clean close.
+ * An echopost 1 spool marked closed cleanly, with no journal beside it:
+ * 1 with the number after its last record. Its head stands in for ours
+ * until it is imported, for counts.
  */
 static int
-legacy_closed_cleanly(struct spool *s, uint64_t *head, uint64_t *next)
+legacy_closed_cleanly(struct spool *s, uint64_t *next)
 {
 	struct sealed	*old;
-	uint64_t	 clean = 0;
+	uint64_t	 clean = 0, head;
 	char		*cause = NULL;
 	int		 whole;
 
@@ -407,47 +586,37 @@ legacy_closed_cleanly(struct spool *s, uint64_t *head, uint64_t *next)
 		free(cause);
 		return (0);
 	}
-	whole = sealed_meta(old, "head", head) == 1;
+	whole = sealed_meta(old, "head", &head) == 1;
 	if (whole && !s->head_exact)
-		s->head = *head;	/* a guess, for counts, till imported */
+		s->head = head;
 	whole = whole && !has_journals(s) &&
 	    sealed_meta(old, "clean", &clean) == 1 && clean == 1 &&
-	    sealed_meta(old, "next", next) == 1 && *head <= *next;
+	    sealed_meta(old, "next", next) == 1 && head <= *next;
 	sealed_close(old);
 	return (whole);
 }
 
 /*
- * Take up an echopost 1 spool at open. A clean one becomes a sealed file
- * by its name alone; any other is imported by the forwarder's thread
- * before anything is read (spool_next, spool_settle), or now if no
- * journal says where the next record goes.
+ * Take up an echopost 1 spool at open: it is imported (copied, recovered,
+ * sealed) by the forwarder's thread before anything is read (spool_next,
+ * spool_settle). Even one marked clean is recovered: echopost 1 wrote
+ * that mark before its last sync. New records are numbered after its
+ * own: after the next it saved at a clean close, or, with no such mark
+ * and no journal to say, after those the import finds, now.
  */
 int
 take_up_legacy(struct spool *s)
 {
-	uint64_t	head, next;
-	char		name[NAME_SIZE];
+	uint64_t	next;
 
-	if (legacy_closed_cleanly(s, &head, &next)) {
-		if (head < next && (sealed_file(s, head, next, name) == -1 ||
-		    publish_file(s->dirfd, s->name, name) == -1 ||
-		    add_segment(s, SEGMENT_SEALED, 0, head, next) == -1)) {
-			snprintf(s->error, sizeof s->error, "rename %s: %s",
-			    s->path, strerror(errno));
-			return (-1);
-		}
-		if (head == next)
-			remove_file(s, s->name);
-		sort_segments(s);
-		remove_backups(s);
-		log_event(LEVEL_INFO, "spool_imported", "{s:s, s:I, s:I}",
-		    "path", s->path, "first", (json_int_t)head,
-		    "end", (json_int_t)next);
+	s->legacy_due = true;
+	if (has_journals(s))
+		return (0);
+	if (legacy_closed_cleanly(s, &next)) {
+		s->numbers_from = next;
 		return (0);
 	}
-	s->legacy_due = true;
-	return (has_journals(s) ? 0 : import_legacy(s));
+	return (import_legacy(s));
 }
 
 /*
@@ -476,7 +645,7 @@ import_legacy(struct spool *s)
 {
 	struct sealed_range	 range;
 	char			 work[NAME_SIZE], name[NAME_SIZE];
-	char			 path[PATH_MAX], *cause = NULL;
+	char			*cause = NULL;
 	int			 found;
 
 	if (spool_name(s, work, IMPORT_SUFFIX) == -1) {
@@ -484,8 +653,7 @@ import_legacy(struct spool *s)
 		return (-1);
 	}
 	range.end = first_journaled(s);
-	found = sealed_import(s->dirfd, s->name, work, spool_path(s, work,
-	    path), &range, &cause);
+	found = sealed_import(s->dirfd, s->name, work, &range, &cause);
 	if (found == -1 && errno != EBADMSG) {
 		snprintf(s->error, sizeof s->error, "import %s: %s", s->path,
 		    cause != NULL ? cause : strerror(errno));

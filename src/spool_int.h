@@ -35,6 +35,15 @@
 #define SPARE		0	/* the journal "number" of the spare */
 #define GROWING		UINT64_MAX	/* the end of the newest journal */
 #define JOURNAL_SIZE	(4 * 1024 * 1024)
+/*
+ * A read that fails (EIO, EMFILE, ENOMEM...) is not damage: it is tried
+ * again, at start after START_RETRY_MS, doubled each time, and later
+ * after the forwarder's backoff. Only when it failed READ_TRIES times in
+ * a row is the block or the file taken for unreadable.
+ */
+#define READ_TRIES	5
+#define START_TRIES	3
+#define START_RETRY_MS	25
 
 enum segment_kind {
 	SEGMENT_SEALED,
@@ -48,6 +57,7 @@ struct segment {
 	uint64_t	 first;		/* its first record */
 	uint64_t	 end;		/* after its last, or GROWING */
 	uint64_t	 named_end;	/* end as a sealed file's name has it */
+	bool		 damaged;	/* a record in it could not be read */
 };
 
 struct spool {
@@ -64,10 +74,21 @@ struct spool {
 	size_t		 count;		/* [F] */
 	size_t		 allocated;	/* [F] */
 	uint64_t	 head;		/* [F] oldest record not delivered */
+	uint64_t	 saved_head;	/* [F] as the position file has it */
 	uint64_t	 read;		/* [F] the next one to hand out */
 	uint64_t	 handed;	/* [F] after the last one handed out */
 	bool		 head_exact;	/* [F] saved: a gap at it is a loss */
+	uint64_t	 numbers_from;	/* [I] no record had one below, kept */
+	bool		 kept_at_open;	/* [I] a journal that could not be read */
 	uint64_t	 damaged_until;	/* [F] what lies below was lost */
+	uint64_t	 lost_first;	/* [F] records known lost: from */
+	uint64_t	 lost_end;	/* [F] to before this */
+	uint64_t	 missing;	/* [F] records reported missing */
+	uint64_t	 maybe_missing;	/* [F] numbers maybe never given, too */
+	uint64_t	 bound_first;	/* [I] numbers maybe never given: from */
+	uint64_t	 bound_end;	/* [I] to before this */
+	uint64_t	 failed_seq;	/* [F] whose read failed */
+	unsigned int	 failures;	/* [F] in a row, for failed_seq */
 	struct position	*position;	/* [F] */
 	unsigned int	 removals;	/* [F] since the last save */
 	int64_t		 removed_ms;	/* [F] when the first of them was */
@@ -87,6 +108,7 @@ struct spool {
 	int64_t		 committed_ms;	/* [A] when, or never: INT64_MIN */
 	bool		 preallocated;	/* [A] it was made from a spare */
 	int64_t		 rotate_failed_ms; /* [A] */
+	bool		 commit_failed;	/* [A] rotate before the next one */
 	bool		 spare_ready;	/* [A] a spare waits for rotation */
 	int64_t		 spare_tried_ms; /* [F] */
 	uint64_t	 opened_journal; /* [I] the newest journal at open */
@@ -109,6 +131,8 @@ int	 sealed_file(const struct spool *, uint64_t, uint64_t,
 void	 remove_file(const struct spool *, const char *);
 void	 set_aside(const struct spool *, const char *, const char *,
 	    const char *);
+void	 remove_segment_file(struct spool *, const struct segment *);
+bool	 transient(int);
 int	 scan_directory(struct spool *, bool *);
 int	 take_up_legacy(struct spool *);
 int	 import_legacy(struct spool *);

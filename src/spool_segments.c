@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -54,6 +55,7 @@ add_segment(struct spool *s, enum segment_kind kind, uint64_t number,
 	s->segments[s->count].number = number;
 	s->segments[s->count].first = first;
 	s->segments[s->count].end = s->segments[s->count].named_end = end;
+	s->segments[s->count].damaged = false;
 	s->count++;
 	return (0);
 }
@@ -160,40 +162,99 @@ track_journals(struct spool *s)
  * too.
  */
 static void
+report_missing(struct spool *s, uint64_t from, uint64_t to, bool at_most)
+{
+	if (from >= to)
+		return;
+	log_event(LEVEL_ERROR, "record_missing", "{s:s, s:I, s:I, s:b}",
+	    "path", s->path, "seq", (json_int_t)from, "count",
+	    (json_int_t)(to - from), "at_most", at_most);
+	if (at_most)
+		s->maybe_missing += to - from;
+	else
+		s->missing += to - from;
+}
+
+static void
 skip_to(struct spool *s, uint64_t to)
 {
-	if (s->head_exact || s->read < s->damaged_until)
-		log_event(LEVEL_ERROR, "record_missing", "{s:s, s:I, s:I}",
-		    "path", s->path, "seq", (json_int_t)s->read,
-		    "count", (json_int_t)(to - s->read));
+	uint64_t	low, high;
+
+	/* Numbers a journal's unreadable end may have held: at most. */
+	if (s->head_exact || s->read < s->damaged_until) {
+		low = s->bound_first < to ? s->bound_first : to;
+		low = low > s->read ? low : s->read;
+		high = s->bound_end < to ? s->bound_end : to;
+		high = high > low ? high : low;
+		report_missing(s, s->read, low, false);
+		report_missing(s, low, high, true);
+		report_missing(s, high, to, false);
+	}
 	if (s->head == s->read)
 		s->head = to;
 	s->read = to;
 }
 
-/* Segment seg holds its records only up to readable: the rest is lost. */
+/*
+ * Records from to end of segment seg could not be read: damage, or a
+ * block that failed every try. They are reported when their turn comes;
+ * the file is kept for a person, never deleted (remove_segment_file).
+ */
 static void
-cut_segment(struct spool *s, struct segment *seg, uint64_t readable)
+lose_records(struct spool *s, struct segment *seg, uint64_t from,
+    uint64_t to)
 {
-	if (seg->end > s->damaged_until)
-		s->damaged_until = seg->end;
-	seg->end = readable;
+	seg->damaged = true;
+	if (to <= from)
+		return;
+	s->lost_first = from;
+	s->lost_end = to;
+	if (to > s->damaged_until)
+		s->damaged_until = to;
 }
 
 /*
- * A journal ends before the records its segment should hold: damaged, or
- * cut short. What it holds up to there stays readable; the segment is cut
- * to that, and the file renamed aside for a person.
+ * A read of record seq failed with an error a later try may not meet:
+ * false while it is to be tried again (the forwarder keeps its place and
+ * backs off), true once it failed READ_TRIES times in a row. Not for a
+ * reader (--status, --dump), which does not wait: it says so at once.
  */
-static void
-journal_cut(struct spool *s, struct segment *seg, uint64_t readable)
+static bool
+read_given_up(struct spool *s, uint64_t seq)
+{
+	int	error = errno;
+
+	if (s->failed_seq != seq || s->failures == 0) {
+		s->failed_seq = seq;
+		s->failures = 0;
+	}
+	if (++s->failures >= READ_TRIES) {
+		s->failures = 0;
+		return (true);
+	}
+	snprintf(s->error, sizeof s->error, "read record %ju (try %u of %d): "
+	    "%s", (uintmax_t)seq, s->failures, READ_TRIES, strerror(error));
+	errno = error;
+	return (false);
+}
+
+/*
+ * Delete the file of a segment the head has passed; one from which a
+ * record could not be read is renamed aside instead, for a person.
+ */
+void
+remove_segment_file(struct spool *s, const struct segment *seg)
 {
 	char	name[NAME_SIZE];
 
-	cut_segment(s, seg, readable);
-	if (!s->reader && journal_file(s, seg->number, name) == 0)
-		set_aside(s, name, "journal_damaged", "entries damaged or cut "
-		    "short");
+	if (segment_name(s, seg, name) == -1)
+		return;
+	if (seg->damaged)
+		set_aside(s, name, seg->kind == SEGMENT_JOURNAL ?
+		    "journal_damaged" : "spool_damaged", "records in it could "
+		    "not be read (record_missing says which)");
+	else
+		remove_file(s, name);
 }
 
 static int
@@ -207,6 +268,54 @@ copy_out(const void *data, size_t size, void **value, size_t *out)
 }
 
 /*
+ * Journal segment seg could not be read at the cursor (error: why), or
+ * ended before the segment does: go on at the next entry that checks out,
+ * and lose what lies between. Returns 0, or -1 on error.
+ */
+static int
+read_past(struct spool *s, struct segment *seg, off_t limit, int error)
+{
+	uint64_t	from = journal_reader_next(s->cursor), to;
+	int		found;
+
+	if ((found = journal_resync(s->cursor, limit, error)) == -1)
+		return (-1);
+	to = found == 1 ? journal_reader_next(s->cursor) : seg->end ==
+	    GROWING ? from + 1 : seg->end;
+	lose_records(s, seg, from, to);
+	return (0);
+}
+
+/* The cursor on journal segment seg: 1, 0 if none of it can be read. */
+static int
+open_cursor(struct spool *s, struct segment *seg, uint64_t seq)
+{
+	char	name[NAME_SIZE];
+
+	if (s->cursor != NULL && (s->cursor_number != seg->number ||
+	    journal_reader_next(s->cursor) > seq)) {
+		journal_reader_close(s->cursor);
+		s->cursor = NULL;
+	}
+	if (s->cursor != NULL)
+		return (1);
+	if (journal_file(s, seg->number, name) == -1)
+		return (-1);
+	if (journal_reader_open(&s->cursor, s->dirfd, name) == -1) {
+		if (transient(errno) && (s->reader || !read_given_up(s, seq)))
+			return (-1);
+		/* Gone, or nothing in it checks out, or it never will. */
+		if (seg->end != GROWING)
+			lose_records(s, seg, seq, seg->end);
+		return (0);
+	}
+	s->cursor_number = seg->number;
+	if (journal_reader_damaged(s->cursor))
+		seg->damaged = true;
+	return (1);
+}
+
+/*
  * Record seq from journal segment i: 1 and a copy, 0 if it is not there,
  * 2 if it is not written yet (the growing journal), -1 on error.
  */
@@ -216,29 +325,12 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 {
 	struct segment	*seg = &s->segments[i];
 	const void	*data;
-	char		 name[NAME_SIZE];
 	uint64_t	 got;
 	off_t		 limit = -1;
 	int		 found;
 
-	if (s->cursor != NULL && (s->cursor_number != seg->number ||
-	    journal_reader_next(s->cursor) > seq)) {
-		journal_reader_close(s->cursor);
-		s->cursor = NULL;
-	}
-	if (s->cursor == NULL) {
-		if (journal_file(s, seg->number, name) == -1)
-			return (-1);
-		if (journal_reader_open(&s->cursor, s->dirfd, name) == -1) {
-			if (errno != ENOENT && errno != EBADMSG)
-				return (-1);
-			/* Gone, or its header damaged: none of it is there. */
-			if (seg->end != GROWING)
-				journal_cut(s, seg, seg->first);
-			return (0);
-		}
-		s->cursor_number = seg->number;
-	}
+	if ((found = open_cursor(s, seg, seq)) != 1)
+		return (found);
 	if (seg->end == GROWING && !s->reader) {
 		pthread_mutex_lock(&s->append_lock);
 		limit = seg->number == s->journal_number ? s->committed : -1;
@@ -251,54 +343,78 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 		return (copy_out(data, *size, value, size));
 	if (found == 1 || (found == 0 && seg->end == GROWING))
 		return (found == 1 ? 0 : 2);
-	if (found == -1 && errno != EBADMSG)
+	if (found == -1 && transient(errno) && (s->reader ||
+	    !read_given_up(s, seq))) {
+		journal_reader_close(s->cursor);
+		s->cursor = NULL;
 		return (-1);
-	if (seg->end == GROWING)
-		return (s->reader ? 0 : 2);
-	journal_cut(s, seg, journal_reader_next(s->cursor));
+	}
+	if (s->reader && seg->end == GROWING)
+		return (0);
+	if (read_past(s, seg, limit, found == -1 ? errno : EBADMSG) == -1)
+		return (-1);
 	return (0);
 }
 
 /*
- * Record seq from sealed segment i, as read_journal. A file GDBM cannot
- * open is set aside, its records lost; a record it cannot read, or the
- * block that holds it, is lost alone, and the file opened again for the
- * next one: nothing else ever changes a sealed file, so what cannot be
- * read now never will be.
+ * Reading sealed segment seg at seq failed, for cause: -1 while it is to
+ * be tried again, else 0, the records from seq to lost lost.
+ */
+static int
+sealed_failed(struct spool *s, struct segment *seg, uint64_t seq,
+    uint64_t lost, char *cause)
+{
+	int	error = errno, retry;
+
+	retry = transient(error) && (s->reader || !read_given_up(s, seq));
+	if (!retry || s->reader)
+		snprintf(s->error, sizeof s->error, "%s", cause != NULL ?
+		    cause : strerror(error));
+	if (!retry && !s->reader)
+		log_event(LEVEL_ERROR, "spool_read_error", "{s:s, s:I, s:s}",
+		    "path", s->path, "seq", (json_int_t)seq, "error",
+		    s->error);
+	free(cause);
+	if (retry)
+		return (-1);
+	lose_records(s, seg, seq, lost);
+	return (0);
+}
+
+/*
+ * Record seq from sealed segment i, as read_journal. A file GDBM finds
+ * damaged loses the records from seq on; a record whose bytes are damaged
+ * is lost alone, and the file opened again for the next one. Read errors
+ * are tried again first. Nothing else ever changes a sealed file, so
+ * what is damaged now always will be: the file is kept for a person.
  */
 static int
 read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
     size_t *size)
 {
-	char	 name[NAME_SIZE], path[PATH_MAX], *cause = NULL;
-	int	 found;
+	struct segment	*seg = &s->segments[i];
+	char		 name[NAME_SIZE], path[PATH_MAX], *cause = NULL;
+	int		 found, error;
 
 	if (s->sealed != NULL && s->sealed_index != i) {
 		sealed_close(s->sealed);
 		s->sealed = NULL;
 	}
-	if (segment_name(s, &s->segments[i], name) == -1)
+	if (segment_name(s, seg, name) == -1)
 		return (-1);
 	spool_path(s, name, path);
 	if (s->sealed == NULL) {
 		if (sealed_open(&s->sealed, s->dirfd, name, path, &cause) ==
-		    -1) {
-			if (!s->reader)
-				set_aside(s, name, "spool_damaged", cause);
-			free(cause);
-			cut_segment(s, &s->segments[i], s->segments[i].first);
-			return (0);
-		}
+		    -1)
+			return (sealed_failed(s, seg, seq, seg->end, cause));
 		s->sealed_index = i;
 	}
-	found = sealed_get(s->sealed, seq, value, size, &cause);
-	if (found == -1) {
-		log_event(LEVEL_ERROR, "spool_read_error", "{s:s, s:I, s:s}",
-		    "path", path, "seq", (json_int_t)seq, "error", cause);
-		free(cause);
+	if ((found = sealed_get(s->sealed, seq, value, size, &cause)) == -1) {
+		error = errno;
 		sealed_close(s->sealed);
 		s->sealed = NULL;
-		found = 0;
+		errno = error;
+		return (sealed_failed(s, seg, seq, seq + 1, cause));
 	}
 	return (found);
 }
@@ -379,15 +495,25 @@ read_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 			continue;
 		}
 		if (found == 1) {
+			s->failures = 0;
 			*seq = s->read++;
 			s->handed = s->read;
 			return (1);
 		}
 		if (found != 0)
 			return (found == 2 ? 0 : found);
-		/* None has it; or a damaged file was cut short. */
+		/* None has it: what a damaged file lost, or one record. */
+		if (s->read >= s->lost_first && s->read < s->lost_end) {
+			skip_to(s, s->lost_end);
+			continue;
+		}
 		i = read_segment_index(s);
 		if (i < s->count && s->segments[i].first <= s->read) {
+			/* A file that should hold it and does not is kept. */
+			for (; i < s->count && s->segments[i].first <= s->read;
+			    i++)
+				if (s->read < s->segments[i].end)
+					s->segments[i].damaged = true;
 			if (s->damaged_until <= s->read)
 				s->damaged_until = s->read + 1;
 			skip_to(s, s->read + 1);
@@ -416,15 +542,21 @@ int
 save_position(struct spool *s)
 {
 	struct segment	*seg;
-	char		 name[NAME_SIZE];
 	size_t		 i;
 
+	if (s->position == NULL) {
+		snprintf(s->error, sizeof s->error, "save the head: no "
+		    "position file (what was delivered stays in the spool, "
+		    "and is sent again)");
+		return (-1);
+	}
 	if (position_save(s->position, s->head) == -1) {
 		snprintf(s->error, sizeof s->error, "save the head: %s",
 		    strerror(errno));
 		return (-1);
 	}
 	s->head_exact = true;
+	s->saved_head = s->head;
 	s->removals = 0;
 	for (i = 0; i < s->count; ) {
 		seg = &s->segments[i];
@@ -432,8 +564,7 @@ save_position(struct spool *s)
 			i++;
 			continue;
 		}
-		if (segment_name(s, seg, name) == 0)
-			remove_file(s, name);
+		remove_segment_file(s, seg);
 		drop_segment(s, i);
 	}
 	return (0);
@@ -441,12 +572,13 @@ save_position(struct spool *s)
 
 /*
  * Copy the entries of journal segment seg from start on into w. Returns 0
- * when it was read whole, 1 when it is damaged or cut short (left to the
- * reading, which reports what is lost), -1 on error.
+ * when it was read whole, 1 when it is not to be sealed now (damaged, and
+ * marked so: left to the reading, which reports what is lost; or a read
+ * failed), -1 on error.
  */
 static int
-seal_journal(struct spool *s, struct sealed_writer *w,
-    const struct segment *seg, uint64_t start)
+seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
+    uint64_t start)
 {
 	struct journal_reader	*r;
 	const void		*data;
@@ -459,18 +591,30 @@ seal_journal(struct spool *s, struct sealed_writer *w,
 	    journal_reader_open(&r, s->dirfd, name) == -1) {
 		snprintf(s->error, sizeof s->error, "journal %s/%s: %s",
 		    s->dir, name, strerror(errno));
-		return (errno == EBADMSG ? 1 : -1);
+		seg->damaged = errno == EBADMSG;
+		return (errno == EBADMSG || transient(errno) ? 1 : -1);
 	}
-	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+	found = 0;
+	if (journal_reader_damaged(r)) {
+		found = -1;
+		errno = EBADMSG;
+	}
+	/* What lies after its end is not its own: a commit that failed. */
+	while (found == 0 && journal_reader_next(r) < seg->end &&
+	    (found = journal_read(r, -1, &seq, &data, &size)) == 1) {
+		found = 0;
 		if (seq >= start && sealed_put(w, seq, data, size,
 		    &cause) == -1) {
 			snprintf(s->error, sizeof s->error, "%s", cause);
 			free(cause);
 			found = -2;
-			break;
 		}
-	if (found == 0 && journal_reader_next(r) != seg->end)
+	}
+	if ((found == -1 && errno == EBADMSG) || (found == 0 &&
+	    journal_reader_next(r) != seg->end)) {
+		seg->damaged = true;
 		found = -1;
+	}
 	journal_reader_close(r);
 	if (found == -1)
 		return (1);
@@ -483,7 +627,6 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
     uint64_t start, uint64_t end)
 {
 	struct segment	*seg;
-	char		 name[NAME_SIZE];
 	size_t		 i;
 
 	for (i = 0; i < s->count; ) {
@@ -493,8 +636,7 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
 			i++;
 			continue;
 		}
-		if (journal_file(s, seg->number, name) == 0)
-			remove_file(s, name);
+		remove_segment_file(s, seg);
 		drop_segment(s, i);
 	}
 	if (add_segment(s, SEGMENT_SEALED, 0, start, end) == -1)
@@ -534,10 +676,12 @@ sealing_due(struct spool *s)
 }
 
 /*
- * Seal the oldest closed journals into one GDBM file, from the head on:
+ * Seal the oldest closed journals into one GDBM file, from the saved head
+ * on (records past it may be delivered, but a crash would go back to it):
  * GDBM writes it under a temporary name, syncs it, and only then is it
- * named and are the journals deleted. Returns 1 if it moved any, 0 if
- * there was nothing to move or it is not due, -1 on error.
+ * named and are the journals deleted. A damaged journal is never sealed:
+ * it is read where it is, and kept. Returns 1 if it moved any, 0 if there
+ * was nothing to move or it is not due, -1 on error.
  */
 int
 move_journals(struct spool *s)
@@ -556,10 +700,13 @@ move_journals(struct spool *s)
 	for (i = 0; i < s->count && moved < MOVE_MAX && status == 0; i++) {
 		seg = &s->segments[i];
 		if (seg->kind != SEGMENT_JOURNAL || seg->end == GROWING ||
-		    seg->end <= s->head)
+		    seg->end <= s->saved_head || (seg->damaged && w == NULL))
 			continue;
+		if (seg->damaged)
+			break;
 		if (w == NULL) {
-			start = seg->first > s->head ? seg->first : s->head;
+			start = seg->first > s->saved_head ? seg->first :
+			    s->saved_head;
 			low = seg->number;
 			if (spool_name(s, work, BUILD_SUFFIX) == -1 ||
 			    sealed_create(&w, s->dirfd, work, spool_path(s,
@@ -576,9 +723,13 @@ move_journals(struct spool *s)
 		sealed_abandon(w);
 		return (status == -1 ? -1 : 0);
 	}
-	/* EEXIST: sealed before a crash that kept the journals. */
+	/*
+	 * EEXIST: sealed before a crash that kept the journals, maybe before
+	 * its name was synced: the journals go only once it is.
+	 */
 	if (sealed_file(s, start, end, name) == -1 ||
-	    (sealed_finish(w, end, name, &cause) == -1 && errno != EEXIST))
+	    (sealed_finish(w, end, name, &cause) == -1 && (errno != EEXIST ||
+	    fsync(s->dirfd) == -1)))
 		return (mover_error(s, cause));
 	free(cause);
 	if (replace_journals(s, low, high, start, end) == -1)

@@ -1,5 +1,6 @@
 /*
- * util.c: clocks and their text, whole writes, paths under DIR, checksums.
+ * util.c: clocks and their text, whole writes, paths under DIR, checksums,
+ * header values.
  */
 #include "config.h"
 
@@ -83,4 +84,28 @@ uint32_t
 checksum(uint32_t crc, const void *data, size_t len)
 {
 	return ((uint32_t)crc32_z(crc, data, len));
+}
+
+/* Sleep ms milliseconds, a signal's interruption included. */
+void
+delay_ms(int64_t ms)
+{
+	struct timespec	wait, left;
+
+	wait.tv_sec = ms / 1000;
+	wait.tv_nsec = (ms % 1000) * 1000000;
+	while (nanosleep(&wait, &left) == -1 && errno == EINTR)
+		wait = left;
+}
+
+/* Can text be an HTTP header's value (an API key): no control bytes? */
+bool
+header_safe(const char *text)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)text; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return (false);
+	return (true);
 }

@@ -1,11 +1,12 @@
 /*
  * util.h: small things every module needs: clocks and their text, whole
- * writes, paths under DIR, checksums.
+ * writes, paths under DIR, checksums, header values.
  */
 #ifndef UTIL_H
 #define UTIL_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,9 +15,11 @@
 
 int64_t	 clock_realtime_us(void);
 int64_t	 clock_monotonic_ms(void);
+void	 delay_ms(int64_t);
 void	 format_time(int64_t, char [TIME_BUFSIZE]);
 int	 write_all(int, const void *, size_t);
 int	 dir_file(char [PATH_MAX], const char *, const char *);
 uint32_t checksum(uint32_t, const void *, size_t);
+bool	 header_safe(const char *);
 
 #endif

@@ -88,6 +88,7 @@ quarantine(struct forwarder *f, struct entry *e)
 		forwarder_hold_back(f, 0);
 		return;
 	}
+	f->progress.quarantined++;
 	e->state = ENTRY_SETTLED;
 }
 

@@ -1,7 +1,7 @@
 /*
  * check_journal.c: entries come back in order and whole; a torn commit is
  * cut off; a journal made from a spare reads the same, its zeros ending
- * the entries.
+ * the entries; damage a crash cannot leave is read past, never cut.
  */
 #include "config.h"
 
@@ -113,9 +113,13 @@ add_entries(struct journal *j, uint64_t from, uint64_t to)
 static void
 resume_and_add(uint64_t from, uint64_t to)
 {
-	struct journal	*j;
+	struct journal_survey	 survey;
+	struct journal		*j;
 
-	ck_assert_int_eq(journal_resume(&j, dfd, NAME), 0);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(!survey.damaged);
+	ck_assert_uint_eq(survey.next, from);
+	ck_assert_int_eq(journal_resume(&j, dfd, NAME, &survey), 0);
 	ck_assert_uint_eq(journal_next(j), from);
 	add_entries(j, from, to);
 	ck_assert_int_eq(journal_commit(j), 0);
@@ -140,25 +144,151 @@ START_TEST(entries_in_order_up_to_the_limit)
 }
 END_TEST
 
-/* Bytes after the last commit, as a crash leaves them, are cut off. */
-START_TEST(torn_commit_cut_off)
+/* Append bytes to the journal, as a crash or damage leaves them. */
+static void
+append_bytes(const void *bytes, size_t size)
+{
+	int	fd;
+
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write(fd, bytes, size), (ssize_t)size);
+	close(fd);
+}
+
+/* Ten entries, 0 to 9, committed, the journal closed; its size. */
+static off_t
+ten_entries(void)
 {
 	struct journal	*j;
-	int		 fd;
-	char		 torn[100];
+	struct stat	 sb;
 
 	ck_assert_int_eq(journal_create(&j, dfd, NAME, 0), 0);
 	add_entries(j, 0, 10);
 	ck_assert_int_eq(journal_commit(j), 0);
 	journal_close(j);
-	memset(torn, 0x5a, sizeof torn);
-	fd = open(path, O_WRONLY | O_APPEND);
-	ck_assert_int_ne(fd, -1);
-	ck_assert_int_eq(write(fd, torn, sizeof torn), (ssize_t)sizeof torn);
-	close(fd);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	return (sb.st_size);
+}
+
+/*
+ * A commit torn by a crash after the last one synced: the next entry's
+ * head, its data cut short by the end of the file. It is cut off.
+ */
+START_TEST(torn_commit_cut_off)
+{
+	unsigned char	torn[16 + 40];
+
+	ten_entries();
+	memset(torn, 0, sizeof torn);
+	torn[7] = 10;			/* entry 10 */
+	torn[11] = 200;			/* of 200 bytes, 40 of them here */
+	memset(torn + 16, 'x', 40);
+	append_bytes(torn, sizeof torn);
 
 	resume_and_add(10, 20);
 	ck_assert_uint_eq(read_all(NAME, -1, 0), 20);
+}
+END_TEST
+
+/*
+ * Bytes after the last entry that no crash writes (no entry numbered
+ * next, cut short): its last entries may be damaged, and acknowledged.
+ * The journal is left as it is, and numbers go on after all those bytes
+ * could hold.
+ */
+START_TEST(damaged_tail_kept)
+{
+	struct journal_survey	survey;
+	struct stat		sb;
+	char			tail[100];
+	off_t			size;
+
+	size = ten_entries();
+	memset(tail, 0x5a, sizeof tail);
+	append_bytes(tail, sizeof tail);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(survey.damaged);
+	/* No number those bytes could hold is given again; no more. */
+	ck_assert_uint_gt(survey.next, 10);
+	ck_assert_uint_le(survey.next, 10 + sizeof tail / 16 + 1);
+	ck_assert_int_eq(survey.cut, 0);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_size, size + (off_t)sizeof tail);
+}
+END_TEST
+
+/* Flip the byte at offset in the journal. */
+static void
+flip_byte(off_t offset)
+{
+	unsigned char	byte;
+	int		fd;
+
+	fd = open(path, O_RDWR);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(pread(fd, &byte, 1, offset), 1);
+	byte ^= 0xff;
+	ck_assert_int_eq(pwrite(fd, &byte, 1, offset), 1);
+	close(fd);
+}
+
+/*
+ * One damaged byte in the middle: the entry it is in is lost, every one
+ * after it is found again, and nothing is cut.
+ */
+START_TEST(damage_in_the_middle_read_past)
+{
+	struct journal_survey	 survey;
+	struct journal_reader	*r;
+	const void		*data;
+	size_t			 size;
+	uint64_t		 seq, seen = 0;
+	off_t			 whole;
+	int			 found;
+
+	whole = ten_entries();
+	/* Entries are 16 + 8 bytes ("entry N" and its NUL): inside 4. */
+	flip_byte(JOURNAL_HEADER_SIZE + 4 * 24 + 20);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(survey.damaged);
+	ck_assert_uint_eq(survey.next, 10);
+	ck_assert_int_eq(survey.end, whole);
+
+	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), 0);
+	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+		seen++;
+	ck_assert_int_eq(found, -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	ck_assert_uint_eq(seen, 4);
+	ck_assert_int_eq(journal_resync(r, -1, EBADMSG), 1);
+	ck_assert_uint_eq(journal_reader_next(r), 5);
+	while ((found = journal_read(r, -1, &seq, &data, &size)) == 1)
+		ck_assert_uint_eq(seq, ++seen);
+	ck_assert_int_eq(found, 0);
+	ck_assert_uint_eq(seen, 9);
+	journal_reader_close(r);
+}
+END_TEST
+
+/*
+ * A damaged header on a journal with entries: they say where they
+ * belong, and none is lost.
+ */
+START_TEST(damaged_header_entries_found)
+{
+	struct journal_survey	 survey;
+	struct journal_reader	*r;
+
+	ten_entries();
+	flip_byte(0);
+	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), 0);
+	ck_assert(journal_reader_damaged(r));
+	ck_assert_uint_eq(journal_reader_first(r), 0);
+	journal_reader_close(r);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(survey.damaged);
+	ck_assert_uint_eq(survey.next, 10);
 }
 END_TEST
 
@@ -254,6 +384,7 @@ START_TEST(no_header_refused)
 	ck_assert_int_eq(write(fd, "EPJ", 3), 3);
 	close(fd);
 	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), -1);
+	ck_assert_int_eq(errno, EBADMSG);
 }
 END_TEST
 
@@ -266,6 +397,9 @@ journal_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, entries_in_order_up_to_the_limit);
 	tcase_add_test(tc, torn_commit_cut_off);
+	tcase_add_test(tc, damaged_tail_kept);
+	tcase_add_test(tc, damage_in_the_middle_read_past);
+	tcase_add_test(tc, damaged_header_entries_found);
 	tcase_add_test(tc, entry_cut_short_is_damage);
 	tcase_add_test(tc, spare_reads_the_same);
 	tcase_add_test(tc, large_group_one_commit);

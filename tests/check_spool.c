@@ -5,14 +5,15 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/endian.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 static char	*dir;
 static char	 path[4096];
+static int	 dir_fd;	/* dir, as echopost holds DIR */
 
 static void
 setup(void)
@@ -30,11 +32,17 @@ setup(void)
 	dir = unit_tempdir();
 	ck_assert_ptr_nonnull(dir);
 	snprintf(path, sizeof path, "%s/test.spool", dir);
+	dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ne(dir_fd, -1);
+	/* echopost works in DIR: a GDBM recovery makes its files there. */
+	ck_assert_int_eq(fchdir(dir_fd), 0);
 }
 
 static void
 teardown(void)
 {
+	ck_assert_int_eq(chdir("/"), 0);
+	close(dir_fd);
 	unit_rmtree(dir);
 	free(dir);
 }
@@ -45,7 +53,7 @@ open_spool(void)
 	struct spool	*s;
 	char		 cause[CAUSE_SIZE];
 
-	s = spool_open(path, 0, 0, cause);
+	s = spool_open(dir_fd, path, 0, 0, cause);
 	ck_assert_msg(s != NULL, "open: %s", cause);
 	return (s);
 }
@@ -218,7 +226,7 @@ crash_after(int count, int removed, off_t journal_size, bool quiet)
 	child = fork();
 	ck_assert_int_ne(child, -1);
 	if (child == 0) {
-		if ((s = spool_open(path, 0, journal_size, cause)) == NULL)
+		if ((s = spool_open(dir_fd, path, 0, journal_size, cause)) == NULL)
 			_exit(1);
 		for (i = 0; i < count; i++) {
 			snprintf(text, sizeof text, "record %d", i);
@@ -324,7 +332,7 @@ START_TEST(sealing_waits_while_commits_come)
 	char		 cause[CAUSE_SIZE];
 	int		 i = 0, n;
 
-	s = spool_open(path, 0, 1024, cause);
+	s = spool_open(dir_fd, path, 0, 1024, cause);
 	ck_assert_msg(s != NULL, "open: %s", cause);
 	/* SEAL_BACKLOG - 1 closed, and the one that takes appends. */
 	while (!journal_exists(SEAL_BACKLOG))
@@ -455,7 +463,7 @@ START_TEST(large_records_sealed_and_read_anywhere)
 	void		*value;
 	size_t		 size, i;
 
-	s = spool_open(path, 0, 1024, cause);
+	s = spool_open(dir_fd, path, 0, 1024, cause);
 	ck_assert_msg(s != NULL, "open: %s", cause);
 	for (i = 0; i < 10; i++) {
 		padded_text(text, sizeof text, "big", (int)i, 'y');
@@ -479,7 +487,7 @@ START_TEST(large_records_sealed_and_read_anywhere)
 	}
 	ck_assert_int_eq(gdbm_close(db), 0);
 
-	reader = spool_open_reader(path, cause);
+	reader = spool_open_reader(dir_fd, path, cause);
 	ck_assert_msg(reader != NULL, "open: %s", cause);
 	for (i = 0; i < sizeof order / sizeof order[0]; i++) {
 		ck_assert_int_eq(spool_get(reader, (uint64_t)order[i], &value,
@@ -566,7 +574,7 @@ START_TEST(reader_finds_journaled_records)
 		append_text(s, text, &seq);
 	}
 
-	reader = spool_open_reader(path, cause);
+	reader = spool_open_reader(dir_fd, path, cause);
 	ck_assert_msg(reader != NULL, "open: %s", cause);
 	spool_range(reader, &head, &next);
 	ck_assert_uint_eq(head, 10);
@@ -621,19 +629,32 @@ write_legacy(uint64_t first, uint64_t end, bool clean)
 	ck_assert_int_eq(gdbm_close(db), 0);
 }
 
-/* A clean echopost 1 spool is taken as a sealed file, by its name alone. */
-START_TEST(clean_legacy_spool_taken_as_it_is)
+/*
+ * An echopost 1 spool marked clean is recovered too (its mark was written
+ * before its last sync), by the reading side, not before the spool
+ * serves; new records are numbered after the next it saved.
+ */
+START_TEST(clean_legacy_spool_recovered_too)
 {
 	struct spool	*s;
-	char		 sealed[4096 + 32];
+	uint64_t	 seq;
+	char		 sealed[4096 + 32], text[32];
+	int		 i;
 
 	write_legacy(3, 40, true);
 	s = open_spool();
+	ck_assert_int_eq(access(path, F_OK), 0);
+	append_text(s, "record 40", &seq);
+	ck_assert_uint_eq(seq, 40);
+	for (i = 3; i <= 40; i++) {
+		snprintf(text, sizeof text, "record %d", i);
+		expect_first(s, text);
+	}
 	snprintf(sealed, sizeof sealed, "%s.sealed.3-40", path);
 	ck_assert_int_eq(access(sealed, F_OK), 0);
 	ck_assert_int_eq(access(path, F_OK), -1);
-	ck_assert_int_eq(spool_close(s, 0), 0);
-	expect_left(3, 40);
+	ck_assert_int_eq(spool_close(s, 1), 0);
+	ck_assert(!file_left("test.spool"));
 }
 END_TEST
 
@@ -750,7 +771,7 @@ START_TEST(cap_refuses_then_recovers)
 	uint64_t	 seq;
 	int		 i;
 
-	s = spool_open(path, 4500, 0, cause);
+	s = spool_open(dir_fd, path, 4500, 0, cause);
 	ck_assert_msg(s != NULL, "open: %s", cause);
 	memset(record, 'r', sizeof record - 1);
 	record[sizeof record - 1] = '\0';
@@ -942,7 +963,7 @@ spool_suite(void)
 	tcase_add_test(t, sealing_waits_while_commits_come);
 	tcase_add_test(t, sealed_records_in_blocks);
 	tcase_add_test(t, large_records_sealed_and_read_anywhere);
-	tcase_add_test(t, clean_legacy_spool_taken_as_it_is);
+	tcase_add_test(t, clean_legacy_spool_recovered_too);
 	tcase_add_test(t, unclean_legacy_spool_imported);
 	tcase_add_test(t, legacy_keys_past_new_records_ignored);
 	tcase_add_test(t, legacy_above_a_sealed_file_imported);

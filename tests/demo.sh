@@ -8,7 +8,8 @@ set -eu
 : "${PYTHON3:=/usr/bin/python3}"
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/echopost-demo.XXXXXX)
-dir=$work/.datanadhi
+# DIR as the SDK lays it out: <datanadhi_dir>/echopost.
+dir=$work/.datanadhi/echopost
 server_pid= agent_pid=
 cleanup() {
 	[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null

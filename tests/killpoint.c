@@ -30,6 +30,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "preload.h"
+
 struct report {
 	uint64_t	calls;
 	char		killed[256];
@@ -99,10 +101,6 @@ count(const char *call, int fd, const char *path)
 	snprintf(report->killed, sizeof report->killed, "%s %s", call, path);
 	kill(getpid(), SIGKILL);
 }
-
-#define REAL(name)	static __typeof__(name) *real;			\
-	if (real == NULL)						\
-		real = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
 ssize_t
 write(int fd, const void *buf, size_t len)
@@ -228,12 +226,6 @@ rmdir(const char *path)
 	REAL(rmdir);
 	count("rmdir", -1, path);
 	return (real(path));
-}
-
-static mode_t
-mode_of(int flags, va_list ap)
-{
-	return ((flags & (O_CREAT | O_TMPFILE)) != 0 ? va_arg(ap, mode_t) : 0);
 }
 
 int

@@ -82,18 +82,35 @@ class FilesTest(ReliabilityTest):
                 self.assertEqual(os.listdir(real), [],
                                  "files created through the link")
 
-    def test_world_writable_dir_is_refused_unless_sticky(self):
-        # Protects: a DIR anyone can write to (without the sticky bit)
-        # would let others swap the socket or the spool: exit 73 and a
-        # message saying so. With the sticky bit it is accepted (control).
+    def test_a_name_too_long_on_the_way_is_refused_not_cut(self):
+        # Protects: DIR is walked a name at a time; a name longer than a
+        # file system allows is refused (64), never cut short to one that
+        # exists or could be made, and nothing is created.
+        self.start_server("down")
+        long_name = "a" * 300
+        dir = os.path.join(self.tmp, long_name, "dn")
+        proc = self.start_echopost(dir=dir)
+        self.assertEqual(self.wait_exit(proc, 5), 64)
+        self.assertIn("File name too long", self.stderr_of(proc))
+        self.assertEqual([n for n in os.listdir(self.tmp)
+                          if n.startswith("aaaa")], [])
+
+    def test_world_writable_dir_is_refused_even_sticky(self):
+        # Protects: a DIR anyone can write to would let others swap the
+        # socket or plant the files echopost trusts; the sticky bit keeps
+        # them from removing ours, not from planting theirs: exit 73 and a
+        # message saying so, sticky or not. Once 0700 it serves (control).
         self.start_server("down")
         os.mkdir(self.dir)
-        os.chmod(self.dir, 0o777)
-        proc = self.start_echopost()
-        self.assertEqual(self.wait_exit(proc, 5), 73)
-        self.assertIn("world-writable", self.stderr_of(proc))
-        self.assertFalse(os.path.lexists(self.sock))
-        os.chmod(self.dir, 0o1777)
+        for mode in (0o777, 0o1777):
+            os.chmod(self.dir, mode)
+            proc = self.start_echopost()
+            self.assertEqual(self.wait_exit(proc, 5), 73)
+            err = self.stderr_of(proc)
+            self.assertIn("writable by others", err)
+            self.assertIn("chmod go-w", err)
+            self.assertFalse(os.path.lexists(self.sock))
+        os.chmod(self.dir, 0o700)
         proc, sock = self.start_in(self.dir)
         self.assert_serving(proc, sock)
         self.assertEqual(self.stop_echopost(proc), 0)

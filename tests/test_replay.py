@@ -146,13 +146,14 @@ class ConcurrencyTest(ReplayTest):
     def test_a_stop_is_not_taken_for_failed_deliveries(self):
         # Protects: SIGTERM with requests in flight abandons them quietly:
         # no record_retry or delivery_error for what the stop itself cut
-        # short, exit 0, and every record not answered stays spooled.
+        # short, exit 75 (records left), and every record not answered
+        # stays spooled.
         keys, proc = self.replay_backlog(40, log_delay=2.0)
         self.assertTrue(wait_until(
             lambda: "server_healthy" in self.names_of(proc), 5 * SLOW),
             "the replay did not start")
         time.sleep(0.3)             # requests sent, answers 2 s away
-        self.assertEqual(self.stop_echopost(proc), 0)
+        self.assertEqual(self.stop_echopost(proc), 75)
         names = self.names_of(proc)
         after = names[names.index("signal"):]
         self.assertNotIn("record_retry", after)

@@ -260,7 +260,7 @@ class StorageCorruptionTest(ReliabilityTest):
     def test_truncated_spool_is_noticed_and_service_continues(self):
         # Protects: a truncated GDBM file neither stops echopost from
         # starting (the SDK gives it 2 s) nor is trusted silently: what is
-        # lost is reported, new logs are served, exit is 0.
+        # lost is reported, new logs are served, exit is 74 (EX_IOERR).
         texts, sealed, originals = self.make_spool()
         for fraction in (0.9, 0.5, 0.05):
             for legacy, kind in KINDS:
@@ -290,7 +290,7 @@ class StorageCorruptionTest(ReliabilityTest):
         # vanish silently. A record whose checksum fails goes to
         # DIR/echopost-quarantine.jsonl with a record_quarantined event; a
         # record GDBM cannot give is reported; every other record is
-        # delivered; echopost starts, serves, exits 0.
+        # delivered; echopost starts, serves, exits 74 (EX_IOERR).
         texts, sealed, originals = self.make_spool()
         for seed in (1, 2, 3):
             for legacy, kind in KINDS:
