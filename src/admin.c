@@ -1,9 +1,9 @@
 /*
- * admin.c: --status and --dump.
+ * admin.c: --status, and what the admin commands share.
  *
- * Neither takes DIR's lock or writes anything: they read the pid file and
- * open the spool as a reader without GDBM's lock, so they can be run while
- * an instance is serving. They see what the instance last synced.
+ * --status takes no lock and writes nothing: it reads the pid file and
+ * opens the spool as a reader without GDBM's lock, so it can be run while
+ * an instance is serving. It sees what the instance last synced.
  *
  * DIR is what a user wrote: root reads it as DIR's owner (dir_open()
  * becomes that user), every file through DIR's descriptor and only if it
@@ -61,6 +61,7 @@ struct status {
 	char		 spool_error[256];
 	json_t		*damaged;	/* files not readable whole */
 	uint64_t	 records;
+	uint64_t	 given_up;	/* of them, by --give-up */
 	int64_t		 bytes;
 	int64_t		 oldest_us;	/* 0 when the spool is empty */
 	int64_t		 newest_us;
@@ -78,7 +79,7 @@ struct status {
  * on a terminal: every byte that is not printable escaped as vis(3) does.
  * The caller frees it; NULL when out of memory.
  */
-static char *
+char *
 shown(const char *text)
 {
 	char	*out;
@@ -90,7 +91,7 @@ shown(const char *text)
 }
 
 /* warnx("%s: %s", name, why) with both escaped; name may be NULL. */
-static void
+void
 warn_shown(const char *name, const char *why)
 {
 	char	*a = name != NULL ? shown(name) : NULL, *b = shown(why);
@@ -196,6 +197,7 @@ read_spool(int dirfd, const char *dir, struct status *st)
 	st->bytes = spool_size(spool);
 	spool_range(spool, &head, &next);
 	st->records = next - head;
+	st->given_up = spool_given_up_count(spool);
 	if (st->records > 0) {
 		st->oldest_us = record_time(spool, head);
 		st->newest_us = record_time(spool, next - 1);
@@ -345,7 +347,7 @@ print_json(const struct options *o, const struct status *st)
 	int	 status;
 
 	report = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:O, "
-	    "s:{s:b, s:o, s:I, "
+	    "s:{s:b, s:o, s:I, s:I, "
 	    "s:I, s:o, s:o, s:o}, s:o, s:{s:s, s:b, s:o, s:o, s:O}}",
 	    "dir", o->dir,
 	    "dir_exists", st->dir_exists,
@@ -364,6 +366,7 @@ print_json(const struct options *o, const struct status *st)
 	    "error", st->spool_error[0] == '\0' ? json_null() :
 	    json_string(st->spool_error),
 	    "records", (json_int_t)st->records,
+	    "given_up", (json_int_t)st->given_up,
 	    "bytes", (json_int_t)st->bytes,
 	    "oldest", time_or_null(st->oldest_us),
 	    "newest", time_or_null(st->newest_us),
@@ -456,6 +459,9 @@ print_table(const struct options *o, const struct status *st)
 	if (st->spool_readable || st->damaged != NULL)
 		printf("%-16s%llu records, %lld bytes on disk\n", "spool",
 		    (unsigned long long)st->records, (long long)st->bytes);
+	if (st->given_up > 0)
+		printf("%-16s%llu records, to the failure log unsent\n",
+		    "given up", (unsigned long long)st->given_up);
 	if (st->spool_readable && st->spool_error[0] != '\0')
 		print_shown("", "%s\n", st->spool_error);
 	else if (!st->spool_readable)
@@ -516,84 +522,4 @@ admin_status(const struct options *o)
 	if (stranded(&st))
 		return (EXIT_STRANDED);
 	return (st.instance == INSTANCE_RUNNING ? 0 : EXIT_NOT_RUNNING);
-}
-
-static int
-dump_one(struct spool *spool, uint64_t seq)
-{
-	struct record	 r;
-	enum record_status status;
-	void		*data;
-	size_t		 size;
-	char		 context[64], *line;
-	int		 found;
-
-	if ((found = spool_get(spool, seq, &data, &size)) == -1)
-		warnx("record %ju: %s", (uintmax_t)seq, spool_error(spool));
-	else if (found == 0)
-		warnx("record %ju: in no file that can be read", (uintmax_t)seq);
-	if (found != 1)
-		return (-1);
-	status = record_decode(data, size, &r);
-	if (status != RECORD_OK) {
-		warnx("record %llu: %s", (unsigned long long)seq,
-		    record_status_string(status));
-		free(data);
-		return (-1);
-	}
-	snprintf(context, sizeof context, "{\"seq\":%llu}",
-	    (unsigned long long)seq);
-	line = record_log_line(&r, context);
-	free(data);
-	if (line == NULL)
-		return (-1);
-	fputs(line, stdout);
-	free(line);
-	return (1);
-}
-
-static void
-warn_damaged(void *arg, const char *name, const char *why)
-{
-	(void)arg;
-	warn_shown(name, why);
-}
-
-int
-admin_dump(const struct options *o)
-{
-	struct spool	*spool;
-	struct dir_check dir;
-	char		 path[PATH_MAX], cause[CAUSE_SIZE];
-	uint64_t	 head, next, seq;
-	int		 bad = 0, status;
-
-	if ((status = dir_open(o->dir, false, &dir)) != 0) {
-		warn_shown(NULL, dir.error);
-		return (status);
-	}
-	if (dir_file(path, dir.path, SPOOL_NAME) == -1) {
-		warn_shown(dir.path, strerror(errno));
-		close(dir.fd);
-		return (EX_USAGE);
-	}
-	spool = spool_open_reader(dir.fd, path, cause);
-	close(dir.fd);
-	if (spool == NULL) {
-		warn_shown(path, cause);
-		return (EX_IOERR);
-	}
-	if (*spool_error(spool) != '\0')
-		warn_shown(path, spool_error(spool));
-	bad = spool_check(spool, warn_damaged, NULL);
-	spool_range(spool, &head, &next);
-	for (seq = head; seq < next && !ferror(stdout); seq++)
-		if (dump_one(spool, seq) == -1)
-			bad++;
-	spool_close(spool, 0);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		warn("write error");
-		return (EX_IOERR);
-	}
-	return (bad == 0 ? 0 : EX_IOERR);
 }

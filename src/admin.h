@@ -1,6 +1,6 @@
 /*
- * admin.h: the admin commands --status and --dump, read-only views of DIR
- * that are safe beside a running instance.
+ * admin.h: the admin commands: --status and --dump, read-only views of DIR
+ * that are safe beside a running instance, and --give-up, which is not.
  */
 #ifndef ADMIN_H
 #define ADMIN_H
@@ -14,7 +14,12 @@
 /* --status: no instance runs, and records wait for one (stranded). */
 #define EXIT_STRANDED		5
 
-int	admin_status(const struct options *);
-int	admin_dump(const struct options *);
+int	 admin_status(const struct options *);
+int	 admin_dump(const struct options *);
+int	 admin_give_up(const struct options *);
+
+/* admin.c: text a user chose, escaped for a terminal (vis(3)). */
+char	*shown(const char *);
+void	 warn_shown(const char *, const char *);
 
 #endif

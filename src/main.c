@@ -479,13 +479,15 @@ main(int argc, char *argv[])
 		return (EX_USAGE);
 	}
 	log_set_level(options.log_level);
-	if (options.mode == MODE_STATUS || options.mode == MODE_DUMP) {
+	if (options.mode != MODE_SERVE && options.mode != MODE_REPLAY_ONLY) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			status = EX_SOFTWARE;
 		else if (options.mode == MODE_STATUS)
 			status = admin_status(&options);
-		else
+		else if (options.mode == MODE_DUMP)
 			status = admin_dump(&options);
+		else
+			status = admin_give_up(&options);
 		curl_global_cleanup();
 		options_free(&options);
 		return (status);

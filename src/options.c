@@ -37,6 +37,9 @@ enum {
 	OPT_STATUS,
 	OPT_JSON,
 	OPT_DUMP,
+	OPT_SEQ,
+	OPT_COUNT,
+	OPT_GIVE_UP,
 	OPT_REPLAY_ONLY
 };
 
@@ -58,6 +61,9 @@ static const struct option long_options[] = {
 	{ "status",		no_argument,	   NULL, OPT_STATUS },
 	{ "json",		no_argument,	   NULL, OPT_JSON },
 	{ "dump",		no_argument,	   NULL, OPT_DUMP },
+	{ "seq",		required_argument, NULL, OPT_SEQ },
+	{ "count",		no_argument,	   NULL, OPT_COUNT },
+	{ "give-up",		required_argument, NULL, OPT_GIVE_UP },
 	{ "replay-only",	no_argument,	   NULL, OPT_REPLAY_ONLY },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
@@ -69,7 +75,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 "Usage: %s [OPTION]...\n"
-"  or:  %s --status [--json] | --dump | --replay-only [OPTION]...\n"
+"  or:  %s --status [--json] | --dump [--seq N[-M]] [--count]\n"
+"  or:  %s --give-up N[-M] | --replay-only [OPTION]...\n"
 "Store the Data Nadhi SDK's logs while its server is down, then deliver them.\n"
 "\n"
 "Options take one or two dashes; a value follows as the next word or after '='.\n"
@@ -106,6 +113,10 @@ usage(FILE *out)
 "                          server healthy; exit 0 if running, 3 if not\n"
 "      --json              with --status: one JSON object\n"
 "      --dump              print the spool, oldest first, as JSON lines\n"
+"      --seq N[-M]         with --dump: record N only, or N to M\n"
+"      --count             with --dump: print how many records, not them\n"
+"      --give-up N[-M]     move records N to M to the failure log unsent\n"
+"                          when echopost next delivers; no instance may run\n"
 "      --replay-only       deliver the spool without opening the socket,\n"
 "                          exit when it is empty\n"
 "  -h, --help              display this help and exit\n"
@@ -115,7 +126,7 @@ usage(FILE *out)
 "Events are JSON lines on standard output and in DIR/session-*/agent.log.\n"
 "\n"
 "Report bugs to: <%s>\n",
-	    PACKAGE, PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
+	    PACKAGE, PACKAGE, PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
 	    DEFAULT_SOCKET_MODE, DEFAULT_HEALTH_MS, DEFAULT_TIMEOUT_MS / 1000,
 	    DEFAULT_KEEP_SESSIONS, DEFAULT_CONCURRENCY,
 	    (int)(DEFAULT_REFUSED_TIMEOUT_MS / 60000), PACKAGE_BUGREPORT);
@@ -278,12 +289,15 @@ set_mode(struct options *o, int code, FILE *err)
 	case OPT_REPLAY_ONLY:
 		mode = MODE_REPLAY_ONLY;
 		break;
+	case OPT_GIVE_UP:
+		mode = MODE_GIVE_UP;
+		break;
 	default:
 		return (OPTIONS_BAD);
 	}
 	if (o->mode != MODE_SERVE && o->mode != mode) {
-		fprintf(err, "%s: --status, --dump and --replay-only exclude "
-		    "each other\n", PACKAGE);
+		fprintf(err, "%s: --status, --dump, --give-up and "
+		    "--replay-only exclude each other\n", PACKAGE);
 		fprintf(err, "Try '%s --help' for more information.\n",
 		    PACKAGE);
 		return (OPTIONS_BAD);
@@ -416,6 +430,19 @@ set_option(struct options *o, int code, const char *value, FILE *err)
 		    &o->refused_timeout_ms));
 	case OPT_JSON:
 		o->json = true;
+		return (OPTIONS_RUN);
+	case OPT_COUNT:
+		o->count = true;
+		return (OPTIONS_RUN);
+	case OPT_SEQ:
+	case OPT_GIVE_UP:
+		if (parse_range(value, &o->first_seq, &o->last_seq) == -1)
+			return (bad_value(err, code == OPT_SEQ ? "seq" :
+			    "give-up", value, "not a record number N or a range "
+			    "N-M"));
+		if (code == OPT_GIVE_UP)
+			break;
+		o->seq_given = true;
 		return (OPTIONS_RUN);
 	}
 	return (set_mode(o, code, err));
@@ -566,6 +593,11 @@ options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 	}
 	if (o->json && o->mode != MODE_STATUS) {
 		fprintf(err, "%s: --json goes with --status\n", PACKAGE);
+		goto bad;
+	}
+	if ((o->seq_given || o->count) && o->mode != MODE_DUMP) {
+		fprintf(err, "%s: --%s goes with --dump\n", PACKAGE,
+		    o->count ? "count" : "seq");
 		goto bad;
 	}
 	if ((o->shown_url = redact_url(o->health_url)) == NULL)

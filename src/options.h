@@ -18,7 +18,12 @@
 #define DEFAULT_HEALTH_URL	"http://data-nadhi-server:5000"
 #define DEFAULT_SOCKET_MODE	0600
 #define DEFAULT_HEALTH_MS	500
-#define DEFAULT_TIMEOUT_MS	5000
+/*
+ * The SDK waits 10 s for the same server: a shorter limit would resend,
+ * as duplicates, logs that a server slower than ours but quick enough for
+ * the SDK had accepted.
+ */
+#define DEFAULT_TIMEOUT_MS	10000
 #define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
 #define DEFAULT_KEEP_SESSIONS	20
 /*
@@ -38,12 +43,17 @@ enum mode {
 	MODE_SERVE,		/* the SDK's helper: listen, store, replay */
 	MODE_REPLAY_ONLY,	/* replay the spool, no socket */
 	MODE_STATUS,		/* report on DIR and the server */
-	MODE_DUMP		/* print the spool as JSON lines */
+	MODE_DUMP,		/* print the spool as JSON lines */
+	MODE_GIVE_UP		/* records to the failure log, unsent */
 };
 
 struct options {
 	enum mode	 mode;
 	bool		 json;		/* --status as one JSON object */
+	bool		 count;		/* --dump prints how many */
+	bool		 seq_given;	/* --dump prints first to last */
+	uint64_t	 first_seq;	/* --seq, --give-up */
+	uint64_t	 last_seq;
 	char		*dir;
 	bool		 dir_given;	/* -datanadhi was on the command line */
 	char		*api_key;

@@ -79,6 +79,7 @@ free_spool(struct spool *s)
 	close_cursors(s);
 	journal_close(s->journal);
 	position_close(s->position);
+	free(s->given_up);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->append_lock);
 	if (s->dirfd != -1)
@@ -233,6 +234,7 @@ open_writer(struct spool *s, int dirfd)
 
 	if (open_dir(s, dirfd) == -1)
 		return (-1);
+	load_given_up(s);
 	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
 	    (found = open_position(s, name)) == -1) {
 		snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir,
@@ -273,6 +275,7 @@ open_reader(struct spool *s, int dirfd)
 
 	if (open_dir(s, dirfd) == -1)
 		return (-1);
+	load_given_up(s);
 	if (spool_name(s, name, POSITION_SUFFIX) == -1)
 		return (-1);
 	/* As a writer would set it aside: count from the first record. */
@@ -555,6 +558,8 @@ remove_all(struct spool *s)
 {
 	char	name[NAME_SIZE];
 
+	if (remove_given_up(s) == -1)
+		return (-1);
 	close_cursors(s);
 	journal_close(s->journal);
 	s->journal = NULL;

@@ -8,8 +8,8 @@
  * what it was handed in that order; the head, saved now and then, is the
  * oldest not removed. Two threads share it: the listener's thread may call
  * append, commit, roll and append_error; the forwarder's settle, next,
- * remove, sync and error; any thread range, count and size. A reader (--status,
- * --dump) is one thread's alone. spool_int.h says who owns which field.
+ * remove, sync, error and given_up; any thread range, count and size. A
+ * reader (--status, --dump, --give-up) is one thread's alone. spool_int.h says who owns which field.
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -50,6 +50,9 @@ uint64_t	 spool_size(struct spool *);
 int		 spool_close(struct spool *, int);
 const char	*spool_error(struct spool *);
 uint64_t	 spool_missing(struct spool *, uint64_t *);
+bool		 spool_given_up(struct spool *, uint64_t);
+uint64_t	 spool_given_up_count(struct spool *);
+int		 spool_give_up(struct spool *, uint64_t, uint64_t);
 
 /* A file of the spool that cannot be read whole: its name, and why. */
 typedef void	 (*spool_report_fn)(void *, const char *, const char *);

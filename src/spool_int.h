@@ -60,6 +60,12 @@ struct segment {
 	bool		 damaged;	/* a record in it could not be read */
 };
 
+/* Records first to last an administrator gave up on (spool_given_up.c). */
+struct given_up {
+	uint64_t	 first;
+	uint64_t	 last;
+};
+
 struct spool {
 	pthread_mutex_t	 lock;
 	int		 dirfd;		/* [I] DIR: every file is named in it */
@@ -67,6 +73,8 @@ struct spool {
 	char		*name;		/* [I] echopost.spool */
 	char		*path;		/* [I] DIR/echopost.spool, as shown */
 	bool		 reader;	/* [I] read only, beside an owner */
+	struct given_up	*given_up;	/* [I] sorted, apart */
+	size_t		 given_up_count; /* [I] */
 	uint64_t	 max_bytes;	/* [I] 0: no limit but the disk's */
 	off_t		 journal_size;	/* [I] one is closed past that */
 
@@ -150,6 +158,10 @@ int	 read_next(struct spool *, uint64_t *, void **, size_t *);
 int	 read_record(struct spool *, uint64_t, void **, size_t *);
 int	 save_position(struct spool *);
 int	 move_journals(struct spool *);
+
+/* spool_given_up.c: records to move to the failure log, not to send. */
+void	 load_given_up(struct spool *);
+int	 remove_given_up(struct spool *);
 
 /* spool_append.c: the journal that takes appends. */
 void	 prepare_spare(struct spool *);

@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,4 +110,24 @@ header_safe(const char *text)
 		if (*p < 0x20 || *p == 0x7f)
 			return (false);
 	return (true);
+}
+
+/* Record numbers "N" or "N-M", M >= N: 0 with the range, or -1. */
+int
+parse_range(const char *text, uint64_t *first, uint64_t *last)
+{
+	char		*end;
+	uintmax_t	 a, b;
+
+	if (*text < '0' || *text > '9')
+		return (-1);
+	errno = 0;
+	a = b = strtoumax(text, &end, 10);
+	if (*end == '-' && end[1] >= '0' && end[1] <= '9')
+		b = strtoumax(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || b < a || b >= UINT64_MAX)
+		return (-1);
+	*first = a;
+	*last = b;
+	return (0);
 }

@@ -1,6 +1,6 @@
 /*
  * util.h: small things every module needs: clocks and their text, whole
- * writes, paths under DIR, checksums, header values.
+ * writes, paths under DIR, checksums, header values, record numbers.
  */
 #ifndef UTIL_H
 #define UTIL_H
@@ -21,5 +21,6 @@ int	 write_all(int, const void *, size_t);
 int	 dir_file(char [PATH_MAX], const char *, const char *);
 uint32_t checksum(uint32_t, const void *, size_t);
 bool	 header_safe(const char *);
+int	 parse_range(const char *, uint64_t *, uint64_t *);
 
 #endif

@@ -30,6 +30,9 @@
 #include "spool.h"
 #include "util.h"
 
+/* The answer the failure log shows for a record given up. */
+#define GIVEN_UP_REASON	"given up by the administrator (echopost --give-up)"
+
 enum verdict {
 	VERDICT_OPEN,		/* the records after it have not told yet */
 	VERDICT_RECORD,		/* refused for itself: failure log */
@@ -92,6 +95,39 @@ quarantine(struct forwarder *f, struct entry *e)
 	e->state = ENTRY_SETTLED;
 }
 
+/* Refused for good: to the failure log, or kept if that cannot be. */
+static void
+rejected(struct forwarder *f, struct entry *e, const char *body,
+    size_t body_len)
+{
+	if (e->code != 0)
+		log_event(LEVEL_WARN, "record_rejected", "{s:I, s:i}", "seq",
+		    (json_int_t)e->seq, "code", (int)e->code);
+	if (session_rejected(f->session, &e->record, e->code, body,
+	    body_len) == -1) {
+		log_event(LEVEL_ERROR, "failure_log_error", "{s:s}", "error",
+		    strerror(errno));
+		e->state = ENTRY_QUEUED;
+		forwarder_hold_back(f, 0);
+		return;
+	}
+	f->progress.failed++;
+	e->state = ENTRY_SETTLED;
+}
+
+/*
+ * An administrator gave it up (echopost --give-up): to the failure log
+ * unsent, with code 0 and that reason as the answer.
+ */
+static void
+give_up(struct forwarder *f, struct entry *e)
+{
+	log_event(LEVEL_WARN, "record_given_up", "{s:I}", "seq",
+	    (json_int_t)e->seq);
+	e->code = 0;
+	rejected(f, e, GIVEN_UP_REASON, strlen(GIVEN_UP_REASON));
+}
+
 static bool
 paused(struct forwarder *f)
 {
@@ -127,6 +163,10 @@ window_send(struct forwarder *f)
 			continue;
 		if (e->decoded != RECORD_OK) {
 			quarantine(f, e);
+			continue;
+		}
+		if (spool_given_up(f->spool, e->seq)) {
+			give_up(f, e);
 			continue;
 		}
 		if (http_post(f->http, e, e->record.api_key_len > 0 ?
@@ -169,25 +209,6 @@ delivered(struct forwarder *f, struct entry *e)
 	if (session_delivered(f->session, &e->record, e->code) == -1)
 		log_event(LEVEL_WARN, "success_log_error", "{s:s}", "error",
 		    strerror(errno));
-	e->state = ENTRY_SETTLED;
-}
-
-/* Refused for good: to the failure log, or kept if that cannot be. */
-static void
-rejected(struct forwarder *f, struct entry *e, const char *body,
-    size_t body_len)
-{
-	log_event(LEVEL_WARN, "record_rejected", "{s:I, s:i}", "seq",
-	    (json_int_t)e->seq, "code", (int)e->code);
-	if (session_rejected(f->session, &e->record, e->code, body,
-	    body_len) == -1) {
-		log_event(LEVEL_ERROR, "failure_log_error", "{s:s}", "error",
-		    strerror(errno));
-		e->state = ENTRY_QUEUED;
-		forwarder_hold_back(f, 0);
-		return;
-	}
-	f->progress.failed++;
 	e->state = ENTRY_SETTLED;
 }
 

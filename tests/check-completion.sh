@@ -28,6 +28,8 @@ expect "--status" echopost --st
 expect "--cacert --capath" echopost --ca
 expect "warn" echopost --log-level w
 expect "-datanadhi" echopost -d
+expect "--give-up" echopost --gi
+expect "" echopost --give-up 1
 expect "--dump" echopost --du
 [ "$fail" -eq 0 ] && echo "completion: all expected"
 exit "$fail"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "util.h"
 #include "unit.h"
 
 /* Parse a NULL-terminated argument list; out and err are captured. */
@@ -56,7 +57,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(o.socket_mode, 0600);
 	ck_assert_int_eq(o.max_spool_size, -1);
 	ck_assert_int_eq(o.health_interval_ms, 500);
-	ck_assert_int_eq(o.timeout_ms, 5000);
+	ck_assert_int_eq(o.timeout_ms, 10000);
 	ck_assert_int_eq(o.max_message_size, 1024 * 1024);
 	ck_assert_int_eq(o.log_level, LEVEL_INFO);
 	ck_assert_uint_eq(o.concurrency, 16);
@@ -221,6 +222,11 @@ START_TEST(bad_values)
 		{ "--replay-concurrency", "257", "-replay-concurrency" },
 		{ "--refused-timeout", "0", "-refused-timeout" },
 		{ "-datanadhi", "", "-datanadhi" },
+		{ "--give-up", "7-3", "-give-up" },
+		{ "--give-up", "18446744073709551615", "-give-up" },
+		{ "--seq", "x", "-seq" },
+		{ "--seq", "3", "--seq goes with --dump" },
+		{ "--count", NULL, "--count goes with --dump" },
 		{ "extra", NULL, "unexpected argument" },
 	};
 	struct options	o;
@@ -236,6 +242,42 @@ START_TEST(bad_values)
 		ck_assert_ptr_nonnull(strstr(err, "Try 'echopost --help'"));
 		options_free(&o);
 	}
+}
+END_TEST
+
+START_TEST(record_numbers)
+{
+	struct options	o;
+	char		out[4096], err[4096];
+	uint64_t	first, last;
+
+	ck_assert_int_eq(PARSE(&o, "--dump", "--seq", "12-40", "--count"),
+	    OPTIONS_RUN);
+	ck_assert_int_eq(o.mode, MODE_DUMP);
+	ck_assert(o.seq_given && o.count);
+	ck_assert_uint_eq(o.first_seq, 12);
+	ck_assert_uint_eq(o.last_seq, 40);
+	options_free(&o);
+	ck_assert_int_eq(PARSE(&o, "-give-up=7"), OPTIONS_RUN);
+	ck_assert_int_eq(o.mode, MODE_GIVE_UP);
+	ck_assert(!o.seq_given);
+	ck_assert_uint_eq(o.first_seq, 7);
+	ck_assert_uint_eq(o.last_seq, 7);
+	options_free(&o);
+	ck_assert_int_eq(PARSE(&o, "--give-up", "3", "--seq", "3"),
+	    OPTIONS_BAD);
+	options_free(&o);
+	ck_assert_int_eq(PARSE(&o, "--give-up", "3", "--status"), OPTIONS_BAD);
+	ck_assert_ptr_nonnull(strstr(err, "exclude each other"));
+	options_free(&o);
+	ck_assert_int_eq(parse_range("0", &first, &last), 0);
+	ck_assert_uint_eq(first + last, 0);
+	ck_assert_int_eq(parse_range("5-5", &first, &last), 0);
+	ck_assert_int_eq(parse_range(" 5", &first, &last), -1);
+	ck_assert_int_eq(parse_range("5-", &first, &last), -1);
+	ck_assert_int_eq(parse_range("5--6", &first, &last), -1);
+	ck_assert_int_eq(parse_range("99999999999999999999", &first, &last),
+	    -1);
 }
 END_TEST
 
@@ -278,6 +320,7 @@ options_suite(void)
 	tcase_add_test(t, url_password_not_shown);
 	tcase_add_test(t, help_and_version);
 	tcase_add_test(t, bad_values);
+	tcase_add_test(t, record_numbers);
 	tcase_add_test(t, durations_and_sizes);
 	suite_add_tcase(s, t);
 	return (s);

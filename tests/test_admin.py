@@ -195,6 +195,131 @@ class DumpTest(AdminTest):
         self.assertFalse(os.path.exists(self.dir))
 
 
+    def test_dump_of_one_record_a_range_and_a_count(self):
+        self.start_server("down")
+        texts = self.spool_left(6)
+        code, out, err = self.admin("--dump")
+        seqs = [json.loads(line)["context"]["seq"]
+                for line in out.splitlines()]
+        first = seqs[0]
+        code, out, err = self.admin("--dump", "--seq", str(first + 2))
+        self.assertEqual(code, 0, err)
+        self.check_dump(out, texts[2:3])
+        code, out, err = self.admin("--dump", "--seq",
+                                    "%d-%d" % (first + 1, first + 3))
+        self.check_dump(out, texts[1:4])
+        # A range reaching past the spool shows what the spool holds.
+        code, out, err = self.admin("--dump", "--seq",
+                                    "%d-%d" % (first + 4, first + 99))
+        self.check_dump(out, texts[4:])
+        self.assertEqual(self.admin("--dump", "--count")[:2], (0, "6\n"))
+        self.assertEqual(self.admin("--dump", "--count", "--seq",
+                                    "%d-%d" % (first + 1, first + 3))[:2],
+                         (0, "3\n"))
+        self.assertEqual(self.admin("--dump", "--count", "--seq",
+                                    str(first + 50))[:2], (0, "0\n"))
+        for bad in ("x", "5-3", "-1", "3-", ""):
+            code, out, err = self.admin("--dump", "--seq", bad)
+            self.assertEqual((code, out), (64, ""), bad)
+            self.assertIn("not a record number", err)
+        code, out, err = self.admin("--status", "--count")
+        self.assertEqual(code, 64)
+        self.assertIn("--count goes with --dump", err)
+
+
+class GiveUpTest(AdminTest):
+    """--give-up: an administrator moves a stored record (a poison one)
+    to the failure log unsent, as exim -Mg gives up a message."""
+
+    def seqs(self):
+        code, out, err = self.admin("--dump")
+        self.assertEqual(code, 0, err)
+        return [json.loads(line)["context"]["seq"]
+                for line in out.splitlines()]
+
+    def test_given_up_records_go_to_the_failure_log_unsent(self):
+        self.start_server("down")
+        texts = self.spool_left(6)
+        seqs = self.seqs()
+        code, out, err = self.admin("--give-up", str(seqs[1]))
+        self.assertEqual(code, 0, err)
+        self.assertIn("1 record given up", out)
+        code, out, err = self.admin("--give-up",
+                                    "%d-%d" % (seqs[3], seqs[4]))
+        self.assertEqual(code, 0, err)
+        self.assertIn("2 records given up", out)
+        # Shown before the run: by --status and marked by --dump.
+        code, out, err = self.admin("--status", "--json")
+        self.assertEqual(json.loads(out)["spool"]["given_up"], 3)
+        self.assertIn("given up        3 records",
+                      self.admin("--status")[1])
+        marked = [json.loads(line)["context"].get("given_up", False)
+                  for line in self.admin("--dump")[1].splitlines()]
+        self.assertEqual(marked, [False, True, False, True, True, False])
+
+        self.server.up()
+        proc = self.start_echopost()
+        self.assertEqual(self.wait_exit(proc), 0, self.stderr_of(proc))
+        kept = [texts[i] for i in (0, 2, 5)]
+        self.assertEqual(self.delivered_payloads(), self.canonical(kept))
+        failed = self.session_file("agent-failure.log")
+        self.assertEqual(
+            sorted(json.dumps(f["log_data"]["payload"], sort_keys=True)
+                   for f in failed),
+            sorted(self.canonical([texts[i] for i in (1, 3, 4)])))
+        for f in failed:
+            self.assertEqual(f["context"]["responseCode"], 0)
+            self.assertIn("given up by the administrator",
+                          f["context"]["response"])
+        events = self.events_of(proc)
+        self.assertEqual(
+            sorted(e["seq"] for e in events
+                   if e["event"] == "record_given_up"),
+            [seqs[1], seqs[3], seqs[4]])
+        # The list went with the spool: numbers given again are sent.
+        self.assertEqual(spool_names(self.dir), [])
+        self.server.down()
+        texts = self.spool_left(3)
+        self.server.up()
+        proc = self.start_echopost()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 6)
+
+    def test_give_up_refuses_a_running_instance_and_records_not_stored(self):
+        self.start_server("down")
+        proc, texts = self.store_logs(3)
+        seqs = self.seqs()
+        code, out, err = self.admin("--give-up", str(seqs[0]))
+        self.assertEqual((code, out), (75, ""))
+        self.assertIn("stop it first", err)
+        self.assertEqual(self.stop_echopost(proc), 0)
+        for bad in (str(seqs[-1] + 1), "%d-%d" % (seqs[0], seqs[-1] + 5)):
+            code, out, err = self.admin("--give-up", bad)
+            self.assertEqual((code, out), (65, ""), bad)
+            self.assertIn("the spool holds records %d to %d"
+                          % (seqs[0], seqs[-1]), err)
+        self.assertNotIn("echopost.spool.given-up", os.listdir(self.dir))
+        self.assertNotIn(PID_FILE, os.listdir(self.dir))
+        self.server.up()
+        proc = self.start_echopost()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 3)
+
+    def test_an_unreadable_list_does_not_stop_a_start(self):
+        self.start_server("down")
+        self.spool_left(2)
+        path = os.path.join(self.dir, "echopost.spool.given-up")
+        with open(path, "w") as f:
+            f.write("not a number\n")
+        os.chmod(path, 0o600)
+        self.server.up()
+        proc = self.start_echopost()
+        self.assertEqual(self.wait_exit(proc), 0)
+        self.assertEqual(len(self.posts()), 2)
+        self.assertIn("given_up_unreadable", self.names_of(proc))
+        self.assertFalse(os.path.exists(path))
+
+
 class ReplayOnlyTest(AdminTest):
 
     def test_replay_only_waits_for_the_server_then_drains_without_socket(self):

@@ -272,6 +272,17 @@ class AnswersTest(EchoPostTest):
     def test_transient_501_is_retried(self):
         self._transient(501, 1)
 
+    def test_a_server_as_slow_as_the_sdk_allows_gets_each_log_once(self):
+        # Protects: the default --timeout is the SDK's 10 s. With the old
+        # 5 s, a server answering in 6 s got this log twice (the first
+        # request timed out after the server had taken it).
+        proc = self.start_with_log('{"msg": "slow"}')
+        self.server.set(state="up", log_delay=6)
+        self.assertEqual(self.wait_exit(proc, timeout=40), 0,
+                         self.stderr_of(proc))
+        self.assertEqual(len(self.posts()), 1, self.posts())
+        self.assertNotIn("record_retry", self.names_of(proc))
+
 
 # --------------------------------------------------------------------------
 # Signals and restarts: nothing acknowledged is lost, the order holds
