@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * bare-server: the ingest benchmark's ceiling. A gRPC C-core server on a
  * UNIX socket that answers every SendLog with success: true, without
  * reading the request: what the transport alone costs, polled by one

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * call.c: a LogRequest of a given size, as every bench tool sends it.
  */
 #include "config.h"

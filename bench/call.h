@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * call.h: the bench's log (payload.h) as a SendLog request, and the call
  * that sends it (tests/grpc-call.h, the SDK's way of calling).
  */

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * curl-baseline: the replay's baseline. libcurl POSTs count bodies over
  * keep-alive connections, shaped as echopost delivers a record: the same
  * headers and

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """delay-server.py: an HTTP/1.1 server that answers every request with
 200 after a fixed delay, as a server far away would, for the replay
 benchmark.

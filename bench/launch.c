@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * launch: run one server (echopost or noop-server), time it, measure it.
  *
  *	launch [-eq] [-g signal] [-l log] [-p pidfile] [-s socket]

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * loadgen: SendLog load on a socket from callers that each keep one call
  * in flight, and what it got: calls/s and acknowledgement latency.
  *

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * noop-server: the benchmark's baseline. It runs echopost's own listener
  * without a spool, so it unpacks and checks every SendLog call as echopost
  * does and answers success: true, but stores nothing. What echopost does

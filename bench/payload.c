@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * payload.c: the log every bench tool sends, and the clock they time with.
  */
 #include "config.h"

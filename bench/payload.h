@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * payload.h: the log every bench tool sends, and the clock they time with.
  *
  * The same json_data goes over gRPC (loadgen) and, wrapped as echopost

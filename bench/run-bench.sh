@@ -1,4 +1,6 @@
 #!/bin/bash
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # run-bench.sh: EchoPost's benchmark; "make bench" runs it.
 #

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * admin.c: --status, and what the admin commands share.
  *
  * --status takes no lock and writes nothing: it reads the pid file and

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * admin.h: the admin commands: --status and --dump, read-only views of DIR
  * that are safe beside a running instance, and --give-up, which is not.
  */

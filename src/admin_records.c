@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * admin_records.c: the admin commands on stored records: --dump prints
  * them (or counts them), --give-up moves them to the failure log unsent.
  *

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * concurrency.c: the adaptive limit on requests in flight.
  *
  * A round is as many answers as the limit was when it began: about one

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * concurrency.h: how many requests the forwarder keeps in flight.
  *
  * The limit adapts to the server (AIMD, as TCP's window does): it starts

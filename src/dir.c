@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * dir.c: DIR, reached from / one directory at a time, created or checked,
  * and the pid file that says which run holds it.
  *

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * dir.h: DIR itself: made, checked, and held by one run at a time.
  *
  * DIR holds the logs, the API keys and the socket the SDK trusts. Another

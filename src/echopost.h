@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * echopost.h: names and limits shared by every module of echopost.
  *
  * The file names under DIR are fixed by the SDK and the contract; keep them

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * events.c: libcurl's sockets and timer, waited on with poll(2).
  *
  * fds[0] is the read end of a pipe that events_wake writes to; the others

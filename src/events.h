@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * events.h: the waits of a libcurl multi handle, done here with poll(2).
  *
  * libcurl says which of its sockets it waits on, and for what, and when

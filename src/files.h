@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * files.h: what every module that keeps files under DIR needs to make them
  * durable and to find them again.
  *

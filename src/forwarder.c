@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * forwarder.c: the forwarder's thread: health checks until the server is
  * well, the replay loop over the window (window.c), pauses, and the end
  * of a run.

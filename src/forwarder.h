@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * forwarder.h: health checks and delivery to the Data Nadhi server.
  *
  * The forwarder runs in its own thread. It checks the server until it is

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * forwarder_int.h: the forwarder's own structures, shared by its two files
  * and by no other module.
  *

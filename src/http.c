@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * http.c: POST /log requests in flight on one libcurl multi handle, the
  * health check and the port probe on easy handles of their own, and the
  * classes of answer.

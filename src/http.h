@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * http.h: the HTTP client the forwarder talks to the server with.
  *
  * It owns the libcurl handles: one multi handle that carries up to

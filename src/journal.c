@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * journal.c: the append-only journal files of the spool.
  *
  * Layout, all numbers big-endian:

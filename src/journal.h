@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * journal.h: an append-only file of records, the spool's fast way to disk.
  *
  * A journal file begins with a header naming the sequence number of its

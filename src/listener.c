@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * listener.c: serve SendLog on the UNIX socket with the gRPC C core.
  *
  * One thread (main's) drives the completion queue. Calls that are ready

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * listener.h: the gRPC server on DIR/data-nadhi-agent.sock.
  *
  * It takes SendLog calls, turns each into a record, appends the records of

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * log.h: the JSON event log.
  *
  * Every event is one line {"time": RFC 3339 UTC, "event": name, ...} on

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * main.c: the life cycle of one echopost run.
  *
  *	lock DIR -> open the spool -> listen -> forward

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * options.c: parse and check the command line.
  *
  * getopt_long_only(3) gives the Go-flag forms the SDK uses (-datanadhi DIR)
@@ -138,7 +142,8 @@ version(FILE *out)
 	fprintf(out,
 "%s %s\n"
 "Copyright (C) 2026 The EchoPost developers.\n"
-"License AGPLv3: GNU AGPL version 3 <https://gnu.org/licenses/agpl.html>.\n"
+"License AGPLv3+: GNU AGPL version 3 or later "
+"<https://gnu.org/licenses/agpl.html>.\n"
 "This is free software: you are free to change and redistribute it.\n"
 "There is NO WARRANTY, to the extent permitted by law.\n",
 	    PACKAGE, ECHOPOST_VERSION);

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * options.h: the command line.
  *
  * Go-flag syntax as the SDK uses it (-name value), and GNU forms

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * position.c: the file that says where delivery has come to.
  *
  * Layout: two slots of SLOT_SIZE bytes, all numbers big-endian:

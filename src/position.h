@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * position.h: how far delivery has come, in a file of its own.
  *
  * No spool file is changed in place once synced; the one thing that moves

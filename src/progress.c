@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * progress.c: replay_progress events, and the bar for a terminal; stdout
  * keeps its JSON lines.
  */

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * progress.h: how a replay goes, told as replay_progress events once a
  * second and, for a person at a terminal, as a bar on stderr.
  */

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * record.h: one stored log, and its encoding in the spool.
  *
  * A record keeps the request as the SDK sent it: the payload is the

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * request.c: check a SendLog request and encode it as a record.
  *
  * json_data must be one JSON object; it is stored as the text received, so

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * request.h: a SendLog request, checked and encoded as a spool record.
  *
  * This is the whole path from bytes on the socket to bytes in the spool,

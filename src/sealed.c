@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * sealed.c: GDBM files written once, under a temporary name, then read.
  *
  * Besides the records (8-byte keys) a sealed file holds "end", the

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * sealed.h: spool files that are written once and then only read.
  *
  * Files are named within a directory given by its descriptor; GDBM is also

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * session.h: the files of one run under DIR.
  *
  * A run writes its story in DIR/session-YYYY-MM-DDTHH-MM-SSZ/: the event

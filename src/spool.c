@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool.c: the logs not delivered yet, and the spool's public interface.
  *
  * Appends go to a journal (spool_append.c, journal.c): one write and one

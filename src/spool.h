@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool.h: the logs not delivered yet: journals under DIR that take
  * appends, and GDBM files they are sealed into, written once.
  *

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool_append.c: the journal that takes appends, and the next one.
  *
  * The listener's thread appends and commits to the newest journal and

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool_check.c: a reader's look at every file of the spool, for --status
  * and --dump, which must name what cannot be read rather than show a
  * damaged spool as healthy.

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool_files.c: the spool's files under DIR, by name, and what a crash
  * or an older echopost left there.
  *

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool_given_up.c: the records an administrator gave up on
  * (echopost --give-up), which the forwarder moves to the failure log
  * instead of sending.

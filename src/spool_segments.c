@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * spool_segments.c: the row of segments, reading at the head, saving the
  * head, and the mover that seals closed journals into GDBM.
  *

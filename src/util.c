@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * util.c: clocks and their text, whole writes, paths under DIR, checksums,
  * header values.
  */

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * window.c: the records between the spool and the server.
  *
  * Records are read from the spool in arrival order into the window, sent

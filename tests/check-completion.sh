@@ -1,4 +1,6 @@
 #!/bin/sh
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # check-completion.sh: the bash completion completes echopost's options and
 # their values, as bash-completion loads it.
 set -eu

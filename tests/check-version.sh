@@ -1,4 +1,6 @@
 #!/bin/sh
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # VERSION is the one source of the version number: configure, --version,
 # the man page, the RPM spec and debian/changelog must all agree with it.
 # Run by "make check" from the build directory; srcdir is set by automake.

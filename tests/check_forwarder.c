@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * check_forwarder.c: answer classes, backoff, the delivery URL, the
  * adaptive concurrency limit.
  */

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * check_journal.c: entries come back in order and whole; a torn commit is
  * cut off; a journal made from a spare reads the same, its zeros ending
  * the entries; damage a crash cannot leave is read past, never cut.

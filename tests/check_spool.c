@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * check_spool.c: append and read in order, remove, reopen and resume after
  * a crash, sealing, the spools of echopost 1, damage.
  */

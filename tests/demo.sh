@@ -1,4 +1,6 @@
 #!/bin/sh
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The main job end to end on bundled defaults: the server is down, logs
 # come in and are stored, the server comes up, the spool is replayed and
 # echopost exits cleanly. Run by "make demo".

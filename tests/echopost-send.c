@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * echopost-send: send logs to a running echopost the way the SDK does, one
  * new channel per log, and report what was acknowledged.
  *

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """fakeserver.py: a stand-in for the Data Nadhi server, for tests and the demo.
 
 It runs as its own process with two HTTP/1.1 ports on 127.0.0.1:

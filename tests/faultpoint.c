@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * faultpoint.c: an LD_PRELOAD library for the storage fault tests, to make
  * one call on a spool file fail the way a bad disk does, at a chosen place
  * in a run instead of at random.

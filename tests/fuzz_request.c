@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * fuzz_request.c: libFuzzer target for the path from bytes on the socket
  * to bytes in the spool. Whatever the input, request_to_record either
  * refuses it with a reason or gives a record that decodes back, with a

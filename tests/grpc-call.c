@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * grpc-call.c: pack a LogRequest and make one SendLog call.
  */
 #include "config.h"

@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * grpc-call.h: one SendLog call made the way the SDK makes it, for
  * tests/echopost-send and the tools in bench/.
  *

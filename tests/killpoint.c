@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * killpoint.c: an LD_PRELOAD library for the crash tests, to kill a process
  * at a syscall boundary instead of on a timer.
  *

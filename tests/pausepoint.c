@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * pausepoint.c: an LD_PRELOAD library for the security tests, to hold a
  * process at one call, so that a test can change the file system under it
  * (rename DIR away, put a link in its place) at a chosen moment instead of

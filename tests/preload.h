@@ -1,4 +1,8 @@
 /*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
  * preload.h: what the LD_PRELOAD libraries of the tests (killpoint.c,
  * faultpoint.c) share: the real function a wrapper stands in front of,
  * and the mode argument of an open.

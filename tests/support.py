@@ -1,3 +1,5 @@
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """What the Python tests share: paths, the generated gRPC stubs, the
 build's own constants (c_define), a client that calls SendLog the way the
 Data Nadhi SDK does, hand-made requests and /proc figures, EchoPostTest, a

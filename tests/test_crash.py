@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Crash test: kill echopost with SIGKILL at random moments and prove that
 every log it acknowledged reaches the server at least once.
 

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Damage sweep: one flipped byte or one zeroed 4 KiB block in a spool
 file, at offsets spread over it, must never lose an acknowledged log
 silently (issue 23).

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Disk tests of EchoPost: a real full file system (a small tmpfs;
 skipped where mount is not permitted, failed instead with
 ECHOPOST_REQUIRE_TMPFS set), GDBM itself hitting ENOSPC, and the spool

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """End-to-end tests of EchoPost.
 
 Each test runs the real echopost binary against a real HTTP server process

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Storage faults: an I/O error on a spool file, at a chosen call, must
 never lose an acknowledged log silently (issue 23).
 

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Files and permissions of EchoPost: modes, a symlinked or
 world-writable DIR, the API key kept out of every file, event and
 /proc/PID/cmdline. (Attacks by another local user: test_security.py.)

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Hostile input on EchoPost's socket: oversized, malformed and hostile
 requests, raw non-gRPC bytes, silent clients, a thousand connections at
 once.

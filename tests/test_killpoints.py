@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Kill-point sweep: kill echopost right before its Nth call that changes a
 file or a directory, for N over the whole of a scripted run, and prove that
 the next start serves at once and that every acknowledged log arrives.

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """End-to-end tests of the replay: requests in flight at once, the limit
 adapting to the server, pauses the server asks for, and a server that
 refuses every delivery alike (a wrong URL or key), which must never empty

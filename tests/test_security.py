@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Local users: no symbolic link, socket or directory trick lets another
 user reach echopost's files, logs or key, nor echopost another user's.
 

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """A misbehaving server: never answering, answering slowly, hanging up in
 the middle of an answer, answering 2xx with garbage, flapping up and down.
 

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Storage tests of EchoPost: a spool damaged between two runs, and
 spools found in the field.
 

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Storage faults, cases 6 to 8 of issue 23 (cases 1 to 5 are in
 test_faults.py): a persistent EIO on the newest journal or on the
 position file, the ordering of syncs around a seal's EEXIST and around

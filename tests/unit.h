@@ -1,3 +1,7 @@
+/*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
 /* unit.h: the Check suites of the unit tests, one per module. */
 #ifndef UNIT_H
 #define UNIT_H
