@@ -12,6 +12,8 @@
  * (spool_segments.c). No file is changed in place once synced, so a kill
  * at any instant leaves files that the next start opens as they are: it
  * never needs to recover anything before it serves, and never refuses to.
+ * The one exception is a spool of echopost 1, taken up once after an
+ * upgrade: gdbm_recover runs on it at open if it was not closed cleanly.
  * spool_int.h says which thread owns what.
  */
 #include "config.h"

@@ -128,11 +128,11 @@ START_TEST(tuning_options)
 	struct options	o;
 	char		out[4096], err[4096];
 
-	ck_assert_int_eq(PARSE(&o, "--socket-mode", "0600",
+	ck_assert_int_eq(PARSE(&o, "--socket-mode", "0660",
 	    "--health-interval=250ms", "-timeout", "1.5s",
 	    "--max-message-size", "4M", "--log-level", "debug",
 	    "-replay-concurrency", "1", "--refused-timeout=90s"), OPTIONS_RUN);
-	ck_assert_int_eq(o.socket_mode, 0600);
+	ck_assert_int_eq(o.socket_mode, 0660);
 	ck_assert_int_eq(o.health_interval_ms, 250);
 	ck_assert_int_eq(o.timeout_ms, 1500);
 	ck_assert_int_eq(o.max_message_size, 4 * 1024 * 1024);

@@ -90,22 +90,43 @@ START_TEST(refused_with_reason)
 }
 END_TEST
 
+/*
+ * JSON valid but for its depth: refused for that, and the same shape
+ * shallow is taken, so the refusal is the depth's.
+ */
+static char *
+nested(size_t depth)
+{
+	char	*json;
+	size_t	 i;
+
+	json = malloc(2 * depth + 8);
+	ck_assert_ptr_nonnull(json);
+	strcpy(json, "{\"a\":");
+	for (i = 0; i < depth; i++) {
+		json[5 + i] = '[';
+		json[5 + depth + i] = ']';
+	}
+	strcpy(json + 5 + 2 * depth, "}");
+	return (json);
+}
+
 START_TEST(deep_nesting_refused)
 {
 	char		*json, *pipelines[1] = { "p" }, reason[REASON_SIZE];
 	struct record	 r;
 	void		*encoded;
-	size_t		 depth = 100000, i;
 
-	json = malloc(2 * depth + 8);
-	ck_assert_ptr_nonnull(json);
-	strcpy(json, "{\"a\":");
-	for (i = 0; i < depth; i++)
-		json[5 + i] = '[';
-	json[5 + depth] = '\0';
+	json = nested(10);
+	ck_assert_int_eq(convert(json, pipelines, 1, "", &r, &encoded, reason),
+	    0);
+	free(encoded);
+	free(json);
+	json = nested(100000);
 	ck_assert_int_eq(convert(json, pipelines, 1, "", &r, &encoded, reason),
 	    -1);
 	ck_assert_ptr_nonnull(strstr(reason, "not valid JSON"));
+	ck_assert_ptr_nonnull(strstr(reason, "depth"));
 	free(json);
 }
 END_TEST

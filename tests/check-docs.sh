@@ -1,0 +1,48 @@
+#!/bin/sh
+# Copyright (C) 2026 The EchoPost developers
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# check-docs.sh: what the docs list, checked against the tree.
+# The man page's table of events ("Every event, with its level") is the
+# admin's reference for what agent.log says: it must name every event the
+# code logs, and no event the code does not. The README's Source tree
+# must name every .c file under src/ but protoc-c's.
+# An event name in the code is a string literal right after a level
+# (log_event(LEVEL_WARN, "name", ...)) or given to set_aside(), whose
+# names end in _damaged.
+set -u
+srcdir=${srcdir:-.}
+code=$(mktemp) man=$(mktemp)
+trap 'rm -f "$code" "$man"' EXIT
+cat "$srcdir"/src/*.c | tr '\n' ' ' |
+    grep -o -E 'LEVEL_[A-Z]+, *"[a-z_]+"|"[a-z_]+_damaged"' |
+    sed 's/.*"\([a-z_]*\)"$/\1/' | sort -u > "$code"
+sed -n '/^Every event, with its level:$/,/^\.El$/s/^\.It Cm \([a-z_]*\)$/\1/p' \
+    "$srcdir/man/echopost.1" | sort > "$man"
+if [ ! -s "$code" ] || [ ! -s "$man" ]; then
+	echo "FAIL: found no events (code: $(wc -l < "$code"), man page:" \
+	    "$(wc -l < "$man"))"
+	exit 1
+fi
+status=0
+for name in $(comm -23 "$code" "$man"); do
+	echo "FAIL: the code logs $name, which the man page's table lacks"
+	status=1
+done
+for name in $(comm -13 "$code" "$man"); do
+	echo "FAIL: the man page lists $name, which the code never logs"
+	status=1
+done
+if [ -n "$(uniq -d "$man")" ]; then
+	echo "FAIL: the man page lists twice: $(uniq -d "$man")"
+	status=1
+fi
+echo "$(wc -l < "$code") events in the code, $(wc -l < "$man") in the man page"
+for file in "$srcdir"/src/*.c; do
+	name=${file##*/}
+	case $name in *.pb-c.c) continue ;; esac	# made by the build
+	if ! grep -q "^    $name " "$srcdir/README"; then
+		echo "FAIL: README's Source tree does not name src/$name"
+		status=1
+	fi
+done
+exit "$status"
