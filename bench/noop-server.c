@@ -4,8 +4,9 @@
  */
 /*
  * noop-server: the benchmark's baseline. It runs echopost's own listener
- * without a spool, so it unpacks and checks every SendLog call as echopost
- * does and answers success: true, but stores nothing. What echopost does
+ * with a store that keeps nothing (as OpenSMTPD's queue_null), so it
+ * unpacks and checks every SendLog call as echopost does and answers
+ * success: true, but stores nothing. What echopost does
  * beyond this is the cost of keeping the logs.
  *
  *	noop-server dir
@@ -18,6 +19,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,41 @@
 #define MESSAGE_MAX	(1024 * 1024)
 
 static sigset_t	stop_signals;
+static uint64_t	next_seq;
+
+static int
+null_append(void *arg, const void *data, size_t size, uint64_t *seq)
+{
+	(void)arg;
+	(void)data;
+	(void)size;
+	*seq = next_seq++;
+	return (0);
+}
+
+static int
+null_commit(void *arg)
+{
+	(void)arg;
+	return (0);
+}
+
+static void
+null_roll(void *arg)
+{
+	(void)arg;
+}
+
+static const char *
+null_error(void *arg)
+{
+	(void)arg;
+	return ("");
+}
+
+static const struct store null_store = {
+	NULL, null_append, null_commit, null_roll, null_error
+};
 
 static int
 stop_requested(void)
@@ -70,7 +107,7 @@ main(int argc, char *argv[])
 	config.dirfd = dirfd;
 	config.socket_mode = SOCKET_MODE;
 	config.max_message_size = MESSAGE_MAX;
-	if ((listener = listener_start(&config, NULL, cause)) == NULL) {
+	if ((listener = listener_start(&config, &null_store, cause)) == NULL) {
 		fprintf(stderr, "noop-server: listen: %s\n", cause);
 		return (1);
 	}

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -108,40 +107,24 @@ warn_shown(const char *name, const char *why)
 	free(b);
 }
 
-/*
- * Is an instance running on DIR? Only if the pid file is locked: a file
- * left by a crash may name a process that is now something else.
- */
 static void
 find_instance(int dirfd, struct status *st)
 {
-	char	 text[32];
-	ssize_t	 n;
-	int	 fd;
+	pid_t	pid;
 
-	st->instance = INSTANCE_NONE;
-	if ((fd = file_open(dirfd, PID_FILE_NAME, O_RDONLY, 1)) == -1) {
-		if (errno != ENOENT) {
-			st->instance = INSTANCE_UNKNOWN;
-			snprintf(st->unknown, sizeof st->unknown, "%s: %s",
-			    PID_FILE_NAME, strerror(errno));
-		}
-		return;
-	}
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-		flock(fd, LOCK_UN);
-	else if (errno == EWOULDBLOCK) {
+	switch (dir_holder(dirfd, &pid)) {
+	case 1:
 		st->instance = INSTANCE_RUNNING;
-		if ((n = pread(fd, text, sizeof text - 1, 0)) > 0) {
-			text[n] = '\0';
-			st->pid = (pid_t)strtol(text, NULL, 10);
-		}
-	} else {
+		st->pid = pid > 0 ? pid : 0;
+		break;
+	case 0:
+		st->instance = INSTANCE_NONE;
+		break;
+	default:
 		st->instance = INSTANCE_UNKNOWN;
 		snprintf(st->unknown, sizeof st->unknown, "%s: %s",
 		    PID_FILE_NAME, strerror(errno));
 	}
-	close(fd);
 }
 
 static int64_t

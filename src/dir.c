@@ -364,6 +364,33 @@ read_pid(int fd)
 }
 
 /*
+ * Does a run hold DIR? Only if the pid file is locked: a file a crash
+ * left may name a process that is now something else. 1 with the PID in
+ * *pid (-1 if the file does not say), 0 if none, -1 with errno if it
+ * cannot be told. Takes nothing.
+ */
+int
+dir_holder(int dirfd, pid_t *pid)
+{
+	int	fd, held = 0, saved;
+
+	*pid = -1;
+	if ((fd = file_open(dirfd, PID_FILE_NAME, O_RDONLY, 1)) == -1)
+		return (errno == ENOENT ? 0 : -1);
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		flock(fd, LOCK_UN);
+	else if (errno == EWOULDBLOCK) {
+		held = 1;
+		*pid = read_pid(fd);
+	} else
+		held = -1;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return (held);
+}
+
+/*
  * Take the pid file in DIR: lock it (flock(2), as libbsd's pidfile(3)
  * does, so that older runs see it) and write this PID, unless the disk
  * is full (the file stays empty then). Returns 0; 1 with the holder's PID

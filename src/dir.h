@@ -31,6 +31,7 @@ struct dir_lock;
 
 int	 dir_open(const char *, bool, struct dir_check *);
 int	 dir_lock(struct dir_lock **, int, pid_t *);
+int	 dir_holder(int, pid_t *);
 void	 dir_unlock(struct dir_lock *);
 
 #endif

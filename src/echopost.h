@@ -12,6 +12,8 @@
 #define ECHOPOST_H
 
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define SOCKET_NAME		"data-nadhi-agent.sock"
 #define SOCKET_ANCHOR_NAME	".agent.sock"
@@ -33,6 +35,20 @@
 #define CAUSE_SIZE		(PATH_MAX + 256)
 
 #define SENDLOG_METHOD		"/logagent.LogAgent/SendLog"
+
+/*
+ * Where the listener puts records: append each call's, commit once per
+ * group (0 only when all are on disk), roll to a new journal after a
+ * group, and say why an append or commit failed. echopost's is the spool
+ * (spool_store); bench/noop-server.c has one that keeps nothing.
+ */
+struct store {
+	void		*arg;
+	int		(*append)(void *, const void *, size_t, uint64_t *);
+	int		(*commit)(void *);
+	void		(*roll)(void *);
+	const char	*(*error)(void *);
+};
 
 /* sizeof(((struct sockaddr_un *)0)->sun_path) - 1 on Linux. */
 #define SOCKET_PATH_MAX		107

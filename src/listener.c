@@ -32,7 +32,6 @@
 #include "listener.h"
 #include "log.h"
 #include "request.h"
-#include "spool.h"
 #include "util.h"
 
 /* Calls the server may hand us at once; more wait in gRPC's own queue. */
@@ -67,7 +66,7 @@ struct listener {
 	grpc_server		*server;
 	grpc_completion_queue	*queue;
 	void			*method;
-	struct spool		*spool;
+	struct store		 store;
 	int			 dirfd;		/* DIR, the caller's */
 	grpc_slice		 stored_answer;
 	bool			 closing;
@@ -149,15 +148,13 @@ store_call(struct listener *l, struct call *c)
 	if (request_to_record(GRPC_SLICE_START_PTR(slice),
 	    GRPC_SLICE_LENGTH(slice), clock_realtime_us(), &encoded, &size,
 	    c->reason) == 0) {
-		if (l->spool == NULL)
-			c->stored = true;	/* the benchmark's baseline */
-		else if (spool_append(l->spool, encoded, size, &seq) == 0) {
+		if (l->store.append(l->store.arg, encoded, size, &seq) == 0) {
 			c->stored = true;
 			log_event(LEVEL_DEBUG, "log_stored", "{s:I}", "seq",
 			    (json_int_t)seq);
 		} else
 			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", spool_append_error(l->spool));
+			    "storage failed: %s", l->store.error(l->store.arg));
 		free(encoded);
 	}
 	grpc_slice_unref(slice);
@@ -220,16 +217,16 @@ commit_group(struct listener *l)
 	STAILQ_FOREACH(c, &l->group, group_entry)
 		if (c->stored)
 			break;
-	if (c != NULL && l->spool != NULL && spool_commit(l->spool) == -1) {
+	if (c != NULL && l->store.commit(l->store.arg) == -1) {
 		synced = false;
 		log_event(LEVEL_ERROR, "spool_error", "{s:s}", "error",
-		    spool_append_error(l->spool));
+		    l->store.error(l->store.arg));
 	}
 	STAILQ_FOREACH_SAFE(c, &l->group, group_entry, next) {
 		if (c->stored && !synced) {
 			c->stored = false;
 			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", spool_append_error(l->spool));
+			    "storage failed: %s", l->store.error(l->store.arg));
 		}
 		if (c->stored)
 			l->counts.stored++;
@@ -249,8 +246,7 @@ commit_group(struct listener *l)
 	STAILQ_INIT(&l->group);
 	l->group_size = 0;
 	/* After a failed commit too: the next goes to a new journal. */
-	if (l->spool != NULL)
-		spool_roll(l->spool);
+	l->store.roll(l->store.arg);
 }
 
 static void
@@ -443,8 +439,8 @@ start_server(struct listener *l, const struct listener_config *config)
 
 /* A listener serving on the socket, or NULL and why. */
 struct listener *
-listener_start(const struct listener_config *config, struct spool *spool,
-    char cause[CAUSE_SIZE])
+listener_start(const struct listener_config *config,
+    const struct store *store, char cause[CAUSE_SIZE])
 {
 	struct listener	*l;
 
@@ -455,7 +451,7 @@ listener_start(const struct listener_config *config, struct spool *spool,
 	STAILQ_INIT(&l->group);
 	gpr_set_log_function(grpc_log);
 	grpc_init();
-	l->spool = spool;
+	l->store = *store;
 	l->dirfd = config->dirfd;
 	if (pack_answer(true, "stored", &l->stored_answer) == -1 ||
 	    start_server(l, config) == -1) {

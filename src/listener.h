@@ -9,8 +9,8 @@
  * the calls that arrived together to the spool, syncs once (group commit)
  * and only then answers them. success: true means "on disk".
  *
- * Without a spool (NULL) it checks and answers but stores nothing: the
- * baseline that bench/ measures echopost against.
+ * The records go to a struct store (echopost.h): the spool's, or in
+ * bench/ one that keeps nothing, the baseline echopost is measured by.
  */
 #ifndef LISTENER_H
 #define LISTENER_H
@@ -19,8 +19,6 @@
 #include <sys/types.h>
 
 #include "echopost.h"
-
-struct spool;
 
 /*
  * The socket is bound as SOCKET_ANCHOR_NAME relative to the working
@@ -41,7 +39,7 @@ struct listener_counts {
 struct listener;
 
 struct listener *listener_start(const struct listener_config *,
-	    struct spool *, char [CAUSE_SIZE]);
+	    const struct store *, char [CAUSE_SIZE]);
 int	 listener_poll(struct listener *, int64_t);
 void	 listener_keep_socket(struct listener *);
 void	 listener_remove_stale(int);

@@ -161,6 +161,7 @@ open_everything(struct run *run)
 {
 	const struct options	*o = run->options;
 	struct listener_config	 listen;
+	struct store		 store;
 	char			 cause[CAUSE_SIZE];
 
 	if ((run->session = session_open(run->dir.fd, run->paths.dir,
@@ -190,8 +191,8 @@ open_everything(struct run *run)
 	listen.dirfd = run->dir.fd;
 	listen.socket_mode = o->socket_mode;
 	listen.max_message_size = o->max_message_size;
-	if ((run->listener = listener_start(&listen, run->spool, cause)) ==
-	    NULL)
+	spool_store(run->spool, &store);
+	if ((run->listener = listener_start(&listen, &store, cause)) == NULL)
 		return (fatal(EX_IOERR, "cannot listen on", run->paths.socket,
 		    cause));
 	log_event(LEVEL_INFO, "listening", "{s:s, s:I}", "socket",

@@ -10,10 +10,11 @@
  * oldest is always at "head" and replay order is arrival order, also across
  * restarts. The forwarder reads ahead of the head (spool_next) and removes
  * what it was handed in that order; the head, saved now and then, is the
- * oldest not removed. Two threads share it: the listener's thread may call
- * append, commit, roll and append_error; the forwarder's settle, next,
- * remove, sync, error and given_up; any thread range, count and size. A
- * reader (--status, --dump, --give-up) is one thread's alone. spool_int.h says who owns which field.
+ * oldest not removed. Two threads share it: the listener's (main) thread
+ * may call append, commit, roll and append_error; the forwarder's settle,
+ * next, remove, sync, error and given_up; any thread range, count and
+ * size. A reader (--status, --dump, --give-up) is one thread's alone.
+ * spool_int.h says who owns which field.
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -44,6 +45,7 @@ int		 spool_append(struct spool *, const void *, size_t, uint64_t *);
 int		 spool_commit(struct spool *);
 void		 spool_roll(struct spool *);
 const char	*spool_append_error(struct spool *);
+void		 spool_store(struct spool *, struct store *);
 int		 spool_settle(struct spool *);
 int		 spool_sync(struct spool *);
 int		 spool_next(struct spool *, uint64_t *, void **, size_t *);

@@ -234,3 +234,38 @@ prepare_spare(struct spool *s)
 	s->spare_ready = true;
 	pthread_mutex_unlock(&s->append_lock);
 }
+
+static int
+store_append(void *arg, const void *data, size_t size, uint64_t *seq)
+{
+	return (spool_append(arg, data, size, seq));
+}
+
+static int
+store_commit(void *arg)
+{
+	return (spool_commit(arg));
+}
+
+static void
+store_roll(void *arg)
+{
+	spool_roll(arg);
+}
+
+static const char *
+store_error(void *arg)
+{
+	return (spool_append_error(arg));
+}
+
+/* The spool as the listener's store: its appends, commits and rotation. */
+void
+spool_store(struct spool *s, struct store *store)
+{
+	store->arg = s;
+	store->append = store_append;
+	store->commit = store_commit;
+	store->roll = store_roll;
+	store->error = store_error;
+}

@@ -13,10 +13,13 @@
  *
  * Who may touch what. Fields are marked:
  *	[I]	set at open, then only read
- *	[A]	under append_lock; written by the listener's thread (appends,
- *		commits, rotation) and by the forwarder's only for the spare
- *	[F]	under lock, by the forwarder's thread (settle, first, remove,
+ *	[A]	under append_lock; written by the listener's thread, which is
+ *		main's (appends, commits, rotation), and by the forwarder's
+ *		for the spare and, in bytes, for what it removes
+ *	[F]	under lock, by the forwarder's thread (settle, next, remove,
  *		sync), or by a reader's
+ *	[L]	the listener's (main) thread's own: no lock
+ *	[R]	the forwarder's thread's own: no lock
  * Lock order: lock, then append_lock; never the other way round.
  */
 #ifndef SPOOL_INT_H
@@ -119,10 +122,10 @@ struct spool {
 	off_t		 committed;	/* [A] the end of its last commit */
 	int64_t		 committed_ms;	/* [A] when, or never: INT64_MIN */
 	bool		 preallocated;	/* [A] it was made from a spare */
-	int64_t		 rotate_failed_ms; /* [A] */
+	int64_t		 rotate_failed_ms; /* [L] */
 	bool		 commit_failed;	/* [A] rotate before the next one */
 	bool		 spare_ready;	/* [A] a spare waits for rotation */
-	int64_t		 spare_tried_ms; /* [F] */
+	int64_t		 spare_tried_ms; /* [R] */
 	uint64_t	 opened_journal; /* [I] the newest journal at open */
 	uint64_t	 next;		/* [A] key of the next append */
 	uint64_t	 bytes;		/* [A] in records not delivered */

@@ -490,6 +490,8 @@ class DirectoryTest(EchoPostTest):
         self.assertTrue(send_log(sock, '{"dir": "default"}').success)
         self.assertEqual(self.stop_echopost(proc), 0)
         self.assertTrue(spool_kept(os.path.join(self.tmp, ".datanadhi")))
+        # A person who left out -datanadhi is told where the logs went.
+        self.assertIn("no -datanadhi given: using ", self.stderr_of(proc))
 
     def test_stale_socket_is_replaced_and_served(self):
         self.start_server("down")
