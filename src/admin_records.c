@@ -177,7 +177,8 @@ admin_give_up(const struct options *o)
 	if ((status = lock_for_give_up(&dir, &lock)) == 0 &&
 	    (spool = open_spool(&dir, &status)) != NULL) {
 		if (spool_give_up(spool, o->first_seq, o->last_seq) == -1) {
-			status = errno == ERANGE ? EX_DATAERR : EX_IOERR;
+			status = errno == ERANGE || errno == EOVERFLOW ?
+			    EX_DATAERR : EX_IOERR;
 			warnx("cannot give up records %" PRIu64 " to %" PRIu64
 			    ": %s", o->first_seq, o->last_seq,
 			    spool_error(spool));

@@ -87,6 +87,11 @@ enum options_result {
 enum options_result	 options_parse(struct options *, int, char *[],
 			    FILE *, FILE *);
 void			 options_free(struct options *);
+
+/* option_values.c */
+const char		*duration_problem(const char *, int64_t *);
+const char		*size_problem(const char *, int64_t *);
+const char		*url_problem(const char *);
 int			 parse_duration_ms(const char *, int64_t *);
 int			 parse_size(const char *, int64_t *);
 

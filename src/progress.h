@@ -15,7 +15,8 @@
 struct progress {
 	bool		 bar;		/* draw one on stderr */
 	uint64_t	 sent;
-	uint64_t	 failed;
+	uint64_t	 failed;		/* refused by the server */
+	uint64_t	 given_up;	/* by the administrator */
 	uint64_t	 quarantined;
 	uint64_t	 sent_at_last_line;
 	int64_t		 last_line_ms;

@@ -5,9 +5,11 @@
 /*
  * sealed.c: GDBM files written once, under a temporary name, then read.
  *
- * Besides the records (8-byte keys) a sealed file holds "end", the
- * sequence number after its last record. Files of echopost 1 hold "head",
- * "next", "bytes" and "clean" instead; "next" stands for "end" in them.
+ * Besides the records (in blocks under 8-byte keys, or one a value in
+ * older files: sealed.h says which) a sealed file holds "end", the
+ * sequence number after its last record, "key_order" and, with blocks,
+ * "block_records". Files of echopost 1 hold "head", "next", "bytes" and
+ * "clean" instead; "next" stands for "end" in them.
  */
 #include "config.h"
 
@@ -28,29 +30,13 @@
 #include "files.h"
 #include "log.h"
 #include "sealed.h"
+#include "sealed_int.h"
 #include "util.h"
 
-#define KEY_SIZE	8
 #define LENGTH_SIZE	4
 /* Memory must not grow with the file: bucket caches of bounded size. */
 #define READ_BUCKETS	1024
-#define WRITE_BUCKETS	256
-#define COPY_CHUNK	(1024 * 1024)
 #define FLAGS		(GDBM_NOMMAP | GDBM_CLOEXEC | GDBM_CLOERROR)
-
-/*
- * Record keys are sequence numbers, 8 bytes. echopost 1 wrote them
- * big-endian, and GDBM's hash, which adds each byte shifted five bits more
- * than the one before, then gives one value to numbers 8191 apart: a
- * fetch reads every record its key collides with, for GDBM compares only
- * a key's first four bytes before it reads. Files sealed now put the low
- * bytes first, and say so under "key_order".
- */
-enum key_order {
-	KEYS_BIG_ENDIAN,
-	KEYS_LITTLE_ENDIAN,
-	KEYS_OF_BLOCKS		/* little-endian, each a block's first */
-};
 
 /*
  * Each value GDBM reads costs two system calls (lseek, read), as many as
@@ -90,8 +76,8 @@ struct sealed_writer {
 	struct block	 block;		/* being filled */
 };
 
-static int
-failure(char **cause, const char *fmt, ...)
+int
+sealed_failure(char **cause, const char *fmt, ...)
 {
 	va_list	ap;
 	int	saved = errno;
@@ -119,14 +105,14 @@ sequence_key(uint64_t seq, enum key_order order, unsigned char buf[KEY_SIZE])
 }
 
 /* A bookkeeping number, as a value: big-endian, as echopost 1 had it. */
-static datum
-number_value(uint64_t number, unsigned char buf[KEY_SIZE])
+datum
+sealed_number_value(uint64_t number, unsigned char buf[KEY_SIZE])
 {
 	return (sequence_key(number, KEYS_BIG_ENDIAN, buf));
 }
 
-static datum
-name_key(const char *name)
+datum
+sealed_name_key(const char *name)
 {
 	datum	key;
 
@@ -136,13 +122,13 @@ name_key(const char *name)
 }
 
 /* A bookkeeping number: 1 if there, 0 if not, -1 if GDBM cannot tell. */
-static int
-meta_get(GDBM_FILE db, const char *name, uint64_t *value)
+int
+sealed_meta_get(GDBM_FILE db, const char *name, uint64_t *value)
 {
 	datum	data;
 	int	found;
 
-	data = gdbm_fetch(db, name_key(name));
+	data = gdbm_fetch(db, sealed_name_key(name));
 	if (data.dptr == NULL)
 		return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : -1);
 	found = data.dsize == KEY_SIZE;
@@ -153,12 +139,12 @@ meta_get(GDBM_FILE db, const char *name, uint64_t *value)
 }
 
 /* How the file's record keys are written: 0, or -1 if GDBM cannot tell. */
-static int
-key_order(GDBM_FILE db, enum key_order *order)
+int
+sealed_key_order(GDBM_FILE db, enum key_order *order)
 {
 	uint64_t	value;
 
-	switch (meta_get(db, "key_order", &value)) {
+	switch (sealed_meta_get(db, "key_order", &value)) {
 	case 0:
 		*order = KEYS_BIG_ENDIAN;	/* echopost 1's */
 		return (0);
@@ -217,9 +203,9 @@ fit_cache(GDBM_FILE db)
  * named leaves its temporary name too). GDBM knows it as path: its
  * messages name it, and a recovery builds the new file beside it.
  */
-static GDBM_FILE
-open_gdbm(int dirfd, const char *name, const char *path, int open_flags,
-    int gdbm_flags, size_t buckets)
+GDBM_FILE
+sealed_open_gdbm(int dirfd, const char *name, const char *path,
+    int open_flags, int gdbm_flags, size_t buckets)
 {
 	GDBM_FILE	db;
 	int		fd;
@@ -239,8 +225,8 @@ open_gdbm(int dirfd, const char *name, const char *path, int open_flags,
 	return (db);
 }
 
-static const char *
-gdbm_reason(void)
+const char *
+sealed_gdbm_reason(void)
 {
 	return (gdbm_errno == GDBM_FILE_OPEN_ERROR || gdbm_errno ==
 	    GDBM_NO_ERROR ? strerror(errno) : gdbm_strerror(gdbm_errno));
@@ -257,13 +243,13 @@ sealed_create(struct sealed_writer **wp, int dirfd, const char *name,
 	if ((w = calloc(1, sizeof *w)) == NULL ||
 	    (w->name = strdup(name)) == NULL) {
 		free(w);
-		return (failure(cause, "%s", strerror(errno)));
+		return (sealed_failure(cause, "%s", strerror(errno)));
 	}
 	w->dirfd = dirfd;
-	w->db = open_gdbm(dirfd, name, path, O_RDWR | O_CREAT | O_EXCL,
+	w->db = sealed_open_gdbm(dirfd, name, path, O_RDWR | O_CREAT | O_EXCL,
 	    GDBM_NEWDB, WRITE_BUCKETS);
 	if (w->db == NULL) {
-		failure(cause, "create %s: %s", path, gdbm_reason());
+		sealed_failure(cause, "create %s: %s", path, sealed_gdbm_reason());
 		if (errno == EEXIST)
 			w->dirfd = -1;	/* not ours to remove */
 		sealed_abandon(w);
@@ -312,7 +298,7 @@ store_block(struct sealed_writer *w, char **cause)
 	value.dsize = (int)w->block.size;
 	if (gdbm_store(w->db, sequence_key(w->block.first, KEYS_OF_BLOCKS,
 	    buf), value, GDBM_REPLACE) != 0)
-		return (failure(cause, "store in %s: %s", w->name,
+		return (sealed_failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
 	w->block.size = 0;
 	w->block.count = 0;
@@ -331,7 +317,7 @@ sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
 	    store_block(w, cause) == -1)
 		return (-1);
 	if (block_add(b, seq, data, size) == -1)
-		return (failure(cause, "store in %s: %s", w->name,
+		return (sealed_failure(cause, "store in %s: %s", w->name,
 		    strerror(errno)));
 	return (0);
 }
@@ -346,20 +332,20 @@ sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
 
 	if (w->block.count > 0 && store_block(w, cause) == -1)
 		status = -1;
-	else if (gdbm_store(w->db, name_key("key_order"), number_value(
+	else if (gdbm_store(w->db, sealed_name_key("key_order"), sealed_number_value(
 	    KEYS_OF_BLOCKS, order), GDBM_REPLACE) != 0 ||
-	    gdbm_store(w->db, name_key("block_records"), number_value(
+	    gdbm_store(w->db, sealed_name_key("block_records"), sealed_number_value(
 	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
-	    gdbm_store(w->db, name_key("end"), number_value(end, buf),
+	    gdbm_store(w->db, sealed_name_key("end"), sealed_number_value(end, buf),
 	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
-		status = failure(cause, "seal %s: %s", w->name,
+		status = sealed_failure(cause, "seal %s: %s", w->name,
 		    gdbm_db_strerror(w->db));
 	if (gdbm_close(w->db) != 0 && status == 0)
-		status = failure(cause, "close %s: %s", w->name,
+		status = sealed_failure(cause, "close %s: %s", w->name,
 		    gdbm_strerror(gdbm_errno));
 	w->db = NULL;
 	if (status == 0 && publish_file(w->dirfd, w->name, name) == -1)
-		status = failure(cause, "name %s: %s", name, strerror(errno));
+		status = sealed_failure(cause, "name %s: %s", name, strerror(errno));
 	saved = errno;
 	sealed_abandon(w);
 	errno = saved;
@@ -389,7 +375,7 @@ block_layout(struct sealed *s)
 		s->block_records = 0;
 		return (0);
 	}
-	if (meta_get(s->db, "block_records", &s->block_records) != 1 ||
+	if (sealed_meta_get(s->db, "block_records", &s->block_records) != 1 ||
 	    s->block_records == 0 || s->block_records > BLOCK_RECORDS_MAX)
 		return (-1);
 	return (0);
@@ -413,26 +399,26 @@ sealed_open(struct sealed **sp, int dirfd, const char *name,
 
 	*sp = NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL)
-		return (failure(cause, "%s", strerror(errno)));
-	s->db = open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
+		return (sealed_failure(cause, "%s", strerror(errno)));
+	s->db = sealed_open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
 	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
 	    fit_cache(s->db) != 0) {
 		if (s->db != NULL)
 			errno = gdbm_needs_recovery(s->db) ? EBADMSG :
 			    gdbm_cause(s->db);
-		failure(cause, "open %s: %s", path, s->db != NULL ?
-		    gdbm_db_strerror(s->db) : gdbm_reason());
+		sealed_failure(cause, "open %s: %s", path, s->db != NULL ?
+		    gdbm_db_strerror(s->db) : sealed_gdbm_reason());
 		return (open_failed(s));
 	}
-	if (key_order(s->db, &s->order) != 0) {
+	if (sealed_key_order(s->db, &s->order) != 0) {
 		errno = gdbm_cause(s->db);
-		failure(cause, "open %s: its key_order is unreadable", path);
+		sealed_failure(cause, "open %s: its key_order is unreadable", path);
 		return (open_failed(s));
 	}
 	if (block_layout(s) != 0) {
 		errno = gdbm_cause(s->db);
-		failure(cause, "open %s: its block_records is unreadable",
+		sealed_failure(cause, "open %s: its block_records is unreadable",
 		    path);
 		return (open_failed(s));
 	}
@@ -500,7 +486,7 @@ load_block(struct sealed *s, uint64_t seq, char **cause)
 			break;
 		if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
 			errno = gdbm_cause(s->db);
-			return (failure(cause, "fetch: %s",
+			return (sealed_failure(cause, "fetch: %s",
 			    gdbm_db_strerror(s->db)));
 		}
 		if (key == lowest)
@@ -509,7 +495,7 @@ load_block(struct sealed *s, uint64_t seq, char **cause)
 	if (take_block(s, key, data) == -1) {
 		free(data.dptr);
 		errno = EBADMSG;
-		return (failure(cause, "the block of records from %ju is "
+		return (sealed_failure(cause, "the block of records from %ju is "
 		    "damaged", (uintmax_t)key));
 	}
 	return (in_block(s, seq));
@@ -527,7 +513,7 @@ fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
 		if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
 			return (0);
 		errno = gdbm_cause(s->db);
-		return (failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
+		return (sealed_failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
 	}
 	*value = data.dptr;
 	*size = (size_t)data.dsize;
@@ -550,7 +536,7 @@ sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
 	record = s->block.data + s->offsets[seq - s->block.first];
 	length = le32dec(record);
 	if ((*value = malloc(length > 0 ? length : 1)) == NULL)
-		return (failure(cause, "%s", strerror(errno)));
+		return (sealed_failure(cause, "%s", strerror(errno)));
 	memcpy(*value, record + LENGTH_SIZE, length);
 	*size = length;
 	return (1);
@@ -559,7 +545,7 @@ sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
 int
 sealed_meta(struct sealed *s, const char *name, uint64_t *value)
 {
-	return (meta_get(s->db, name, value));
+	return (sealed_meta_get(s->db, name, value));
 }
 
 void
@@ -571,173 +557,4 @@ sealed_close(struct sealed *s)
 		gdbm_close(s->db);
 	free(s->block.data);
 	free(s);
-}
-
-/* Copy the file from to a new file to, both in dirfd. */
-static int
-copy_file(int dirfd, const char *from, const char *to)
-{
-	char	*buf;
-	ssize_t	 n = -1;
-	int	 in, out, saved;
-
-	if ((buf = malloc(COPY_CHUNK)) == NULL)
-		return (-1);
-	in = file_open(dirfd, from, O_RDONLY, 2);
-	out = file_open(dirfd, to, O_WRONLY | O_CREAT | O_EXCL, 1);
-	if (in != -1 && out != -1)
-		while ((n = read(in, buf, COPY_CHUNK)) > 0 &&
-		    write_all(out, buf, (size_t)n) == 0)
-			;
-	saved = errno;
-	if (out != -1 && close(out) == -1 && n == 0)
-		n = -1;
-	if (in != -1)
-		close(in);
-	free(buf);
-	errno = saved;
-	return (n == 0 ? 0 : -1);
-}
-
-/* Take key seq into [range->first, *high], if it is below range->end. */
-static int
-widen_range(struct sealed_range *range, uint64_t *high, uint64_t seq,
-    int found)
-{
-	if (seq >= range->end) {
-		range->ignored++;
-		return (found);
-	}
-	if (!found || seq < range->first)
-		range->first = seq;
-	if (!found || seq > *high)
-		*high = seq;
-	return (1);
-}
-
-/*
- * The lowest and highest record keys below range->end, the first record
- * numbered after the file's: any other key is a damaged one the recovery
- * kept, counted in range->ignored. 0 if there is none.
- */
-static int
-key_range(GDBM_FILE db, enum key_order order, struct sealed_range *range,
-    uint64_t *high)
-{
-	datum	key, next;
-	int	found = 0;
-
-	range->first = 0;
-	range->ignored = 0;
-	for (key = gdbm_firstkey(db); key.dptr != NULL; key = next) {
-		if (key.dsize == KEY_SIZE)
-			found = widen_range(range, high, order ==
-			    KEYS_BIG_ENDIAN ? be64dec(key.dptr) :
-			    le64dec(key.dptr), found);
-		next = gdbm_nextkey(db, key);
-		free(key.dptr);
-	}
-	return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? found : -1);
-}
-
-/*
- * Rebuild the copy whatever it says of itself: echopost 1 wrote its clean
- * mark before its last sync, so even a file marked clean may be torn.
- */
-static int
-recover_copy(GDBM_FILE db, const char *legacy, char **cause)
-{
-	gdbm_recovery	rcvr;
-
-	memset(&rcvr, 0, sizeof rcvr);
-	if (gdbm_recover(db, &rcvr, GDBM_RCVR_FORCE) != 0)
-		return (failure(cause, "recover a copy of %s: %s", legacy,
-		    gdbm_strerror(gdbm_errno)));
-	log_event(LEVEL_WARN, "spool_recovered", "{s:s, s:I, s:I, s:I}",
-	    "path", legacy,
-	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
-	    "failed_keys", (json_int_t)rcvr.failed_keys,
-	    "failed_buckets", (json_int_t)rcvr.failed_buckets);
-	return (0);
-}
-
-/*
- * How the old spool's keys are written. A file of blocks is a sealed file
- * under its name, not a spool of echopost 1: its keys would not tell
- * where its records end.
- */
-static int
-legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
-    char **cause)
-{
-	if (key_order(db, order) == -1)
-		return (-1);
-	if (*order == KEYS_OF_BLOCKS)
-		return (failure(cause, "%s holds blocks of records: not a "
-		    "spool of echopost 1", legacy));
-	return (0);
-}
-
-/*
- * Make a sealed file, work in dirfd, from the echopost 1 spool legacy
- * there, which is only read. dirfd must be the working directory: GDBM
- * knows the copy by its name there, so that its recovery makes the new
- * file beside it without walking to the directory by path. Records
- * from range->end on are not its own. Returns 1 with its records' range
- * [first, end) and the head it had saved in range->head, 0 if it holds no
- * record (work is gone then), -1 on error; errno EBADMSG when GDBM cannot
- * read it at all.
- */
-int
-sealed_import(int dirfd, const char *legacy, const char *work,
-    struct sealed_range *range, char **cause)
-{
-	unsigned char	buf[KEY_SIZE];
-	GDBM_FILE	db;
-	enum key_order	order;
-	uint64_t	last = 0;
-	int		found, saved;
-
-	if (copy_file(dirfd, legacy, work) == -1) {
-		failure(cause, "copy %s: %s", legacy, strerror(errno));
-		saved = errno;
-		unlinkat(dirfd, work, 0);
-		errno = saved;
-		return (-1);
-	}
-	if ((db = open_gdbm(dirfd, work, work, O_RDWR, GDBM_WRITER,
-	    WRITE_BUCKETS)) == NULL) {
-		failure(cause, "open a copy of %s: %s", legacy, gdbm_reason());
-		saved = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
-		unlinkat(dirfd, work, 0);
-		errno = saved;
-		return (-1);
-	}
-	if (recover_copy(db, legacy, cause) == -1 ||
-	    legacy_key_order(db, legacy, &order, cause) == -1 ||
-	    (found = key_range(db, order, range, &last)) == -1) {
-		if (*cause == NULL)
-			failure(cause, "read a copy of %s: %s", legacy,
-			    gdbm_db_strerror(db));
-		gdbm_close(db);
-		unlinkat(dirfd, work, 0);
-		errno = EBADMSG;
-		return (-1);
-	}
-	range->end = found ? last + 1 : 0;
-	if (meta_get(db, "head", &range->head) != 1 ||
-	    range->head < range->first)
-		range->head = range->first;
-	if (found && (gdbm_store(db, name_key("end"), number_value(range->end,
-	    buf), GDBM_REPLACE) != 0 || gdbm_sync(db) != 0)) {
-		failure(cause, "seal a copy of %s: %s", legacy,
-		    gdbm_db_strerror(db));
-		found = -1;
-	}
-	if (gdbm_close(db) != 0 && found == 1)
-		found = failure(cause, "close a copy of %s: %s", legacy,
-		    gdbm_strerror(gdbm_errno));
-	if (found != 1)
-		unlinkat(dirfd, work, 0);
-	return (found);
 }

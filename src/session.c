@@ -158,8 +158,11 @@ delivered_room(struct session *s, size_t len)
 /*
  * A delivered record's line waits in memory for session_flush, which the
  * forwarder calls before it removes the records it has answers for from
- * the spool: one write for a batch of answers, and no record is removed
- * before its line is written.
+ * the spool: one write for a batch of answers. The success log is a
+ * record of what the server took, not a copy anyone relies on: when it
+ * cannot be written (success_log_error), the lines are dropped and the
+ * records, delivered, still go. A refused record's line is another
+ * matter: session_rejected syncs it before the record may go.
  */
 int
 session_delivered(struct session *s, const struct record *r, long code)

@@ -131,36 +131,6 @@ segment_bytes(const struct spool *s)
 }
 
 /*
- * Begin the first journal, where the records go on; a full file table or
- * an I/O error is tried again a few times, as a read at start is, the
- * error each time under the next number: a new file, on other blocks.
- */
-static int
-begin_journal(struct spool *s)
-{
-	char		name[NAME_SIZE], path[PATH_MAX];
-	uint64_t	first = last_end(s);
-	int		tries, status;
-
-	for (tries = 1;; tries++) {
-		s->journal_number = s->tracked + (uint64_t)tries;
-		if ((status = journal_file(s, s->journal_number, name)) == -1 ||
-		    (status = journal_create(&s->journal, s->dirfd, name,
-		    first)) == 0 || !transient(errno) || tries == START_TRIES)
-			break;
-		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
-	}
-	if (status == -1 || add_segment(s, SEGMENT_JOURNAL, s->journal_number,
-	    first, GROWING) == -1) {
-		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
-		    spool_path(s, name, path), strerror(errno));
-		return (-1);
-	}
-	s->tracked = s->journal_number;
-	return (0);
-}
-
-/*
  * DIR, for every file of the spool to be named in: the caller's
  * descriptor, of the directory it checked. The owner's only, when files
  * are written in it.
@@ -182,22 +152,6 @@ open_dir(struct spool *s, int dirfd)
 		return (-1);
 	}
 	return (0);
-}
-
-/*
- * No journal could be begun for lack of space. A spool with records to
- * deliver opens all the same, refusing logs until a journal can be
- * begun: delivering it is what frees the disk.
- */
-static bool
-full_disk_with_records(struct spool *s)
-{
-	if ((errno != ENOSPC && errno != EDQUOT) || s->count == 0)
-		return (false);
-	log_event(LEVEL_ERROR, "journal_error", "{s:s, s:s}", "path", s->path,
-	    "error", s->error);
-	s->error[0] = '\0';
-	return (true);
 }
 
 /*
@@ -260,8 +214,7 @@ open_writer(struct spool *s, int dirfd)
 	if (!s->head_exact && !s->kept_at_open && (!s->legacy_due ||
 	    lowest < s->head))
 		s->head = lowest;
-	if (s->journal == NULL && begin_journal(s) == -1 &&
-	    !full_disk_with_records(s))
+	if (s->journal == NULL && begin_journal(s, last_end(s)) == -1)
 		return (-1);
 	s->journal_number = s->opened_journal = s->tracked;
 	s->next = s->journal != NULL ? journal_next(s->journal) : last_end(s);

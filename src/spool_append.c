@@ -66,6 +66,53 @@ room_for(struct spool *s, size_t size)
 	return (0);
 }
 
+/*
+ * No journal could be begun for lack of space. A spool with records to
+ * deliver opens all the same, refusing logs until a journal can be
+ * begun: delivering it is what frees the disk.
+ */
+static bool
+full_disk_with_records(struct spool *s)
+{
+	if ((errno != ENOSPC && errno != EDQUOT) || s->count == 0)
+		return (false);
+	log_event(LEVEL_ERROR, "journal_error", "{s:s, s:s}", "path", s->path,
+	    "error", s->error);
+	s->error[0] = '\0';
+	return (true);
+}
+
+/*
+ * Begin the first journal, where the records go on; a full file table or
+ * an I/O error is tried again a few times, as a read at start is, the
+ * error each time under the next number: a new file, on other blocks.
+ * Its first record is first. A full disk is not an error when the spool
+ * has records to deliver (full_disk_with_records).
+ */
+int
+begin_journal(struct spool *s, uint64_t first)
+{
+	char		name[NAME_SIZE], path[PATH_MAX];
+	int		tries, status;
+
+	for (tries = 1;; tries++) {
+		s->journal_number = s->tracked + (uint64_t)tries;
+		if ((status = journal_file(s, s->journal_number, name)) == -1 ||
+		    (status = journal_create(&s->journal, s->dirfd, name,
+		    first)) == 0 || !transient(errno) || tries == START_TRIES)
+			break;
+		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
+	}
+	if (status == -1 || add_segment(s, SEGMENT_JOURNAL, s->journal_number,
+	    first, GROWING) == -1) {
+		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
+		    spool_path(s, name, path), strerror(errno));
+		return (full_disk_with_records(s) ? 0 : -1);
+	}
+	s->tracked = s->journal_number;
+	return (0);
+}
+
 static void	rotate(struct spool *);
 
 /*

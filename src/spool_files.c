@@ -4,7 +4,8 @@
  */
 /*
  * spool_files.c: the spool's files under DIR, by name, and what a crash
- * or an older echopost left there.
+ * or an older echopost left there (spool_legacy.c takes up the spool of
+ * echopost 1 it finds).
  *
  *	echopost.spool.sealed.FIRST-END	records FIRST to END-1 (sealed.c)
  *	echopost.spool.journal.N	journals, N counting up (journal.c)
@@ -36,7 +37,6 @@
 #include "files.h"
 #include "journal.h"
 #include "log.h"
-#include "sealed.h"
 #include "spool.h"
 #include "spool_int.h"
 #include "util.h"
@@ -129,8 +129,8 @@ set_aside(const struct spool *s, const char *name, const char *event,
 }
 
 /* Is name base, then suffix, then a decimal number (and what follows)? */
-static bool
-numbered(const char *name, const char *base, const char *suffix,
+bool
+spool_numbered(const char *name, const char *base, const char *suffix,
     uint64_t *number, char **rest)
 {
 	size_t	len = strlen(base), slen = strlen(suffix);
@@ -184,18 +184,18 @@ list_name(struct spool *s, const char *name, struct listing *l)
 		else
 			log_event(LEVEL_WARN, "spool_ignored", "{s:s, s:s}",
 			    "path", s->path, "reason", "not a regular file");
-	} else if (numbered(name, s->name, SEALED_SUFFIX, &a, &rest) &&
+	} else if (spool_numbered(name, s->name, SEALED_SUFFIX, &a, &rest) &&
 	    rest[0] == '-' && isdigit((unsigned char)rest[1]) &&
 	    (b = strtoull(rest + 1, &rest, 10)) > a && *rest == '\0')
 		return (add_segment(s, SEGMENT_SEALED, 0, a, b));
-	else if (numbered(name, s->name, JOURNAL_SUFFIX, &a, &rest) &&
+	else if (spool_numbered(name, s->name, JOURNAL_SUFFIX, &a, &rest) &&
 	    *rest == '\0' && a != SPARE) {
 		if ((grown = reallocarray(l->journals, l->count + 1,
 		    sizeof *grown)) == NULL)
 			return (-1);
 		l->journals = grown;
 		l->journals[l->count++] = a;
-	} else if (numbered(name, s->name, ".~", &a, &rest) &&
+	} else if (spool_numbered(name, s->name, ".~", &a, &rest) &&
 	    strcmp(rest, "~") == 0 && a > l->backup)
 		l->backup = a;
 	else if (!s->reader && leftover(name, s->name) &&
@@ -539,159 +539,4 @@ scan_directory(struct spool *s, bool *legacy)
 out:
 	free(l.journals);
 	return (status);
-}
-
-/* The copies a recovery of echopost 1 kept: older states of its spool. */
-static void
-remove_backups(struct spool *s)
-{
-	struct dirent	*entry;
-	DIR		*dir;
-	char		 path[PATH_MAX], *rest;
-	uint64_t	 number;
-
-	if ((dir = list_dir(s->dirfd)) == NULL)
-		return;
-	while ((entry = readdir(dir)) != NULL)
-		if (numbered(entry->d_name, s->name, ".~", &number, &rest) &&
-		    strcmp(rest, "~") == 0) {
-			remove_file(s, entry->d_name);
-			log_event(LEVEL_INFO, "spool_copy_removed", "{s:s}",
-			    "path", spool_path(s, entry->d_name, path));
-		}
-	closedir(dir);
-}
-
-static bool
-has_journals(const struct spool *s)
-{
-	size_t	i;
-
-	for (i = 0; i < s->count; i++)
-		if (s->segments[i].kind == SEGMENT_JOURNAL)
-			return (true);
-	return (false);
-}
-
-/*
- * An echopost 1 spool marked closed cleanly, with no journal beside it:
- * 1 with the number after its last record. Its head stands in for ours
- * until it is imported, for counts.
- */
-static int
-legacy_closed_cleanly(struct spool *s, uint64_t *next)
-{
-	struct sealed	*old;
-	uint64_t	 clean = 0, head;
-	char		*cause = NULL;
-	int		 whole;
-
-	if (sealed_open(&old, s->dirfd, s->name, s->path, &cause) == -1) {
-		free(cause);
-		return (0);
-	}
-	whole = sealed_meta(old, "head", &head) == 1;
-	if (whole && !s->head_exact)
-		s->head = head;
-	whole = whole && !has_journals(s) &&
-	    sealed_meta(old, "clean", &clean) == 1 && clean == 1 &&
-	    sealed_meta(old, "next", next) == 1 && head <= *next;
-	sealed_close(old);
-	return (whole);
-}
-
-/*
- * Take up an echopost 1 spool at open: it is imported (copied, recovered,
- * sealed) by the forwarder's thread before anything is read (spool_next,
- * spool_settle). Even one marked clean is recovered: echopost 1 wrote
- * that mark before its last sync. New records are numbered after its
- * own: after the next it saved at a clean close, or, with no such mark
- * and no journal to say, after those the import finds, now.
- */
-int
-take_up_legacy(struct spool *s)
-{
-	uint64_t	next;
-
-	s->legacy_due = true;
-	if (has_journals(s))
-		return (0);
-	if (legacy_closed_cleanly(s, &next)) {
-		s->numbers_from = next;
-		return (0);
-	}
-	return (import_legacy(s));
-}
-
-/*
- * The first record in a journal, or UINT64_MAX. Journals are all that can
- * be there beside an echopost 1 spool not imported yet (nothing is sealed
- * before the import), and they were numbered after it: a record it holds
- * from there on is a damaged key its recovery kept.
- */
-static uint64_t
-first_journaled(const struct spool *s)
-{
-	size_t	i;
-
-	for (i = 0; i < s->count; i++)
-		if (s->segments[i].kind == SEGMENT_JOURNAL)
-			return (s->segments[i].first);
-	return (UINT64_MAX);
-}
-
-/*
- * Copy an echopost 1 spool into a sealed file, recovered, and only then
- * delete it. One GDBM cannot read at all is set aside for a person.
- */
-int
-import_legacy(struct spool *s)
-{
-	struct sealed_range	 range;
-	char			 work[NAME_SIZE], name[NAME_SIZE];
-	char			*cause = NULL;
-	int			 found;
-
-	if (spool_name(s, work, IMPORT_SUFFIX) == -1) {
-		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
-		return (-1);
-	}
-	range.end = first_journaled(s);
-	found = sealed_import(s->dirfd, s->name, work, &range, &cause);
-	if (found == -1 && errno != EBADMSG) {
-		snprintf(s->error, sizeof s->error, "import %s: %s", s->path,
-		    cause != NULL ? cause : strerror(errno));
-		free(cause);
-		return (-1);
-	}
-	if (found == -1)
-		set_aside(s, s->name, "spool_damaged", cause != NULL ? cause :
-		    "unreadable");
-	free(cause);
-	if (found == 1) {
-		/* EEXIST: imported before a crash, not deleted yet. */
-		if (sealed_file(s, range.first, range.end, name) == -1 ||
-		    (publish_file(s->dirfd, work, name) == -1 &&
-		    errno != EEXIST) || add_segment(s, SEGMENT_SEALED, 0,
-		    range.first, range.end) == -1) {
-			snprintf(s->error, sizeof s->error, "import %s: %s",
-			    s->path, strerror(errno));
-			remove_file(s, work);
-			return (-1);
-		}
-		remove_file(s, work);
-		sort_segments(s);
-		if (!s->head_exact && range.head < s->head)
-			s->head = range.head;
-	}
-	if (found == 1 || (found == 0 && range.ignored > 0))
-		log_event(LEVEL_WARN, "spool_imported", "{s:s, s:I, s:I, s:I}",
-		    "path", s->path, "first", (json_int_t)range.first,
-		    "end", (json_int_t)range.end,
-		    "ignored_keys", (json_int_t)range.ignored);
-	if (found != -1)
-		remove_file(s, s->name);
-	remove_backups(s);
-	s->legacy_due = false;
-	return (0);
 }

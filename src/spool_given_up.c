@@ -32,8 +32,8 @@
 #include "util.h"
 
 #define GIVEN_UP_SUFFIX	".given-up"
-/* More lines than an administrator types: the rest is not read. */
-#define GIVEN_UP_MAX	4096
+/* More lines than an administrator types: --give-up refuses more. */
+#define GIVEN_UP_MAX	65536
 
 static int
 by_first(const void *a, const void *b)
@@ -48,10 +48,6 @@ add_range(struct spool *s, uint64_t first, uint64_t last)
 {
 	struct given_up	*grown;
 
-	if (s->given_up_count >= GIVEN_UP_MAX) {
-		errno = EFBIG;
-		return (-1);
-	}
 	if ((grown = reallocarray(s->given_up, s->given_up_count + 1,
 	    sizeof *grown)) == NULL)
 		return (-1);
@@ -93,7 +89,10 @@ parse_lines(struct spool *s, FILE *f)
 	while (status == 0 && (n = getline(&line, &room, f)) != -1) {
 		if (n > 0 && line[n - 1] == '\n')
 			line[n - 1] = '\0';
-		if (parse_range(line, &first, &last) == -1) {
+		if (++s->given_up_lines > GIVEN_UP_MAX) {
+			errno = EFBIG;
+			status = -1;
+		} else if (parse_range(line, &first, &last) == -1) {
 			errno = EBADMSG;
 			status = -1;
 		} else
@@ -102,6 +101,11 @@ parse_lines(struct spool *s, FILE *f)
 	if (status == 0 && ferror(f))
 		status = -1;
 	free(line);
+	if (status == -1) {
+		free(s->given_up);
+		s->given_up = NULL;
+		s->given_up_count = 0;
+	}
 	merge_ranges(s);
 	return (status);
 }
@@ -174,7 +178,8 @@ spool_given_up_count(struct spool *s)
 
 /*
  * Give up records first to last (ERANGE: the spool does not hold them
- * all): the caller holds DIR's pid lock. The
+ * all; EOVERFLOW: too many given up already): the caller holds DIR's pid
+ * lock. The
  * line is synced, and the directory when the file is new, before this
  * returns: a give-up that was answered is never forgotten.
  */
@@ -187,6 +192,12 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 	bool		 created;
 
 	spool_range(s, &head, &next);
+	if (s->given_up_lines >= GIVEN_UP_MAX) {
+		snprintf(s->error, sizeof s->error, "%d ranges are given up "
+		    "already: let a run deliver the spool first", GIVEN_UP_MAX);
+		errno = EOVERFLOW;
+		return (-1);
+	}
 	if (first < head || last >= next) {
 		if (head >= next)
 			strlcpy(s->error, "the spool is empty", sizeof s->error);

@@ -82,6 +82,7 @@ struct spool {
 	bool		 reader;	/* [I] read only, beside an owner */
 	struct given_up	*given_up;	/* [I] sorted, apart */
 	size_t		 given_up_count; /* [I] */
+	size_t		 given_up_lines; /* [I] in the file */
 	uint64_t	 max_bytes;	/* [I] 0: no limit but the disk's */
 	off_t		 journal_size;	/* [I] one is closed past that */
 
@@ -148,11 +149,11 @@ void	 set_aside(const struct spool *, const char *, const char *,
 	    const char *);
 void	 remove_segment_file(struct spool *, const struct segment *);
 bool	 transient(int);
+bool	 spool_numbered(const char *, const char *, const char *, uint64_t *,
+	    char **);
 int	 scan_directory(struct spool *, bool *);
-int	 take_up_legacy(struct spool *);
-int	 import_legacy(struct spool *);
 
-/* spool_segments.c: the row of segments, the head, the mover. */
+/* spool_segments.c: the row of segments, the head. */
 int	 add_segment(struct spool *, enum segment_kind, uint64_t, uint64_t,
 	    uint64_t);
 void	 drop_segment(struct spool *, size_t);
@@ -164,13 +165,20 @@ void	 track_journals(struct spool *);
 int	 read_next(struct spool *, uint64_t *, void **, size_t *);
 int	 read_record(struct spool *, uint64_t, void **, size_t *);
 int	 save_position(struct spool *);
+
+/* spool_seal.c: closed journals sealed into GDBM. */
 int	 move_journals(struct spool *);
+
+/* spool_legacy.c: a spool of echopost 1. */
+int	 take_up_legacy(struct spool *);
+int	 import_legacy(struct spool *);
 
 /* spool_given_up.c: records to move to the failure log, not to send. */
 void	 load_given_up(struct spool *);
 int	 remove_given_up(struct spool *);
 
 /* spool_append.c: the journal that takes appends. */
+int	 begin_journal(struct spool *, uint64_t);
 void	 prepare_spare(struct spool *);
 
 #endif

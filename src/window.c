@@ -99,24 +99,32 @@ quarantine(struct forwarder *f, struct entry *e)
 	e->state = ENTRY_SETTLED;
 }
 
-/* Refused for good: to the failure log, or kept if that cannot be. */
-static void
-rejected(struct forwarder *f, struct entry *e, const char *body,
+/* To the failure log with body as the answer, or kept if that cannot be. */
+static bool
+to_failure_log(struct forwarder *f, struct entry *e, const char *body,
     size_t body_len)
 {
-	if (e->code != 0)
-		log_event(LEVEL_WARN, "record_rejected", "{s:I, s:i}", "seq",
-		    (json_int_t)e->seq, "code", (int)e->code);
 	if (session_rejected(f->session, &e->record, e->code, body,
 	    body_len) == -1) {
 		log_event(LEVEL_ERROR, "failure_log_error", "{s:s}", "error",
 		    strerror(errno));
 		e->state = ENTRY_QUEUED;
 		forwarder_hold_back(f, 0);
-		return;
+		return (false);
 	}
-	f->progress.failed++;
 	e->state = ENTRY_SETTLED;
+	return (true);
+}
+
+/* Refused for good by the server. */
+static void
+rejected(struct forwarder *f, struct entry *e, const char *body,
+    size_t body_len)
+{
+	log_event(LEVEL_WARN, "record_rejected", "{s:I, s:i}", "seq",
+	    (json_int_t)e->seq, "code", (int)e->code);
+	if (to_failure_log(f, e, body, body_len))
+		f->progress.failed++;
 }
 
 /*
@@ -129,7 +137,8 @@ give_up(struct forwarder *f, struct entry *e)
 	log_event(LEVEL_WARN, "record_given_up", "{s:I}", "seq",
 	    (json_int_t)e->seq);
 	e->code = 0;
-	rejected(f, e, GIVEN_UP_REASON, strlen(GIVEN_UP_REASON));
+	if (to_failure_log(f, e, GIVEN_UP_REASON, strlen(GIVEN_UP_REASON)))
+		f->progress.given_up++;
 }
 
 static bool

@@ -259,8 +259,12 @@ class GiveUpTest(AdminTest):
                   for line in self.admin("--dump")[1].splitlines()]
         self.assertEqual(marked, [False, True, False, True, True, False])
 
+        # --replay-only: records given up are not the server's refusals
+        # (exit 65), the run exits 0.
         self.server.up()
-        proc = self.start_echopost()
+        proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
+                                    "-health-url", self.server.url,
+                                    "--health-interval", "50ms"])
         self.assertEqual(self.wait_exit(proc), 0, self.stderr_of(proc))
         kept = [texts[i] for i in (0, 2, 5)]
         self.assertEqual(self.delivered_payloads(), self.canonical(kept))
@@ -310,9 +314,12 @@ class GiveUpTest(AdminTest):
     def test_an_unreadable_list_does_not_stop_a_start(self):
         self.start_server("down")
         self.spool_left(2)
+        seqs = self.seqs()
         path = os.path.join(self.dir, "echopost.spool.given-up")
+        # Not half of it either: a list that cannot be read whole is not
+        # taken at all, as the event says.
         with open(path, "w") as f:
-            f.write("not a number\n")
+            f.write("%d\nnot a number\n" % seqs[0])
         os.chmod(path, 0o600)
         self.server.up()
         proc = self.start_echopost()
