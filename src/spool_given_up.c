@@ -179,9 +179,8 @@ spool_given_up_count(struct spool *s)
 /*
  * Give up records first to last (ERANGE: the spool does not hold them
  * all; EOVERFLOW: too many given up already): the caller holds DIR's pid
- * lock. The
- * line is synced, and the directory when the file is new, before this
- * returns: a give-up that was answered is never forgotten.
+ * lock. The line is synced, and the directory, before this returns: a
+ * give-up that was answered is never forgotten.
  */
 int
 spool_give_up(struct spool *s, uint64_t first, uint64_t last)
@@ -189,7 +188,6 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 	char		 name[NAME_SIZE], line[64];
 	uint64_t	 head, next;
 	int		 fd, n, saved;
-	bool		 created;
 
 	spool_range(s, &head, &next);
 	if (s->given_up_lines >= GIVEN_UP_MAX) {
@@ -209,7 +207,6 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 	}
 	if (spool_name(s, name, GIVEN_UP_SUFFIX) == -1)
 		goto fail;
-	created = faccessat(s->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == -1;
 	if ((fd = file_open(s->dirfd, name, O_WRONLY | O_APPEND | O_CREAT,
 	    1)) == -1)
 		goto fail;
@@ -221,7 +218,8 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 		errno = saved;
 		goto fail;
 	}
-	if (close(fd) == -1 || (created && fsync(s->dirfd) == -1))
+	/* The directory too: the file may be new. */
+	if (close(fd) == -1 || fsync(s->dirfd) == -1)
 		goto fail;
 	return (0);
 fail:

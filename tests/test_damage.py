@@ -32,7 +32,6 @@ kind: points, damaged, delivered, reported missing, silently lost; last,
 "N passed, N failed".
 """
 
-import argparse
 import os
 import random
 import shutil
@@ -48,7 +47,8 @@ from fakeserver import FakeServer  # noqa: E402
 import support  # noqa: E402
 from test_faults import (Point, account, delivered_ids,  # noqa: E402
                          dumped_seqs, replay)
-from test_killpoints import send, sealed_in, sockets  # noqa: E402
+from test_killpoints import (  # noqa: E402
+    send, sealed_in, sockets, sweep_arguments)
 
 KINDS = ("newest", "closed", "spare", "sealed", "position")
 SPARE = support.SPOOL + support.c_define("JOURNAL_SUFFIX") + "spare"
@@ -178,16 +178,8 @@ def one(work, server, template, acked, earlier, name, held, offset, zero,
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--points", type=int, default=4)
-    parser.add_argument("--seed", type=int,
-                        default=int(time.time()) % 100000)
-    parser.add_argument("--kind", action="append", choices=KINDS)
-    parser.add_argument("--minutes", type=float, default=0)
-    parser.add_argument("--keep", help="copy the DIR of a failed point here")
-    parser.add_argument("--logs", type=int, default=40,
-                        help="logs the template stores")
-    args = parser.parse_args()
+    args = sweep_arguments(__doc__, 4, "kind", KINDS, 40,
+                           "logs the template stores").parse_args()
     support.load_stubs()
     rng = random.Random(args.seed)
     sizes = [rng.randrange(1000, 2000) for _ in range(args.logs)]

@@ -276,8 +276,9 @@ class AnswersTest(EchoPostTest):
 
     def test_a_server_as_slow_as_the_sdk_allows_gets_each_log_once(self):
         # Protects: the default --timeout is the SDK's 10 s. With the old
-        # 5 s, a server answering in 6 s got this log twice (the first
-        # request timed out after the server had taken it).
+        # 5 s, every request to a server answering in 6 s timed out first:
+        # the server got the log again and again and the run never ended
+        # (seen with 8222cb2's binary: no exit within 40 s).
         proc = self.start_with_log('{"msg": "slow"}')
         self.server.set(state="up", log_delay=6)
         self.assertEqual(self.wait_exit(proc, timeout=40), 0,

@@ -58,7 +58,6 @@ Prints per kind: points, faults injected, delivered, reported missing,
 silently lost; last, "N passed, N failed" over the cases and the points.
 """
 
-import argparse
 import json
 import os
 import random
@@ -76,7 +75,8 @@ sys.path.insert(0, HERE)
 
 from fakeserver import FakeServer  # noqa: E402
 import support  # noqa: E402
-from test_killpoints import send, sealed_in, sockets, spread  # noqa: E402
+from test_killpoints import (  # noqa: E402
+    preload_built, send, sealed_in, sockets, spread, sweep_arguments)
 
 FAULTPOINT = os.environ.get("ECHOPOST_FAULTPOINT",
                             os.path.join(HERE, "faultpoint.so"))
@@ -620,21 +620,12 @@ def run_cases():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--points", type=int, default=4)
-    parser.add_argument("--seed", type=int,
-                        default=int(time.time()) % 100000)
-    parser.add_argument("--kind", action="append", choices=list(KINDS))
-    parser.add_argument("--minutes", type=float, default=0)
-    parser.add_argument("--keep", help="copy the DIR of a failed point here")
-    parser.add_argument("--logs", type=int, default=36,
-                        help="logs phase A stores")
+    parser = sweep_arguments(__doc__, 4, "kind", list(KINDS), 36,
+                             "logs phase A stores")
     parser.add_argument("--no-cases", action="store_true",
                         help="the sweep only")
     args = parser.parse_args()
-    if not os.path.exists(FAULTPOINT):
-        print("%s not built" % FAULTPOINT)
-        print("0 passed, 1 failed")
+    if not preload_built(FAULTPOINT):
         return 1
     support.load_stubs()
     passed = failed = 0

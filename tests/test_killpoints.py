@@ -281,20 +281,36 @@ def spread(rng, total, points):
     return sorted(chosen)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--points", type=int, default=20)
+def sweep_arguments(doc, points, choice, choices, logs, logs_help):
+    """The command line every sweep takes (this one, test_faults.py's,
+    test_damage.py's): --points per choice, --seed, --CHOICE (repeatable,
+    from choices), --minutes, --keep, --logs. Returns the parser, for a
+    sweep to add its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--points", type=int, default=points)
     parser.add_argument("--seed", type=int,
                         default=int(time.time()) % 100000)
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS)
+    parser.add_argument("--" + choice, action="append", choices=choices)
     parser.add_argument("--minutes", type=float, default=0)
     parser.add_argument("--keep", help="copy the DIR of a failed point here")
-    parser.add_argument("--logs", type=int, default=40,
-                        help="logs an ingest run stores")
-    args = parser.parse_args()
-    if not os.path.exists(KILLPOINT):
-        print("%s not built" % KILLPOINT)
-        print("0 passed, 1 failed")
+    parser.add_argument("--logs", type=int, default=logs, help=logs_help)
+    return parser
+
+
+def preload_built(path):
+    """Is the preload library at path built? If not, say so as a sweep
+    result line."""
+    if os.path.exists(path):
+        return True
+    print("%s not built" % path)
+    print("0 passed, 1 failed")
+    return False
+
+
+def main():
+    args = sweep_arguments(__doc__, 20, "scenario", SCENARIOS, 40,
+                           "logs an ingest run stores").parse_args()
+    if not preload_built(KILLPOINT):
         return 1
     support.load_stubs()
     rng = random.Random(args.seed)
