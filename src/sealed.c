@@ -44,8 +44,8 @@
  * several to a value, a block of consecutive records keyed by its first,
  * each record its length (4 bytes, little-endian), then its bytes. A
  * block closes at BLOCK_RECORDS records, or once it reaches BLOCK_BYTES.
- * "key_order" says KEYS_OF_BLOCKS, which a build from before blocks
- * refuses rather than take a block for one record, and "block_records"
+ * "key_order" says KEYS_OF_BLOCKS_SEVEN_BIT, which a build from before
+ * blocks refuses rather than take a block for one record, and "block_records"
  * how many a block may hold, and so how far below a record its block's
  * key can be. Other files have a record a value.
  */
@@ -91,16 +91,28 @@ sealed_failure(char **cause, const char *fmt, ...)
 }
 
 static datum
-sequence_key(uint64_t seq, enum key_order order, unsigned char buf[KEY_SIZE])
+sequence_key(uint64_t seq, enum key_order order,
+    unsigned char buf[SEVEN_BIT_KEY_SIZE])
 {
 	datum	key;
+	int	i;
 
-	if (order == KEYS_BIG_ENDIAN)
-		be64enc(buf, seq);
-	else
-		le64enc(buf, seq);
 	key.dptr = (char *)buf;
 	key.dsize = KEY_SIZE;
+	switch (order) {
+	case KEYS_BIG_ENDIAN:
+		be64enc(buf, seq);
+		break;
+	case KEYS_LITTLE_ENDIAN:
+	case KEYS_OF_BLOCKS:
+		le64enc(buf, seq);
+		break;
+	case KEYS_OF_BLOCKS_SEVEN_BIT:
+		for (i = 0; i < SEVEN_BIT_KEY_SIZE; i++)
+			buf[i] = (seq >> (7 * i)) & 0x7f;
+		key.dsize = SEVEN_BIT_KEY_SIZE;
+		break;
+	}
 	return (key);
 }
 
@@ -108,7 +120,12 @@ sequence_key(uint64_t seq, enum key_order order, unsigned char buf[KEY_SIZE])
 datum
 sealed_number_value(uint64_t number, unsigned char buf[KEY_SIZE])
 {
-	return (sequence_key(number, KEYS_BIG_ENDIAN, buf));
+	datum	value;
+
+	be64enc(buf, number);
+	value.dptr = (char *)buf;
+	value.dsize = KEY_SIZE;
+	return (value);
 }
 
 datum
@@ -149,7 +166,7 @@ sealed_key_order(GDBM_FILE db, enum key_order *order)
 		*order = KEYS_BIG_ENDIAN;	/* echopost 1's */
 		return (0);
 	case 1:
-		if (value > KEYS_OF_BLOCKS)
+		if (value > KEYS_OF_BLOCKS_SEVEN_BIT)
 			break;
 		*order = (enum key_order)value;
 		return (0);
@@ -291,13 +308,13 @@ block_add(struct block *b, uint64_t seq, const void *data, size_t size)
 static int
 store_block(struct sealed_writer *w, char **cause)
 {
-	unsigned char	buf[KEY_SIZE];
+	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		value;
 
 	value.dptr = w->block.data;
 	value.dsize = (int)w->block.size;
-	if (gdbm_store(w->db, sequence_key(w->block.first, KEYS_OF_BLOCKS,
-	    buf), value, GDBM_REPLACE) != 0)
+	if (gdbm_store(w->db, sequence_key(w->block.first,
+	    KEYS_OF_BLOCKS_SEVEN_BIT, buf), value, GDBM_REPLACE) != 0)
 		return (sealed_failure(cause, "store in %s: %s", w->name,
 		    gdbm_db_strerror(w->db)));
 	w->block.size = 0;
@@ -333,7 +350,7 @@ sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
 	if (w->block.count > 0 && store_block(w, cause) == -1)
 		status = -1;
 	else if (gdbm_store(w->db, sealed_name_key("key_order"), sealed_number_value(
-	    KEYS_OF_BLOCKS, order), GDBM_REPLACE) != 0 ||
+	    KEYS_OF_BLOCKS_SEVEN_BIT, order), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, sealed_name_key("block_records"), sealed_number_value(
 	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, sealed_name_key("end"), sealed_number_value(end, buf),
@@ -371,7 +388,8 @@ sealed_abandon(struct sealed_writer *w)
 static int
 block_layout(struct sealed *s)
 {
-	if (s->order != KEYS_OF_BLOCKS) {
+	if (s->order != KEYS_OF_BLOCKS &&
+	    s->order != KEYS_OF_BLOCKS_SEVEN_BIT) {
 		s->block_records = 0;
 		return (0);
 	}
@@ -473,7 +491,7 @@ take_block(struct sealed *s, uint64_t first, datum data)
 static int
 load_block(struct sealed *s, uint64_t seq, char **cause)
 {
-	unsigned char	buf[KEY_SIZE];
+	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		data;
 	uint64_t	key, lowest;
 
@@ -505,7 +523,7 @@ static int
 fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
     char **cause)
 {
-	unsigned char	buf[KEY_SIZE];
+	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		data;
 
 	data = gdbm_fetch(s->db, sequence_key(seq, s->order, buf));

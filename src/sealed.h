@@ -9,12 +9,14 @@
  * told each one's path, for its messages and for a recovery.
  *
  * A sealed file is a GDBM file of records in blocks of consecutive ones,
- * each keyed by its first record's 64-bit sequence number (8 bytes,
- * little-endian), and says so under "key_order" (2) and "block_records".
- * Any other has a record a value: one imported from echopost 1 (keyed
- * big-endian, without "key_order") or sealed by a build from before
- * blocks. Records go in in ascending order and come out as malloc'd
- * copies.
+ * each keyed by its first record's 64-bit sequence number (10 bytes of
+ * 7 bits, low bits first, so that the file reads the same on amd64 and
+ * arm64), and says so under "key_order" (3) and "block_records". Earlier
+ * builds keyed blocks by 8 bytes, little-endian, under "key_order" 2:
+ * such a file reads only on the architecture that wrote it. Any other has a
+ * record a value: one imported from echopost 1 (keyed big-endian, without
+ * "key_order") or sealed by a build from before blocks. Records go in in
+ * ascending order and come out as malloc'd copies.
  *
  * A sealed file is built under a temporary name, synced, and only then
  * given its name. It is never opened for writing again, so no crash can

@@ -126,7 +126,7 @@ legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
 {
 	if (sealed_key_order(db, order) == -1)
 		return (-1);
-	if (*order == KEYS_OF_BLOCKS)
+	if (*order == KEYS_OF_BLOCKS || *order == KEYS_OF_BLOCKS_SEVEN_BIT)
 		return (sealed_failure(cause, "%s holds blocks of records: not a "
 		    "spool of echopost 1", legacy));
 	return (0);

@@ -13,7 +13,8 @@
 
 #include <gdbm.h>
 
-#define KEY_SIZE	8
+#define KEY_SIZE	8		/* a number, as a value or an old key */
+#define SEVEN_BIT_KEY_SIZE 10		/* 64 bits, 7 to a byte */
 /* Memory must not grow with the file: bucket caches of bounded size. */
 #define WRITE_BUCKETS	256
 
@@ -24,11 +25,18 @@
  * fetch reads every record its key collides with, for GDBM compares only
  * a key's first four bytes before it reads. Files sealed now put the low
  * bytes first, and say so under "key_order".
+ *
+ * That hash also reads each byte as a plain char, signed on amd64 and
+ * unsigned on arm64: a key with a byte of 0x80 or more lands in another
+ * bucket on the other machine, which then cannot find its records. Files
+ * sealed now write 7 bits of the number to a byte, low bits first, so
+ * that every byte hashes alike on both.
  */
 enum key_order {
 	KEYS_BIG_ENDIAN,
 	KEYS_LITTLE_ENDIAN,
-	KEYS_OF_BLOCKS		/* little-endian, each a block's first */
+	KEYS_OF_BLOCKS,		/* little-endian, each a block's first */
+	KEYS_OF_BLOCKS_SEVEN_BIT /* as blocks, 7 bits to a byte */
 };
 
 int		 sealed_failure(char **, const char *, ...)
