@@ -454,15 +454,26 @@ class Gdbm:
         assert self.lib.gdbm_close(db) == 0
 
 
+def sealed_key_number(key):
+    """The number a sealed file's record key holds, or None for a name:
+    10 bytes of 7 bits, low bits first (key_order 3), or 8 bytes,
+    little-endian (key_order 2)."""
+    if len(key) == 10:
+        return sum((byte & 0x7f) << (7 * i) for i, byte in enumerate(key))
+    if len(key) == 8:
+        return struct.unpack("<Q", key)[0]
+    return None
+
+
 def records_of_sealed(path):
     """The records of a sealed file, seq -> bytes: blocks of consecutive
-    records keyed by the first's number (8 bytes, little-endian), each
-    record its length (4 bytes, little-endian) and its bytes."""
+    records keyed by the first's number (sealed_key_number), each record
+    its length (4 bytes, little-endian) and its bytes."""
     records = {}
     for key, value in Gdbm().read_all(path).items():
-        if len(key) != 8:
+        seq, at = sealed_key_number(key), 0
+        if seq is None:
             continue
-        seq, at = struct.unpack("<Q", key)[0], 0
         while at < len(value):
             length = struct.unpack_from("<I", value, at)[0]
             records[seq] = value[at + 4:at + 4 + length]
