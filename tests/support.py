@@ -44,6 +44,11 @@ ECHOPOST_SEND = (os.environ.get("ECHOPOST_SEND")
                  or os.path.join(REPO, "tests", "echopost-send"))
 ECHOPOST_PROTO = (os.environ.get("ECHOPOST_PROTO")
                   or os.path.join(REPO, "proto", "logagent.proto"))
+# A cross-built echopost runs under an emulator (qemu-user), a test build
+# under valgrind: /proc/PID/cmdline then shows the wrapper's own command
+# line, which echopost cannot rewrite.
+EMULATED = bool(os.environ.get("ECHOPOST_EMULATOR"))
+WRAPPED = EMULATED or bool(os.environ.get("ECHOPOST_REAL"))
 
 _stubs = None
 
@@ -618,7 +623,8 @@ class EchoPostTest(unittest.TestCase):
 
     def start_echopost(self, args=None, sdk=False, env_key=None,
                        interval="100ms", dir=None, key=API_KEY, cwd=None,
-                       journal_size=None, user=None, extra=()):
+                       journal_size=None, user=None, extra=(),
+                       program=None):
         """Start echopost. args None: the SDK's own command line
         (-datanadhi DIR -api-key KEY -health-url URL) plus the health
         interval. sdk=True: stdio on /dev/null and a new session, like the
@@ -627,7 +633,7 @@ class EchoPostTest(unittest.TestCase):
         journal is closed (ECHOPOST_TEST_JOURNAL_SIZE), so that a few logs
         make echopost rotate and seal journals. user: (uid, gid, groups)
         to run it as, through setpriv(1), which needs root. extra: more
-        arguments after those."""
+        arguments after those. program: another echopost than ECHOPOST."""
         dir = self.dir if dir is None else dir
         if args is None:
             args = ["-datanadhi", dir]
@@ -643,7 +649,7 @@ class EchoPostTest(unittest.TestCase):
             env["DATANADHI_API_KEY"] = env_key
         if journal_size is not None:
             env[JOURNAL_SIZE_ENV] = str(journal_size)
-        command = [ECHOPOST] + args
+        command = [program or ECHOPOST] + args
         if user is not None:
             command = as_user(user) + command
         self.outputs += 1

@@ -36,7 +36,7 @@ import grpc  # noqa: E402
 from support import (  # noqa: E402
     ECHOPOST, ECHOPOST_SEND, PID_FILE, REPO, RFC3339_UTC_RE, SESSION_RE,
     POSITION, SLOW, SOCKET_NAME, STATUS_LOCK, SUN_PATH_MAX, EchoPostTest, Sent,
-    spool_kept, spool_names,
+    WRAPPED, spool_kept, spool_names,
     files_under, load_stubs, log_text, read_events, read_json_lines,
     send_log, sockets_under, wait_until)
 
@@ -678,8 +678,8 @@ class OptionsTest(EchoPostTest):
         self.assertEqual(self.posts()[0]["headers"].get("datanadhi-api-key"),
                          self.API_KEY)
 
-    @unittest.skipIf(os.environ.get("ECHOPOST_REAL"),
-                     "under a wrapper such as valgrind, /proc shows the "
+    @unittest.skipIf(WRAPPED,
+                     "under valgrind or an emulator, /proc shows the "
                      "wrapper's command line, not echopost's")
     def test_api_key_not_visible_in_proc_cmdline(self):
         self.start_server("down")
