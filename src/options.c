@@ -6,11 +6,12 @@
  * options.c: parse and check the command line.
  *
  * getopt_long_only(3) gives the Go-flag forms the SDK uses (-datanadhi DIR)
- * and the GNU forms (--datanadhi=DIR) from one table.
+ * and the GNU forms (--datanadhi=DIR). What it is given, --help, the
+ * checks of each value with their messages and the defaults are all made
+ * from option_table (options_table.c), by each option's kind.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -23,117 +24,95 @@
 #include "options.h"
 #include "util.h"
 
-enum {
-	OPT_DIR = 256,
-	OPT_API_KEY,
-	OPT_HEALTH_URL,
-	OPT_SOCKET_MODE,
-	OPT_HEALTH_INTERVAL,
-	OPT_TIMEOUT,
-	OPT_MAX_MESSAGE_SIZE,
-	OPT_MAX_SPOOL_SIZE,
-	OPT_LOG_LEVEL,
-	OPT_KEEP_SESSIONS,
-	OPT_REPLAY_CONCURRENCY,
-	OPT_REFUSED_TIMEOUT,
-	OPT_CACERT,
-	OPT_CAPATH,
-	OPT_STATUS,
-	OPT_JSON,
-	OPT_DUMP,
-	OPT_SEQ,
-	OPT_COUNT,
-	OPT_GIVE_UP,
-	OPT_REPLAY_ONLY
-};
+#define KEY_BASE	256	/* getopt's code for option_table[i]: KEY_BASE + i */
+#define HELP_COLUMN	26	/* where --help's explanations start */
+#define HELP_WIDTH	79	/* the longest line of it */
+#define WHY_SIZE	128
 
-static const struct option long_options[] = {
-	{ "datanadhi",		required_argument, NULL, OPT_DIR },
-	{ "api-key",		required_argument, NULL, OPT_API_KEY },
-	{ "health-url",		required_argument, NULL, OPT_HEALTH_URL },
-	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
-	{ "health-interval",	required_argument, NULL, OPT_HEALTH_INTERVAL },
-	{ "timeout",		required_argument, NULL, OPT_TIMEOUT },
-	{ "max-message-size",	required_argument, NULL, OPT_MAX_MESSAGE_SIZE },
-	{ "max-spool-size",	required_argument, NULL, OPT_MAX_SPOOL_SIZE },
-	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
-	{ "keep-sessions",	required_argument, NULL, OPT_KEEP_SESSIONS },
-	{ "replay-concurrency",	required_argument, NULL, OPT_REPLAY_CONCURRENCY },
-	{ "refused-timeout",	required_argument, NULL, OPT_REFUSED_TIMEOUT },
-	{ "cacert",		required_argument, NULL, OPT_CACERT },
-	{ "capath",		required_argument, NULL, OPT_CAPATH },
-	{ "status",		no_argument,	   NULL, OPT_STATUS },
-	{ "json",		no_argument,	   NULL, OPT_JSON },
-	{ "dump",		no_argument,	   NULL, OPT_DUMP },
-	{ "seq",		required_argument, NULL, OPT_SEQ },
-	{ "count",		no_argument,	   NULL, OPT_COUNT },
-	{ "give-up",		required_argument, NULL, OPT_GIVE_UP },
-	{ "replay-only",	no_argument,	   NULL, OPT_REPLAY_ONLY },
-	{ "help",		no_argument,	   NULL, 'h' },
-	{ "version",		no_argument,	   NULL, 'V' },
-	{ NULL,			0,		   NULL, 0 }
-};
+static bool
+takes_value(const struct option_row *row)
+{
+	return (row->kind != KIND_FLAG && row->kind != KIND_COMMAND &&
+	    row->kind != KIND_HELP && row->kind != KIND_VERSION);
+}
+
+/* Words from HELP_COLUMN on, wrapped at HELP_WIDTH under HELP_COLUMN. */
+static void
+print_wrapped(FILE *out, const char *text)
+{
+	size_t	column = HELP_COLUMN, len;
+
+	while (*text != '\0') {
+		len = strcspn(text, " ");
+		if (column > HELP_COLUMN && column + 1 + len > HELP_WIDTH) {
+			fprintf(out, "\n%*s", HELP_COLUMN, "");
+			column = HELP_COLUMN;
+		} else if (column > HELP_COLUMN) {
+			fputc(' ', out);
+			column++;
+		}
+		fwrite(text, 1, len, out);
+		column += len;
+		text += len;
+		text += strspn(text, " ");
+	}
+	fputc('\n', out);
+}
+
+/* One row of --help: how it is typed, what it does, its default. */
+static void
+usage_row(FILE *out, const struct option_row *row)
+{
+	char	text[512];
+	int	column;
+
+	if (row->letter != 0)
+		column = fprintf(out, "  -%c, --%s", row->letter, row->name);
+	else
+		column = fprintf(out, "%s%s", row->flags & OPTION_SDK ?
+		    "  -" : "      --", row->name);
+	if (row->meta != NULL)
+		column += fprintf(out, " %s", row->meta);
+	if (column + 2 > HELP_COLUMN)
+		fprintf(out, "\n%*s", HELP_COLUMN, "");
+	else
+		fprintf(out, "%*s", HELP_COLUMN - column, "");
+	if (row->env[0] != NULL)
+		snprintf(text, sizeof text, "%s (default $%s%s%s)", row->help,
+		    row->env[0], row->env[1] != NULL ? " or $" : "",
+		    row->env[1] != NULL ? row->env[1] : "");
+	else if (row->fallback != NULL && *row->fallback != '\0')
+		snprintf(text, sizeof text, "%s (default %s)", row->help,
+		    row->fallback);
+	else
+		strlcpy(text, row->help, sizeof text);
+	print_wrapped(out, text);
+}
 
 static void
 usage(FILE *out)
 {
+	const struct option_row	*row;
+
 	fprintf(out,
 "Usage: %s [OPTION]...\n"
 "  or:  %s --status [--json] | --dump [--seq N[-M]] [--count]\n"
 "  or:  %s --give-up N[-M] | --replay-only [OPTION]...\n"
 "Store the Data Nadhi SDK's logs while its server is down, then deliver them.\n"
 "\n"
-"Options take one or two dashes; a value follows as the next word or after '='.\n"
-"  -datanadhi DIR          state directory (default %s)\n"
-"  -api-key KEY            API key for the server (default $%s)\n"
-"  -health-url URL         server base URL (default %s)\n"
-"      --socket-mode MODE  permissions of the socket, octal (default %04o)\n"
-"      --health-interval DURATION\n"
-"                          first health re-check delay; backs off to ten times\n"
-"                          this (default %dms)\n"
-"      --timeout DURATION  limit for one HTTP request (default %ds)\n"
-"      --max-message-size BYTES\n"
-"                          largest SendLog request accepted (default 1M)\n"
-"      --max-spool-size BYTES\n"
-"                          refuse new logs while the spool holds this much\n"
-"                          (default: a quarter of the file system, at most\n"
-"                          8G; 0: no limit but the disk's)\n"
-"      --log-level LEVEL   error, warn, info or debug (default info)\n"
-"      --keep-sessions N   keep the newest N session directories (default %d)\n"
-"      --replay-concurrency N\n"
-"                          requests in flight at most while replaying; the\n"
-"                          number adapts to the server up to N (default %d;\n"
-"                          1: one at a time, in strict order)\n"
-"      --refused-timeout DURATION\n"
-"                          when the server refuses every delivery alike (a\n"
-"                          wrong URL or key), keep trying this long, then\n"
-"                          exit 75 with the spool kept (default %dm)\n"
-"      --cacert FILE       CA certificates to check the server's with\n"
-"      --capath DIR        a directory of them (both: as curl(1); default\n"
-"                          CURL_CA_BUNDLE or SSL_CERT_FILE, SSL_CERT_DIR)\n"
-"\n"
-"Admin commands, for DIR (they never touch a running instance's socket):\n"
-"      --status            is an instance running, what is spooled, is the\n"
-"                          server healthy; exit 0 if running, 3 if not\n"
-"      --json              with --status: one JSON object\n"
-"      --dump              print the spool, oldest first, as JSON lines\n"
-"      --seq N[-M]         with --dump: record N only, or N to M\n"
-"      --count             with --dump: print how many records, not them\n"
-"      --give-up N[-M]     move records N to M to the failure log unsent\n"
-"                          when echopost next delivers; no instance may run\n"
-"      --replay-only       deliver the spool without opening the socket,\n"
-"                          exit when it is empty\n"
-"  -h, --help              display this help and exit\n"
-"  -V, --version           output version information and exit\n"
+"Options take one or two dashes; a value follows as the next word or after '='.\n",
+	    PACKAGE, PACKAGE, PACKAGE);
+	for (row = option_table; row->name != NULL; row++) {
+		if (row->heading != NULL)
+			fprintf(out, "\n%s\n", row->heading);
+		usage_row(out, row);
+	}
+	fprintf(out,
 "\n"
 "DURATION is a number with ms, s or m (seconds if none); BYTES takes k, M or G.\n"
 "Events are JSON lines on standard output and in DIR/session-*/agent.log.\n"
 "\n"
-"Report bugs to: <%s>\n",
-	    PACKAGE, PACKAGE, PACKAGE, DEFAULT_DIR, API_KEY_ENV, DEFAULT_HEALTH_URL,
-	    DEFAULT_SOCKET_MODE, DEFAULT_HEALTH_MS, DEFAULT_TIMEOUT_MS / 1000,
-	    DEFAULT_KEEP_SESSIONS, DEFAULT_CONCURRENCY,
-	    (int)(DEFAULT_REFUSED_TIMEOUT_MS / 60000), PACKAGE_BUGREPORT);
+"Report bugs to: <%s>\n", PACKAGE_BUGREPORT);
 }
 
 static void
@@ -167,183 +146,169 @@ bad_value(FILE *err, const char *option, const char *value, const char *why)
 {
 	fprintf(err, "%s: invalid value '%s' for -%s: %s\n", PACKAGE, value,
 	    option, why);
-	fprintf(err, "Try '%s --help' for more information.\n", PACKAGE);
 	return (OPTIONS_BAD);
 }
 
 /* The admin commands exclude each other. */
 static enum options_result
-set_mode(struct options *o, int code, FILE *err)
+set_mode(struct options *o, enum mode mode, FILE *err)
 {
-	enum mode	mode;
-
-	switch (code) {
-	case OPT_STATUS:
-		mode = MODE_STATUS;
-		break;
-	case OPT_DUMP:
-		mode = MODE_DUMP;
-		break;
-	case OPT_REPLAY_ONLY:
-		mode = MODE_REPLAY_ONLY;
-		break;
-	case OPT_GIVE_UP:
-		mode = MODE_GIVE_UP;
-		break;
-	default:
-		return (OPTIONS_BAD);
-	}
 	if (o->mode != MODE_SERVE && o->mode != mode) {
 		fprintf(err, "%s: --status, --dump, --give-up and "
 		    "--replay-only exclude each other\n", PACKAGE);
-		fprintf(err, "Try '%s --help' for more information.\n",
-		    PACKAGE);
 		return (OPTIONS_BAD);
 	}
 	o->mode = mode;
 	return (OPTIONS_RUN);
 }
 
-/* A duration option of least_ms or more, into *out. */
-static enum options_result
-set_duration(FILE *err, const char *option, const char *value,
-    int64_t least_ms, int64_t *out)
+/* A most of 0: none but the kind's own (a duration is a day at most). */
+static bool
+in_bounds(const struct option_row *row, int64_t n)
 {
-	const char	*problem;
-	char		 why[64];
-	int64_t		 ms;
-
-	if ((problem = duration_problem(value, &ms)) == NULL && ms < least_ms) {
-		snprintf(why, sizeof why, "less than %lldms",
-		    (long long)least_ms);
-		problem = why;
-	}
-	if (problem != NULL)
-		return (bad_value(err, option, value, problem));
-	*out = ms;
-	return (OPTIONS_RUN);
+	if (n == 0 && row->flags & OPTION_NO_LIMIT)
+		return (true);
+	return (n >= row->least && (row->most == 0 || n <= row->most));
 }
 
-/* A size option from least to most bytes (0 too if zero_allowed). */
-static enum options_result
-set_size(FILE *err, const char *option, const char *value, int64_t least,
-    int64_t most, bool zero_allowed, int64_t *out)
+/* Why a number is out of row's bounds (below them if low), in why. */
+static const char *
+bounds_problem(const struct option_row *row, bool low, char why[WHY_SIZE])
 {
-	const char	*problem;
-	char		 why[64];
-	int64_t		 bytes;
+	long long	bound = low ? row->least : row->most;
+	const char	*side = low ? "less than" : "more than";
 
-	if ((problem = size_problem(value, &bytes)) == NULL &&
-	    !(zero_allowed && bytes == 0) && (bytes < least || bytes > most)) {
-		snprintf(why, sizeof why, "%s %lld bytes%s", bytes < least ?
-		    "less than" : "more than", (long long)(bytes < least ?
-		    least : most), zero_allowed ? " (0: no limit)" : "");
-		problem = why;
+	switch (row->kind) {
+	case KIND_DURATION:
+		snprintf(why, WHY_SIZE, "%s %lldms", side, bound);
+		break;
+	case KIND_SIZE:
+		snprintf(why, WHY_SIZE, "%s %lld bytes%s", side, bound,
+		    row->flags & OPTION_NO_LIMIT ? " (0: no limit)" : "");
+		break;
+	case KIND_PERMISSIONS:
+		snprintf(why, WHY_SIZE, "not an octal mode from %#llo to %#llo",
+		    (long long)row->least, (long long)row->most);
+		break;
+	default:
+		snprintf(why, WHY_SIZE, "not a number from %lld to %lld",
+		    (long long)row->least, (long long)row->most);
+		break;
 	}
-	if (problem != NULL)
-		return (bad_value(err, option, value, problem));
-	*out = bytes;
-	return (OPTIONS_RUN);
+	return (why);
 }
 
-static enum options_result
-set_option(struct options *o, int code, const char *value, FILE *err)
+/* A duration or size, once read: checked against row's bounds. */
+static const char *
+set_number(const struct option_row *row, int64_t n, int64_t *at,
+    char why[WHY_SIZE])
 {
-	const char	*problem;
-	char		*end;
-	long		 mode;
+	if (!in_bounds(row, n))
+		return (bounds_problem(row, n < row->least, why));
+	*at = n;
+	return (NULL);
+}
+
+static const char *
+set_permissions(const struct option_row *row, const char *value,
+    mode_t *at, char why[WHY_SIZE])
+{
+	char	*end;
+	long	 mode;
+
+	errno = 0;
+	mode = strtol(value, &end, 8);
+	if (*value == '\0' || *end != '\0' || errno != 0 ||
+	    !in_bounds(row, mode))
+		return (bounds_problem(row, mode < row->least, why));
+	/* Connecting to a UNIX socket takes write permission. */
+	if ((mode & 0222) == 0)
+		return ("nobody could connect: give write permission to the "
+		    "owner at least, as 0600 does");
+	*at = (mode_t)mode;
+	return (NULL);
+}
+
+/* Check value as row's kind says, and keep it: NULL, or what is wrong. */
+static const char *
+set_value(struct options *o, const struct option_row *row, const char *value,
+    char why[WHY_SIZE])
+{
+	void		*at = (char *)o + row->value;
+	const char	*problem = NULL;
+	int64_t		 n;
 	enum log_level	 level;
 
-	switch (code) {
-	case OPT_DIR:
+	switch (row->kind) {
+	case KIND_TEXT:
+		break;
+	case KIND_PATH:
 		if (*value == '\0')
-			return (bad_value(err, "datanadhi", value,
-			    "must not be empty"));
-		o->dir_given = true;
-		return (replace(&o->dir, value) == 0 ? OPTIONS_RUN :
-		    OPTIONS_BAD);
-	case OPT_API_KEY:
-		return (replace(&o->api_key, value) == 0 ? OPTIONS_RUN :
-		    OPTIONS_BAD);
-	case OPT_HEALTH_URL:
+			return ("must not be empty");
+		break;
+	case KIND_FILE:
+	case KIND_DIRECTORY:
+		if (access(value, row->kind == KIND_FILE ? R_OK : R_OK | X_OK)
+		    == -1)
+			return (strerror(errno));
+		break;
+	case KIND_URL:
 		if ((problem = url_problem(value)) != NULL)
-			return (bad_value(err, "health-url", value, problem));
-		o->health_url_given = true;
-		return (replace(&o->health_url, value) == 0 ? OPTIONS_RUN :
-		    OPTIONS_BAD);
-	case OPT_CACERT:
-	case OPT_CAPATH:
-		if (access(value, code == OPT_CACERT ? R_OK : R_OK | X_OK) ==
-		    -1)
-			return (bad_value(err, code == OPT_CACERT ? "cacert" :
-			    "capath", value, strerror(errno)));
-		return (replace(code == OPT_CACERT ? &o->cacert : &o->capath,
-		    value) == 0 ? OPTIONS_RUN : OPTIONS_BAD);
-	case OPT_SOCKET_MODE:
-		errno = 0;
-		mode = strtol(value, &end, 8);
-		if (*value == '\0' || *end != '\0' || errno != 0 ||
-		    mode < 0 || mode > 0777)
-			return (bad_value(err, "socket-mode", value,
-			    "not an octal mode from 0 to 0777"));
-		/* Connecting to a UNIX socket takes write permission. */
-		if ((mode & 0222) == 0)
-			return (bad_value(err, "socket-mode", value,
-			    "nobody could connect: give write permission to "
-			    "the owner at least, as 0600 does"));
-		o->socket_mode = (mode_t)mode;
-		return (OPTIONS_RUN);
-	case OPT_HEALTH_INTERVAL:
-		return (set_duration(err, "health-interval", value, 10,
-		    &o->health_interval_ms));
-	case OPT_TIMEOUT:
-		return (set_duration(err, "timeout", value, 1, &o->timeout_ms));
-	case OPT_MAX_MESSAGE_SIZE:
-		return (set_size(err, "max-message-size", value, 1024,
-		    INT32_MAX, false, &o->max_message_size));
-	case OPT_MAX_SPOOL_SIZE:
-		return (set_size(err, "max-spool-size", value, 1024, INT64_MAX,
-		    true, &o->max_spool_size));
-	case OPT_LOG_LEVEL:
+			return (problem);
+		break;
+	case KIND_PERMISSIONS:
+		return (set_permissions(row, value, at, why));
+	case KIND_DURATION:
+		if ((problem = duration_problem(value, &n)) != NULL)
+			return (problem);
+		return (set_number(row, n, at, why));
+	case KIND_SIZE:
+		if ((problem = size_problem(value, &n)) != NULL)
+			return (problem);
+		return (set_number(row, n, at, why));
+	case KIND_COUNT:
+		n = strtonum(value, row->least, row->most, &problem);
+		if (problem != NULL)
+			return (bounds_problem(row, true, why));
+		*(int64_t *)at = n;
+		return (NULL);
+	case KIND_LEVEL:
 		if (log_level_parse(value, &level) == -1)
-			return (bad_value(err, "log-level", value,
-			    "not one of error, warn, info, debug"));
-		o->log_level = level;
-		return (OPTIONS_RUN);
-	case OPT_KEEP_SESSIONS:
-		o->keep_sessions = (int)strtonum(value, 1, 100000, &problem);
-		if (problem != NULL)
-			return (bad_value(err, "keep-sessions", value,
-			    "not a number from 1 to 100000"));
-		return (OPTIONS_RUN);
-	case OPT_REPLAY_CONCURRENCY:
-		o->concurrency = (unsigned int)strtonum(value, 1,
-		    MAX_CONCURRENCY, &problem);
-		if (problem != NULL)
-			return (bad_value(err, "replay-concurrency", value,
-			    "not a number from 1 to " MAX_CONCURRENCY_TEXT));
-		return (OPTIONS_RUN);
-	case OPT_REFUSED_TIMEOUT:
-		return (set_duration(err, "refused-timeout", value, 1,
-		    &o->refused_timeout_ms));
-	case OPT_JSON:
-		o->json = true;
-		return (OPTIONS_RUN);
-	case OPT_COUNT:
-		o->count = true;
-		return (OPTIONS_RUN);
-	case OPT_SEQ:
-	case OPT_GIVE_UP:
+			return ("not one of error, warn, info, debug");
+		*(enum log_level *)at = level;
+		return (NULL);
+	case KIND_RANGE:
 		if (parse_range(value, &o->first_seq, &o->last_seq) == -1)
-			return (bad_value(err, code == OPT_SEQ ? "seq" :
-			    "give-up", value, "not a record number N or a range "
-			    "N-M"));
-		if (code == OPT_GIVE_UP)
-			break;
-		o->seq_given = true;
-		return (OPTIONS_RUN);
+			return ("not a record number N or a range N-M");
+		return (NULL);
+	case KIND_FLAG:
+		*(bool *)at = true;
+		return (NULL);
+	case KIND_COMMAND:
+	case KIND_HELP:
+	case KIND_VERSION:
+		return (NULL);
 	}
-	return (set_mode(o, code, err));
+	if (replace(at, value) == -1)
+		return (strerror(ENOMEM));
+	return (NULL);
+}
+
+/* An option from the command line, value NULL if it takes none. */
+static enum options_result
+set_option(struct options *o, const struct option_row *row,
+    const char *value, FILE *err)
+{
+	const char	*problem;
+	char		 why[WHY_SIZE];
+
+	if ((problem = set_value(o, row, value, why)) != NULL)
+		return (bad_value(err, row->name, value, problem));
+	if (row->given != 0)
+		*(bool *)((char *)o + row->given) = true;
+	if (row->command != MODE_SERVE)
+		return (set_mode(o, row->command, err));
+	return (OPTIONS_RUN);
 }
 
 /*
@@ -383,15 +348,15 @@ redact_url(const char *url)
 static void
 refuse_option(FILE *err, const char *arg)
 {
-	const struct option	*opt;
+	const struct option_row	*row;
 	const char		*name = arg;
 	size_t			 len, matches = 0;
 
 	while (*name == '-')
 		name++;
 	len = strcspn(name, "=");
-	for (opt = long_options; opt->name != NULL; opt++)
-		if (len > 0 && strncmp(opt->name, name, len) == 0)
+	for (row = option_table; row->name != NULL; row++)
+		if (len > 0 && strncmp(row->name, name, len) == 0)
 			matches++;
 	if (matches < 2) {
 		fprintf(err, "%s: unknown option '%s'\n", PACKAGE, arg);
@@ -399,43 +364,139 @@ refuse_option(FILE *err, const char *arg)
 	}
 	fprintf(err, "%s: option '%s' is ambiguous; it could be", PACKAGE,
 	    arg);
-	for (opt = long_options; opt->name != NULL; opt++)
-		if (strncmp(opt->name, name, len) == 0)
-			fprintf(err, " -%s", opt->name);
+	for (row = option_table; row->name != NULL; row++)
+		if (strncmp(row->name, name, len) == 0)
+			fprintf(err, " -%s", row->name);
 	fputc('\n', err);
 }
 
-static enum options_result
-set_defaults(struct options *o)
+/* The first of row's environment variables that is set, or NULL. */
+static const char *
+env_default(const struct option_row *row)
 {
-	const char	*key, *size, *cacert, *capath;
+	const char	*value = NULL;
+	size_t		 i;
+
+	for (i = 0; i < 2 && row->env[i] != NULL && value == NULL; i++)
+		value = getenv(row->env[i]);
+	return (value);
+}
+
+/*
+ * Every row's default: from its environment variables as they are (as
+ * curl(1) takes them), else its fallback, checked as if it were typed.
+ */
+static enum options_result
+set_defaults(struct options *o, FILE *err)
+{
+	const struct option_row	*row;
+	const char		*env, *size, *problem;
+	char			 why[WHY_SIZE];
+	void			*at;
 
 	memset(o, 0, sizeof *o);
-	key = getenv(API_KEY_ENV);
-	/* The CA certificates curl(1) itself would use. */
-	if ((cacert = getenv("CURL_CA_BUNDLE")) == NULL)
-		cacert = getenv("SSL_CERT_FILE");
-	capath = getenv("SSL_CERT_DIR");
-	if ((cacert != NULL && replace(&o->cacert, cacert) == -1) ||
-	    (capath != NULL && replace(&o->capath, capath) == -1))
-		return (OPTIONS_BAD);
+	for (row = option_table; row->name != NULL; row++) {
+		at = (char *)o + row->value;
+		problem = NULL;
+		if ((env = env_default(row)) != NULL) {
+			if (replace(at, env) == -1)
+				problem = strerror(ENOMEM);
+		} else if (row->fallback != NULL)
+			problem = set_value(o, row, row->fallback, why);
+		else if (row->kind == KIND_DURATION || row->kind == KIND_SIZE ||
+		    row->kind == KIND_COUNT)
+			*(int64_t *)at = -1;
+		if (problem != NULL) {
+			fprintf(err, "%s: the default of -%s: %s\n", PACKAGE,
+			    row->name, problem);
+			return (OPTIONS_BAD);
+		}
+	}
 	if ((size = getenv(JOURNAL_SIZE_ENV)) != NULL &&
 	    parse_size(size, &o->journal_size) == -1)
 		o->journal_size = 0;
-	if (replace(&o->dir, DEFAULT_DIR) == -1 ||
-	    replace(&o->health_url, DEFAULT_HEALTH_URL) == -1 ||
-	    replace(&o->api_key, key != NULL ? key : "") == -1)
-		return (OPTIONS_BAD);
-	o->socket_mode = DEFAULT_SOCKET_MODE;
-	o->max_spool_size = -1;
-	o->health_interval_ms = DEFAULT_HEALTH_MS;
-	o->timeout_ms = DEFAULT_TIMEOUT_MS;
-	o->max_message_size = DEFAULT_MESSAGE_SIZE;
-	o->log_level = LEVEL_INFO;
-	o->keep_sessions = DEFAULT_KEEP_SESSIONS;
-	o->concurrency = DEFAULT_CONCURRENCY;
-	o->refused_timeout_ms = DEFAULT_REFUSED_TIMEOUT_MS;
 	return (OPTIONS_RUN);
+}
+
+/* getopt_long_only's table, and its letters, made from option_table. */
+static struct option *
+getopt_table(char *letters, size_t size)
+{
+	struct option	*table;
+	size_t		 i, n, used = 0;
+
+	for (n = 0; option_table[n].name != NULL; n++)
+		;
+	if ((table = calloc(n + 1, sizeof *table)) == NULL)
+		return (NULL);
+	letters[used++] = ':';
+	for (i = 0; i < n; i++) {
+		table[i].name = option_table[i].name;
+		table[i].has_arg = takes_value(&option_table[i]) ?
+		    required_argument : no_argument;
+		table[i].val = option_table[i].letter != 0 ?
+		    option_table[i].letter : KEY_BASE + (int)i;
+		if (option_table[i].letter != 0 && used + 1 < size)
+			letters[used++] = (char)option_table[i].letter;
+	}
+	letters[used] = '\0';
+	return (table);
+}
+
+/* The row getopt's code stands for. */
+static const struct option_row *
+row_of(int code)
+{
+	const struct option_row	*row;
+
+	if (code >= KEY_BASE)
+		return (&option_table[code - KEY_BASE]);
+	for (row = option_table; row->letter != code; row++)
+		;
+	return (row);
+}
+
+/* The options given, over the defaults; on OPTIONS_BAD err says why. */
+static enum options_result
+read_options(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
+{
+	const struct option_row	*row;
+	struct option		*table;
+	enum options_result	 result = OPTIONS_RUN;
+	char			 letters[16];
+	int			 code;
+
+	if ((table = getopt_table(letters, sizeof letters)) == NULL) {
+		fprintf(err, "%s: out of memory\n", PACKAGE);
+		return (OPTIONS_BAD);
+	}
+	optind = 0;
+	opterr = 0;
+	while (result == OPTIONS_RUN && (code = getopt_long_only(argc, argv,
+	    letters, table, NULL)) != -1) {
+		if (code == ':') {
+			fprintf(err, "%s: option '%s' needs a value\n",
+			    PACKAGE, argv[optind - 1]);
+			result = OPTIONS_BAD;
+		} else if (code == '?') {
+			refuse_option(err, argv[optind - 1]);
+			result = OPTIONS_BAD;
+		} else if ((row = row_of(code))->kind == KIND_HELP) {
+			usage(out);
+			result = OPTIONS_DONE;
+		} else if (row->kind == KIND_VERSION) {
+			version(out);
+			result = OPTIONS_DONE;
+		} else
+			result = set_option(o, row, optarg, err);
+	}
+	free(table);
+	if (result == OPTIONS_RUN && optind < argc) {
+		fprintf(err, "%s: unexpected argument '%s'\n", PACKAGE,
+		    argv[optind]);
+		result = OPTIONS_BAD;
+	}
+	return (result);
 }
 
 /*
@@ -446,41 +507,12 @@ enum options_result
 options_parse(struct options *o, int argc, char *argv[], FILE *out, FILE *err)
 {
 	enum options_result	 result;
-	int			 code;
 
-	if (set_defaults(o) != OPTIONS_RUN) {
-		fprintf(err, "%s: out of memory\n", PACKAGE);
-		return (OPTIONS_BAD);
-	}
-	optind = 0;
-	opterr = 0;
-	while ((code = getopt_long_only(argc, argv, ":hV", long_options,
-	    NULL)) != -1) {
-		switch (code) {
-		case 'h':
-			usage(out);
-			return (OPTIONS_DONE);
-		case 'V':
-			version(out);
-			return (OPTIONS_DONE);
-		case ':':
-			fprintf(err, "%s: option '%s' needs a value\n",
-			    PACKAGE, argv[optind - 1]);
-			goto bad;
-		case '?':
-			refuse_option(err, argv[optind - 1]);
-			goto bad;
-		default:
-			result = set_option(o, code, optarg, err);
-			if (result != OPTIONS_RUN)
-				return (result);
-		}
-	}
-	if (optind < argc) {
-		fprintf(err, "%s: unexpected argument '%s'\n", PACKAGE,
-		    argv[optind]);
+	if ((result = set_defaults(o, err)) != OPTIONS_RUN ||
+	    (result = read_options(o, argc, argv, out, err)) == OPTIONS_DONE)
+		return (result);
+	if (result != OPTIONS_RUN)
 		goto bad;
-	}
 	/* Never printed: a key is refused without being shown. */
 	if (!header_safe(o->api_key)) {
 		fprintf(err, "%s: the API key (%s) contains a control "

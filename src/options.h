@@ -18,27 +18,6 @@
 
 #include "log.h"
 
-#define DEFAULT_DIR		"./.datanadhi"
-#define DEFAULT_HEALTH_URL	"http://data-nadhi-server:5000"
-#define DEFAULT_SOCKET_MODE	0600
-#define DEFAULT_HEALTH_MS	500
-/*
- * The SDK waits 10 s for the same server: a shorter limit would resend,
- * as duplicates, logs that a server slower than ours but quick enough for
- * the SDK had accepted.
- */
-#define DEFAULT_TIMEOUT_MS	10000
-#define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
-#define DEFAULT_KEEP_SESSIONS	20
-/*
- * Sixteen requests in flight take a server 20 ms away to 800 logs a
- * second, past what one host's SDK sends, while a server on HTTP/1.1
- * sees no more connections from us than from a few browsers.
- */
-#define DEFAULT_CONCURRENCY	16
-#define MAX_CONCURRENCY		256
-#define MAX_CONCURRENCY_TEXT	"256"
-#define DEFAULT_REFUSED_TIMEOUT_MS (10 * 60 * 1000)
 #define API_KEY_ENV		"DATANADHI_API_KEY"
 /* For the test suite: journals this long, so that rotation comes soon. */
 #define JOURNAL_SIZE_ENV	"ECHOPOST_TEST_JOURNAL_SIZE"
@@ -51,6 +30,10 @@ enum mode {
 	MODE_GIVE_UP		/* records to the failure log, unsent */
 };
 
+/*
+ * The values, once parsed; read-only from then on, and passed down as
+ * they are. A number not given and without a default is -1, a text NULL.
+ */
 struct options {
 	enum mode	 mode;
 	bool		 json;		/* --status as one JSON object */
@@ -73,10 +56,55 @@ struct options {
 	int64_t		 max_spool_size;	/* 0: none; -1: the default */
 	int64_t		 journal_size;	/* 0: the spool's own */
 	enum log_level	 log_level;
-	int		 keep_sessions;
-	unsigned int	 concurrency;	/* requests in flight at most */
+	int64_t		 keep_sessions;
+	int64_t		 concurrency;	/* requests in flight at most */
 	int64_t		 refused_timeout_ms;
 };
+
+/* What an option's value is, and so how it is parsed, checked and kept. */
+enum option_kind {
+	KIND_TEXT,		/* any text: char * */
+	KIND_PATH,		/* a path, not empty: char * */
+	KIND_FILE,		/* a readable file: char * */
+	KIND_DIRECTORY,		/* a readable, searchable directory: char * */
+	KIND_URL,		/* http:// or https://: char * */
+	KIND_PERMISSIONS,	/* octal, writable by someone: mode_t */
+	KIND_DURATION,		/* 250ms, 5s, 1m; kept in ms: int64_t */
+	KIND_SIZE,		/* 4096, 64k, 8M, 2G; kept in bytes: int64_t */
+	KIND_COUNT,		/* a whole number: int64_t */
+	KIND_LEVEL,		/* a log level: enum log_level */
+	KIND_FLAG,		/* no value: bool, set */
+	KIND_RANGE,		/* N or N-M: first_seq, last_seq */
+	KIND_COMMAND,		/* no value: the command alone */
+	KIND_HELP,		/* print this and exit */
+	KIND_VERSION
+};
+
+#define OPTION_SDK	0x1	/* the SDK's, Go style: -name in --help */
+#define OPTION_NO_LIMIT	0x2	/* a size of 0 means no limit */
+
+/*
+ * One option: everything said about it, once. From these rows come the
+ * getopt table, --help, the checks with their messages, and the defaults.
+ */
+struct option_row {
+	const char	*name;		/* -name, --name, -name=, --name= */
+	int		 letter;	/* -h; 0: none */
+	enum option_kind kind;
+	size_t		 value;		/* offsetof(struct options, ...) */
+	size_t		 given;		/* a bool set when given; 0: none */
+	int64_t		 least;		/* in the kind's unit: ms, bytes */
+	int64_t		 most;
+	const char	*fallback;	/* the default, as typed; NULL: none */
+	const char	*env[2];	/* defaults taken from these first */
+	enum mode	 command;	/* the command it is, if not MODE_SERVE */
+	int		 flags;
+	const char	*heading;	/* --help's section, from this row on */
+	const char	*meta;		/* the value's name in --help */
+	const char	*help;
+};
+
+extern const struct option_row option_table[];
 
 enum options_result {
 	OPTIONS_RUN,		/* go on with the options filled in */
