@@ -36,6 +36,55 @@ takes_value(const struct option_row *row)
 	    row->kind != KIND_HELP && row->kind != KIND_VERSION);
 }
 
+static bool
+is_number(const struct option_row *row)
+{
+	return (row->kind == KIND_PERMISSIONS || row->kind == KIND_DURATION ||
+	    row->kind == KIND_SIZE || row->kind == KIND_COUNT);
+}
+
+/* A most of 0: none but the kind's own (a duration is a day at most). */
+static bool
+in_bounds(const struct option_row *row, int64_t n)
+{
+	if (n == 0 && row->flags & OPTION_NO_LIMIT)
+		return (true);
+	return (n >= row->least && (row->most == 0 || n <= row->most));
+}
+
+/* A number as one would type it: 0600, 10m, 1M. */
+static const char *
+number_text(const struct option_row *row, int64_t n, char *text,
+    size_t size)
+{
+	static const struct {
+		enum option_kind kind;
+		int64_t		 scale;
+		const char	*unit;
+	} units[] = {
+		{ KIND_DURATION, 60 * 1000, "m" },
+		{ KIND_DURATION, 1000, "s" },
+		{ KIND_DURATION, 1, "ms" },
+		{ KIND_SIZE, 1 << 30, "G" },
+		{ KIND_SIZE, 1 << 20, "M" },
+		{ KIND_SIZE, 1 << 10, "k" },
+	};
+	size_t	i;
+
+	if (row->kind == KIND_PERMISSIONS) {
+		snprintf(text, size, "%04llo", (long long)n);
+		return (text);
+	}
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (units[i].kind == row->kind && n % units[i].scale == 0) {
+			snprintf(text, size, "%lld%s",
+			    (long long)(n / units[i].scale), units[i].unit);
+			return (text);
+		}
+	snprintf(text, size, "%lld", (long long)n);
+	return (text);
+}
+
 /* Words from HELP_COLUMN on, wrapped at HELP_WIDTH under HELP_COLUMN. */
 static void
 print_wrapped(FILE *out, const char *text)
@@ -63,7 +112,7 @@ print_wrapped(FILE *out, const char *text)
 static void
 usage_row(FILE *out, const struct option_row *row)
 {
-	char	text[512];
+	char	text[512], number[32];
 	int	column;
 
 	if (row->letter != 0)
@@ -84,6 +133,9 @@ usage_row(FILE *out, const struct option_row *row)
 	else if (row->fallback != NULL && *row->fallback != '\0')
 		snprintf(text, sizeof text, "%s (default %s)", row->help,
 		    row->fallback);
+	else if (is_number(row) && in_bounds(row, row->number))
+		snprintf(text, sizeof text, "%s (default %s)", row->help,
+		    number_text(row, row->number, number, sizeof number));
 	else
 		strlcpy(text, row->help, sizeof text);
 	print_wrapped(out, text);
@@ -160,15 +212,6 @@ set_mode(struct options *o, enum mode mode, FILE *err)
 	}
 	o->mode = mode;
 	return (OPTIONS_RUN);
-}
-
-/* A most of 0: none but the kind's own (a duration is a day at most). */
-static bool
-in_bounds(const struct option_row *row, int64_t n)
-{
-	if (n == 0 && row->flags & OPTION_NO_LIMIT)
-		return (true);
-	return (n >= row->least && (row->most == 0 || n <= row->most));
 }
 
 /* Why a number is out of row's bounds (below them if low), in why. */
@@ -383,8 +426,9 @@ env_default(const struct option_row *row)
 }
 
 /*
- * Every row's default: from its environment variables as they are (as
- * curl(1) takes them), else its fallback, checked as if it were typed.
+ * Every row's default: a text's from its environment variables as they
+ * are (as curl(1) takes them), else its fallback, checked as if it were
+ * typed; a number's as it is.
  */
 static enum options_result
 set_defaults(struct options *o, FILE *err)
@@ -403,9 +447,10 @@ set_defaults(struct options *o, FILE *err)
 				problem = strerror(ENOMEM);
 		} else if (row->fallback != NULL)
 			problem = set_value(o, row, row->fallback, why);
-		else if (row->kind == KIND_DURATION || row->kind == KIND_SIZE ||
-		    row->kind == KIND_COUNT)
-			*(int64_t *)at = -1;
+		else if (row->kind == KIND_PERMISSIONS)
+			*(mode_t *)at = (mode_t)row->number;
+		else if (is_number(row))
+			*(int64_t *)at = row->number;
 		if (problem != NULL) {
 			fprintf(err, "%s: the default of -%s: %s\n", PACKAGE,
 			    row->name, problem);

@@ -32,7 +32,7 @@ enum mode {
 
 /*
  * The values, once parsed; read-only from then on, and passed down as
- * they are. A number not given and without a default is -1, a text NULL.
+ * they are.
  */
 struct options {
 	enum mode	 mode;
@@ -95,8 +95,10 @@ struct option_row {
 	size_t		 given;		/* a bool set when given; 0: none */
 	int64_t		 least;		/* in the kind's unit: ms, bytes */
 	int64_t		 most;
-	const char	*fallback;	/* the default, as typed; NULL: none */
-	const char	*env[2];	/* defaults taken from these first */
+	const char	*fallback;	/* a text's default; NULL: none */
+	int64_t		 number;	/* a number's; out of bounds: the help
+					   says what is done without it */
+	const char	*env[2];	/* a text's default from these first */
 	enum mode	 command;	/* the command it is, if not MODE_SERVE */
 	int		 flags;
 	const char	*heading;	/* --help's section, from this row on */

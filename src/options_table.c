@@ -18,6 +18,10 @@
 
 #define AT(field)	offsetof(struct options, field)
 
+/* Defaults the tests read (tests/support.py, c_define). */
+#define DEFAULT_MESSAGE_SIZE	(1024 * 1024)
+#define DEFAULT_KEEP_SESSIONS	20
+
 const struct option_row option_table[] = {
 	{ .name = "datanadhi", .kind = KIND_PATH, .value = AT(dir),
 	  .given = AT(dir_given), .fallback = "./.datanadhi",
@@ -34,10 +38,10 @@ const struct option_row option_table[] = {
 	  .help = "server base URL" },
 	{ .name = "socket-mode", .kind = KIND_PERMISSIONS,
 	  .value = AT(socket_mode), .least = 0, .most = 0777,
-	  .fallback = "0600", .meta = "MODE",
+	  .number = 0600, .meta = "MODE",
 	  .help = "permissions of the socket, octal" },
 	{ .name = "health-interval", .kind = KIND_DURATION,
-	  .value = AT(health_interval_ms), .least = 10, .fallback = "500ms",
+	  .value = AT(health_interval_ms), .least = 10, .number = 500,
 	  .meta = "DURATION",
 	  .help = "first health re-check delay; backs off to ten times "
 	  "this" },
@@ -47,16 +51,16 @@ const struct option_row option_table[] = {
 	 * quick enough for the SDK had accepted.
 	 */
 	{ .name = "timeout", .kind = KIND_DURATION, .value = AT(timeout_ms),
-	  .least = 1, .fallback = "10s", .meta = "DURATION",
+	  .least = 1, .number = 10 * 1000, .meta = "DURATION",
 	  .help = "limit for one HTTP request" },
 	{ .name = "max-message-size", .kind = KIND_SIZE,
 	  .value = AT(max_message_size), .least = 1024, .most = INT32_MAX,
-	  .fallback = "1M", .meta = "BYTES",
+	  .number = DEFAULT_MESSAGE_SIZE, .meta = "BYTES",
 	  .help = "largest SendLog request accepted" },
-	/* No fallback: main.c works the default out from the disk. */
+	/* -1: main.c works the limit out from the disk. */
 	{ .name = "max-spool-size", .kind = KIND_SIZE,
 	  .value = AT(max_spool_size), .least = 1024, .most = INT64_MAX,
-	  .flags = OPTION_NO_LIMIT, .meta = "BYTES",
+	  .number = -1, .flags = OPTION_NO_LIMIT, .meta = "BYTES",
 	  .help = "refuse new logs while the spool holds this much "
 	  "(default: a quarter of the file system, at most 8G; 0: no limit "
 	  "but the disk's)" },
@@ -65,7 +69,7 @@ const struct option_row option_table[] = {
 	  .help = "error, warn, info or debug" },
 	{ .name = "keep-sessions", .kind = KIND_COUNT,
 	  .value = AT(keep_sessions), .least = 1, .most = 100000,
-	  .fallback = "20", .meta = "N",
+	  .number = DEFAULT_KEEP_SESSIONS, .meta = "N",
 	  .help = "keep the newest N session directories" },
 	/*
 	 * Sixteen requests in flight take a server 20 ms away to 800 logs a
@@ -75,11 +79,11 @@ const struct option_row option_table[] = {
 	 */
 	{ .name = "replay-concurrency", .kind = KIND_COUNT,
 	  .value = AT(concurrency), .least = 1, .most = 256,
-	  .fallback = "16", .meta = "N",
+	  .number = 16, .meta = "N",
 	  .help = "requests in flight at most while replaying, adapted to "
 	  "the server up to N; 1 sends one at a time, in strict order" },
 	{ .name = "refused-timeout", .kind = KIND_DURATION,
-	  .value = AT(refused_timeout_ms), .least = 1, .fallback = "10m",
+	  .value = AT(refused_timeout_ms), .least = 1, .number = 10 * 60 * 1000,
 	  .meta = "DURATION",
 	  .help = "when the server refuses every delivery alike (a wrong URL "
 	  "or key), keep trying this long, then exit 75 with the spool "
