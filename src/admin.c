@@ -271,7 +271,6 @@ probe_url(const struct options *o, const struct status *st)
 static void
 gather(const struct options *o, struct status *st)
 {
-	struct tls_files tls = { o->cacert, o->capath };
 	struct dir_check dir;
 	struct stat	 sb;
 	const char	*url;
@@ -305,8 +304,7 @@ gather(const struct options *o, struct status *st)
 	}
 	url = probe_url(o, st);
 	st->shown_url = url == o->health_url ? o->shown_url : url;
-	st->healthy = probe_health(url, &tls, o->timeout_ms, &st->code,
-	    st->error);
+	st->healthy = probe_health(o, url, &st->code, st->error);
 }
 
 static json_t *

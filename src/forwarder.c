@@ -123,7 +123,7 @@ forwarder_hold_back(struct forwarder *f, int64_t at_least_ms)
 
 	if (f->paused_until_ms - now >= (at_least_ms > 0 ? at_least_ms : 1))
 		return (f->paused_until_ms - now);
-	wait = backoff_ms(f->config.health_interval_ms, f->failures++);
+	wait = backoff_ms(f->options->health_interval_ms, f->failures++);
 	if (wait < at_least_ms)
 		wait = at_least_ms;
 	f->paused_until_ms = now + wait;
@@ -199,8 +199,9 @@ publish_status(struct forwarder *f, bool now)
 	rate = f->healthy && elapsed > 0 ? done * 1000.0 / elapsed : 0;
 	format_time(clock_realtime_us(), updated);
 	status = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:o, "
-	    "s:s}", "pid", (int)getpid(), "mode", f->config.replay_only ?
-	    "replay-only" : "serve", "health_url", f->config.shown_url,
+	    "s:s}", "pid", (int)getpid(), "mode", f->options->mode ==
+	    MODE_REPLAY_ONLY ? "replay-only" : "serve", "health_url",
+	    f->options->shown_url,
 	    "state", f->healthy ? "delivering" : "waiting for the server",
 	    "sent", (json_int_t)f->progress.sent,
 	    "failed", (json_int_t)f->progress.failed,
@@ -239,7 +240,7 @@ check_health(struct forwarder *f)
 		    "health check answered", "code", (int)health.code);
 	forwarder_server_down(f);
 	publish_status(f, f->failures == 0);
-	wait_for_server(f, backoff_ms(f->config.health_interval_ms,
+	wait_for_server(f, backoff_ms(f->options->health_interval_ms,
 	    f->failures++));
 }
 
@@ -268,11 +269,11 @@ static bool
 refused_too_long(struct forwarder *f)
 {
 	if (f->refused_code == 0 || clock_monotonic_ms() -
-	    f->refused_since_ms < f->config.refused_timeout_ms)
+	    f->refused_since_ms < f->options->refused_timeout_ms)
 		return (false);
 	log_event(LEVEL_ERROR, "replay_given_up", "{s:i, s:s, s:I, s:I}",
 	    "code", (int)f->refused_code, "url", f->shown_delivery_url,
-	    "after_ms", (json_int_t)f->config.refused_timeout_ms,
+	    "after_ms", (json_int_t)f->options->refused_timeout_ms,
 	    "spooled", (json_int_t)spool_count(f->spool));
 	return (true);
 }
@@ -381,7 +382,6 @@ free_forwarder(struct forwarder *f)
 static int
 set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 {
-	struct http_config	config;
 	pthread_condattr_t	attr;
 
 	strlcpy(cause, "cannot set up the forwarder's lock", CAUSE_SIZE);
@@ -396,24 +396,23 @@ set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 	if (pthread_mutex_init(&f->lock, NULL) != 0)
 		return (-1);
 	/* Room to go on while the oldest waits, and to see a run. */
-	f->window_size = 2 * (size_t)f->config.concurrency + ENDPOINT_RUN;
+	f->window_size = 2 * (size_t)f->options->concurrency + ENDPOINT_RUN;
 	strlcpy(cause, "out of memory", CAUSE_SIZE);
 	if ((f->window = calloc(f->window_size, sizeof *f->window)) == NULL ||
-	    (f->shown_delivery_url = delivery_url(f->config.shown_url)) == NULL)
+	    (f->shown_delivery_url = delivery_url(f->options->shown_url)) == NULL)
 		return (-1);
-	config.tls = f->config.tls;
-	config.health_url = f->config.health_url;
-	config.timeout_ms = f->config.timeout_ms;
-	config.slots = f->config.concurrency;
-	if ((f->http = http_open(&config, cause)) == NULL)
+	if ((f->http = http_open(f->options, cause)) == NULL)
 		return (-1);
 	return (0);
 }
 
-/* A running forwarder, or NULL and the cause. */
+/*
+ * A running forwarder, or NULL and the cause; it reads options until it
+ * is joined. A progress bar is drawn on stderr if asked for.
+ */
 struct forwarder *
-forwarder_start(const struct forwarder_config *config, struct spool *spool,
-    struct session *session, char cause[CAUSE_SIZE])
+forwarder_start(const struct options *options, bool progress_bar,
+    struct spool *spool, struct session *session, char cause[CAUSE_SIZE])
 {
 	struct forwarder	*f;
 
@@ -421,14 +420,15 @@ forwarder_start(const struct forwarder_config *config, struct spool *spool,
 		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		return (NULL);
 	}
-	f->config = *config;
+	f->options = options;
 	f->spool = spool;
 	f->session = session;
 	f->result = FORWARDER_STOPPED;
-	f->listener_closed = config->replay_only;
+	/* --replay-only: no listener at all. */
+	f->listener_closed = options->mode == MODE_REPLAY_ONLY;
 	atomic_init(&f->stopping, false);
-	concurrency_init(&f->concurrency, config->concurrency);
-	progress_init(&f->progress, config->progress_bar);
+	concurrency_init(&f->concurrency, (unsigned int)options->concurrency);
+	progress_init(&f->progress, progress_bar);
 	if (set_up(f, cause) == -1) {
 		free_forwarder(f);
 		return (NULL);

@@ -21,23 +21,10 @@
 #include <stdint.h>
 
 #include "echopost.h"
-#include "http.h"
+#include "options.h"
 
 struct session;
 struct spool;
-
-struct forwarder_config {
-	struct tls_files tls;
-	const char	*health_url;
-	const char	*shown_url;	/* health_url, its password hidden */
-	const char	*api_key;
-	int64_t		 timeout_ms;
-	int64_t		 health_interval_ms;
-	unsigned int	 concurrency;	/* requests in flight at most */
-	int64_t		 refused_timeout_ms; /* give up on a refusing server */
-	bool		 progress_bar;	/* draw one on stderr, a terminal */
-	bool		 replay_only;	/* no listener at all */
-};
 
 enum forwarder_result {
 	FORWARDER_DRAINED,	/* spool empty: server healthy, or no logs come */
@@ -48,7 +35,7 @@ enum forwarder_result {
 
 struct forwarder;
 
-struct forwarder *forwarder_start(const struct forwarder_config *,
+struct forwarder *forwarder_start(const struct options *, bool,
 		    struct spool *, struct session *, char [CAUSE_SIZE]);
 bool		 forwarder_wants_drain(struct forwarder *);
 void		 forwarder_listener_closed(struct forwarder *);

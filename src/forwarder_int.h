@@ -22,6 +22,7 @@
 
 #include "concurrency.h"
 #include "forwarder.h"
+#include "http.h"
 #include "progress.h"
 #include "record.h"
 
@@ -64,7 +65,7 @@ struct forwarder {
 	bool			 done;			/* [L] */
 	enum forwarder_result	 result;		/* read after join */
 
-	struct forwarder_config	 config;		/* [I] */
+	const struct options	*options;		/* [I] */
 	struct spool		*spool;			/* [I] */
 	struct session		*session;		/* [I] */
 	struct http		*http;			/* [I] */

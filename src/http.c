@@ -40,7 +40,7 @@ struct slot {
 };
 
 struct http {
-	struct http_config config;
+	const struct options *options;	/* one slot per --replay-concurrency */
 	CURLM		*multi;
 	struct events	*events;
 	char		*delivery_url;
@@ -155,19 +155,6 @@ abort_if_stopping(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return (atomic_load(&h->stopping) ? 1 : 0);
 }
 
-/* The CA certificates to check the server's with, if not libcurl's. */
-static CURLcode
-set_tls(CURL *handle, const struct tls_files *tls)
-{
-	CURLcode	rc = CURLE_OK;
-
-	if (tls->cacert != NULL)
-		rc = curl_easy_setopt(handle, CURLOPT_CAINFO, tls->cacert);
-	if (rc == CURLE_OK && tls->capath != NULL)
-		rc = curl_easy_setopt(handle, CURLOPT_CAPATH, tls->capath);
-	return (rc);
-}
-
 /* Why a transfer failed: libcurl's own words, if it has them. */
 static const char *
 failure_reason(CURLcode rc, const char *error)
@@ -175,20 +162,44 @@ failure_reason(CURLcode rc, const char *error)
 	return (error[0] != '\0' ? error : curl_easy_strerror(rc));
 }
 
+/*
+ * What every transfer of ours shares: its URL, libcurl's words for a
+ * failure in error, the CA certificates given (NULL: libcurl's own), no
+ * signals (it runs in threads), and a limit on the whole of it.
+ */
 static CURL *
-new_handle(struct http *h, const char *url, char error[CURL_ERROR_SIZE])
+easy_handle(const struct options *o, const char *url, int64_t timeout_ms,
+    char error[CURL_ERROR_SIZE])
 {
 	CURL	*handle;
 
 	if ((handle = curl_easy_init()) == NULL)
 		return (NULL);
+	error[0] = '\0';
 	if (curl_easy_setopt(handle, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error) !=
-	    CURLE_OK || set_tls(handle, &h->config.tls) != CURLE_OK ||
-	    curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
-	    (long)h->config.timeout_ms) != CURLE_OK ||
-	    curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+	    CURLE_OK || (o->cacert != NULL && curl_easy_setopt(handle,
+	    CURLOPT_CAINFO, o->cacert) != CURLE_OK) || (o->capath != NULL &&
+	    curl_easy_setopt(handle, CURLOPT_CAPATH, o->capath) !=
+	    CURLE_OK) || curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L) !=
+	    CURLE_OK || curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+	    (long)timeout_ms) != CURLE_OK) {
+		curl_easy_cleanup(handle);
+		return (NULL);
+	}
+	return (handle);
+}
+
+/* A handle for the client's transfers: http_stop cuts them short. */
+static CURL *
+stoppable_handle(struct http *h, const char *url, char error[CURL_ERROR_SIZE])
+{
+	CURL	*handle;
+
+	if ((handle = easy_handle(h->options, url, h->options->timeout_ms,
+	    error)) == NULL)
+		return (NULL);
+	if (curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
 	    curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION,
 	    abort_if_stopping) != CURLE_OK ||
 	    curl_easy_setopt(handle, CURLOPT_XFERINFODATA, h) != CURLE_OK) {
@@ -207,7 +218,8 @@ static int
 open_slot(struct http *h, struct slot *slot)
 {
 	if ((slot->body = malloc(BODY_KEEP)) == NULL ||
-	    (slot->handle = new_handle(h, h->delivery_url, slot->error)) == NULL)
+	    (slot->handle = stoppable_handle(h, h->delivery_url,
+	    slot->error)) == NULL)
 		return (-1);
 	if (curl_easy_setopt(slot->handle, CURLOPT_PRIVATE, slot) !=
 	    CURLE_OK || curl_easy_setopt(slot->handle, CURLOPT_WRITEFUNCTION,
@@ -237,17 +249,17 @@ static int
 set_up(struct http *h, const char **cause)
 {
 	unsigned int	i;
-	long		slots = (long)h->config.slots;
+	long		slots = (long)h->options->concurrency;
 
 	*cause = "out of memory";
-	if ((h->delivery_url = delivery_url(h->config.health_url)) == NULL) {
+	if ((h->delivery_url = delivery_url(h->options->health_url)) == NULL) {
 		*cause = "cannot build the delivery URL";
 		return (-1);
 	}
 	if ((h->multi = curl_multi_init()) == NULL ||
 	    (h->events = events_open(h->multi)) == NULL ||
-	    (h->slots = calloc(h->config.slots, sizeof *h->slots)) == NULL ||
-	    (h->health = new_handle(h, h->config.health_url,
+	    (h->slots = calloc(slots, sizeof *h->slots)) == NULL ||
+	    (h->health = stoppable_handle(h, h->options->health_url,
 	    h->health_error)) == NULL ||
 	    curl_easy_setopt(h->health, CURLOPT_WRITEFUNCTION,
 	    discard_body) != CURLE_OK)
@@ -258,15 +270,15 @@ set_up(struct http *h, const char **cause)
 		*cause = "cannot set up libcurl's multi handle";
 		return (-1);
 	}
-	for (i = 0; i < h->config.slots; i++)
+	for (i = 0; i < slots; i++)
 		if (open_slot(h, &h->slots[i]) == -1)
 			return (-1);
 	return (0);
 }
 
-/* A client, or NULL and why. */
+/* A client, or NULL and why; it reads options until it is closed. */
 struct http *
-http_open(const struct http_config *config, char cause[CAUSE_SIZE])
+http_open(const struct options *options, char cause[CAUSE_SIZE])
 {
 	struct http	*h;
 	const char	*why;
@@ -275,7 +287,7 @@ http_open(const struct http_config *config, char cause[CAUSE_SIZE])
 		strlcpy(cause, strerror(errno), CAUSE_SIZE);
 		return (NULL);
 	}
-	h->config = *config;
+	h->options = options;
 	atomic_init(&h->stopping, false);
 	if (set_up(h, &why) == -1) {
 		strlcpy(cause, why, CAUSE_SIZE);
@@ -292,7 +304,7 @@ http_close(struct http *h)
 
 	if (h == NULL)
 		return;
-	for (i = 0; h->slots != NULL && i < h->config.slots; i++)
+	for (i = 0; h->slots != NULL && i < h->options->concurrency; i++)
 		close_slot(h, &h->slots[i]);
 	free(h->slots);
 	curl_easy_cleanup(h->health);
@@ -354,7 +366,7 @@ free_slot(struct http *h)
 {
 	unsigned int	i;
 
-	for (i = 0; i < h->config.slots; i++)
+	for (i = 0; i < h->options->concurrency; i++)
 		if (!h->slots[i].busy)
 			return (&h->slots[i]);
 	return (NULL);
@@ -503,49 +515,40 @@ http_check_health(struct http *h, struct health *health)
 	return (health_answer_ok(rc, health->code));
 }
 
-/* Does anything accept a connection at the health URL's host and port? */
+/*
+ * Does anything accept a connection at the health URL's host and port
+ * (with TLS, as the health check will)?
+ */
 bool
 http_listening(struct http *h, int64_t timeout_ms)
 {
 	CURL	*probe;
+	char	 error[CURL_ERROR_SIZE];
 	bool	 up;
 
-	if ((probe = curl_easy_init()) == NULL)
+	if ((probe = easy_handle(h->options, h->options->health_url,
+	    timeout_ms, error)) == NULL)
 		return (false);
-	up = curl_easy_setopt(probe, CURLOPT_URL, h->config.health_url) ==
-	    CURLE_OK && curl_easy_setopt(probe, CURLOPT_CONNECT_ONLY, 1L) ==
-	    CURLE_OK && curl_easy_setopt(probe, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)timeout_ms) == CURLE_OK && curl_easy_setopt(probe,
-	    CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	up = curl_easy_setopt(probe, CURLOPT_CONNECT_ONLY, 1L) == CURLE_OK &&
 	    curl_easy_perform(probe) == CURLE_OK;
 	curl_easy_cleanup(probe);
 	return (up);
 }
 
-/* One health check on a handle of its own, for --status. */
+/* One health check of url on a handle of its own, for --status. */
 bool
-probe_health(const char *url, const struct tls_files *tls,
-    int64_t timeout_ms, long *code, char error[CURL_ERROR_SIZE])
+probe_health(const struct options *o, const char *url, long *code,
+    char error[CURL_ERROR_SIZE])
 {
 	CURL		*h;
 	CURLcode	 rc;
 
 	*code = 0;
-	strlcpy(error, "out of memory", CURL_ERROR_SIZE);
-	if ((h = curl_easy_init()) == NULL)
+	if ((h = easy_handle(o, url, o->timeout_ms, error)) == NULL) {
+		strlcpy(error, "cannot set up libcurl", CURL_ERROR_SIZE);
 		return (false);
-	error[0] = '\0';
-	rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-	if (rc == CURLE_OK)
-		rc = set_tls(h, tls);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(h, CURLOPT_URL, url);
+	}
+	rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(h);
 	if (rc == CURLE_OK)

@@ -10,7 +10,9 @@
  * where the server offers it, keep-alive HTTP/1.1 connections otherwise),
  * the health check, the port probe, and the classes an answer falls in.
  * One thread uses a client; http_stop is the one call any thread may
- * make.
+ * make. What it needs of the options (the health URL, the CA
+ * certificates, --timeout, --replay-concurrency slots) it reads from
+ * them, for as long as the client is open.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -22,19 +24,7 @@
 #include <curl/curl.h>
 
 #include "echopost.h"
-
-/* Where the CA certificates for https:// are; NULL: libcurl's own. */
-struct tls_files {
-	const char	*cacert;
-	const char	*capath;
-};
-
-struct http_config {
-	struct tls_files tls;
-	const char	*health_url;
-	int64_t		 timeout_ms;
-	unsigned int	 slots;		/* requests in flight at most */
-};
+#include "options.h"
 
 enum delivery {
 	DELIVERY_DONE,		/* 2xx: delivered */
@@ -66,7 +56,7 @@ struct health {
 
 struct http;
 
-struct http	*http_open(const struct http_config *, char [CAUSE_SIZE]);
+struct http	*http_open(const struct options *, char [CAUSE_SIZE]);
 void		 http_close(struct http *);
 unsigned int	 http_in_flight(const struct http *);
 int		 http_post(struct http *, void *, const char *, const char *,
@@ -78,8 +68,8 @@ void		 http_stop(struct http *);
 bool		 http_check_health(struct http *, struct health *);
 bool		 http_listening(struct http *, int64_t);
 
-bool		 probe_health(const char *, const struct tls_files *, int64_t,
-		    long *, char [CURL_ERROR_SIZE]);
+bool		 probe_health(const struct options *, const char *, long *,
+		    char [CURL_ERROR_SIZE]);
 enum delivery	 classify_answer(CURLcode, long);
 bool		 health_answer_ok(CURLcode, long);
 char		*delivery_url(const char *);

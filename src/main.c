@@ -176,7 +176,7 @@ open_everything(struct run *run)
 	if (run->dir.became_owner)
 		log_event(LEVEL_WARN, "became_owner", "{s:s, s:i, s:i}", "dir",
 		    run->paths.dir, "uid", (int)getuid(), "gid", (int)getgid());
-	session_prune(run->session, o->keep_sessions);
+	session_prune(run->session, (int)o->keep_sessions);
 	if ((run->spool = spool_open(run->dir.fd, run->paths.spool,
 	    spool_limit(run), (off_t)o->journal_size, cause)) == NULL)
 		return (fatal(EX_IOERR, "cannot open spool", run->paths.spool,
@@ -218,26 +218,15 @@ open_everything(struct run *run)
 static int
 start_forwarder(struct run *run)
 {
-	struct forwarder_config	config;
-	char			cause[CAUSE_SIZE];
+	char	cause[CAUSE_SIZE];
 
 	/* After the socket is up: TLS set-up costs milliseconds at start. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return (fatal(EX_SOFTWARE, "cannot start", "libcurl",
 		    "curl_global_init failed"));
-	config.tls.cacert = run->options->cacert;
-	config.tls.capath = run->options->capath;
-	config.health_url = run->options->health_url;
-	config.shown_url = run->options->shown_url;
-	config.api_key = run->options->api_key;
-	config.timeout_ms = run->options->timeout_ms;
-	config.health_interval_ms = run->options->health_interval_ms;
-	config.concurrency = run->options->concurrency;
-	config.refused_timeout_ms = run->options->refused_timeout_ms;
-	config.progress_bar = isatty(STDERR_FILENO);
-	config.replay_only = run->options->mode == MODE_REPLAY_ONLY;
-	if ((run->forwarder = forwarder_start(&config, run->spool,
-	    run->session, cause)) == NULL)
+	/* A progress bar only for a person at a terminal. */
+	if ((run->forwarder = forwarder_start(run->options,
+	    isatty(STDERR_FILENO), run->spool, run->session, cause)) == NULL)
 		return (fatal(EX_SOFTWARE, "cannot start", "forwarder",
 		    cause));
 	return (0);

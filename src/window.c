@@ -183,7 +183,7 @@ window_send(struct forwarder *f)
 			continue;
 		}
 		if (http_post(f->http, e, e->record.api_key_len > 0 ?
-		    e->record.api_key : f->config.api_key,
+		    e->record.api_key : f->options->api_key,
 		    e->record.pipelines, e->record.payload) == -1) {
 			log_event(LEVEL_ERROR, "delivery_error", "{s:s}",
 			    "reason", "cannot make the request");
