@@ -9,10 +9,13 @@
 # An event name in the code is a string literal right after a level
 # (log_event(LEVEL_WARN, "name", ...)) or given to set_aside(), whose
 # names end in _damaged.
+# Every option in the table (src/options_table.c) has an entry in the man
+# page's OPTIONS section and is offered by the bash completion, and
+# neither names an option the table lacks.
 set -u
 srcdir=${srcdir:-.}
-code=$(mktemp) man=$(mktemp)
-trap 'rm -f "$code" "$man"' EXIT
+code=$(mktemp) man=$(mktemp) table=$(mktemp) listed=$(mktemp)
+trap 'rm -f "$code" "$man" "$table" "$listed"' EXIT
 cat "$srcdir"/src/*.c | tr '\n' ' ' |
     grep -o -E 'LEVEL_[A-Z]+, *"[a-z_]+"|"[a-z_]+_damaged"' |
     sed 's/.*"\([a-z_]*\)"$/\1/' | sort -u > "$code"
@@ -45,4 +48,34 @@ for file in "$srcdir"/src/*.c; do
 		status=1
 	fi
 done
+
+# compare WHAT: the options $listed names against the table's.
+compare_options() {
+	if [ ! -s "$listed" ]; then
+		echo "FAIL: found no options in $1"
+		status=1
+		return
+	fi
+	for name in $(comm -23 "$table" "$listed"); do
+		echo "FAIL: $1 lacks the option -$name"
+		status=1
+	done
+	for name in $(comm -13 "$table" "$listed"); do
+		echo "FAIL: $1 names -$name, which the option table lacks"
+		status=1
+	done
+}
+sed -n 's/^[[:space:]]*{ \.name = "\([a-z-]*\)".*/\1/p' \
+    "$srcdir/src/options_table.c" | sort > "$table"
+# Each .It of OPTIONS, as ".It Fl datanadhi Ar dir" or
+# ".It Fl h , Fl -help": the names, not the letters.
+sed -n '/^\.Sh OPTIONS$/,/^\.Sh /p' "$srcdir/man/echopost.1" |
+    grep '^\.It Fl ' | grep -o -E 'Fl -?[a-z][a-z-]+' |
+    sed 's/^Fl -*//' | sort -u > "$listed"
+compare_options "the man page's OPTIONS"
+# The words offered for a word that starts with a dash.
+sed -n "/compgen -W '-/,/'/p" "$srcdir/completion/echopost" |
+    grep -o -E -- "-{1,2}[a-z][a-z-]+" | sed 's/^-*//' | sort -u > "$listed"
+compare_options "the bash completion"
+echo "$(wc -l < "$table") options in the table"
 exit "$status"

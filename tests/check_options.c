@@ -66,6 +66,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(o.log_level, LEVEL_INFO);
 	ck_assert_uint_eq(o.concurrency, 16);
 	ck_assert_int_eq(o.refused_timeout_ms, 10 * 60 * 1000);
+	ck_assert_int_eq(o.keep_sessions, 20);
 	options_free(&o);
 }
 END_TEST
@@ -123,6 +124,7 @@ START_TEST(key_from_environment)
 }
 END_TEST
 
+/* Every value differs from its default: an option not read fails. */
 START_TEST(tuning_options)
 {
 	struct options	o;
@@ -131,8 +133,13 @@ START_TEST(tuning_options)
 	ck_assert_int_eq(PARSE(&o, "--socket-mode", "0660",
 	    "--health-interval=250ms", "-timeout", "1.5s",
 	    "--max-message-size", "4M", "--log-level", "debug",
-	    "-replay-concurrency", "1", "--refused-timeout=90s"), OPTIONS_RUN);
+	    "-replay-concurrency", "1", "--refused-timeout=90s",
+	    "-keep-sessions=3", "--cacert", "/dev/null", "-capath", "/"),
+	    OPTIONS_RUN);
 	ck_assert_int_eq(o.socket_mode, 0660);
+	ck_assert_int_eq(o.keep_sessions, 3);
+	ck_assert_str_eq(o.cacert, "/dev/null");
+	ck_assert_str_eq(o.capath, "/");
 	ck_assert_int_eq(o.health_interval_ms, 250);
 	ck_assert_int_eq(o.timeout_ms, 1500);
 	ck_assert_int_eq(o.max_message_size, 4 * 1024 * 1024);
