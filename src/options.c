@@ -47,7 +47,7 @@ is_number(const struct option_row *row)
 static bool
 in_bounds(const struct option_row *row, int64_t n)
 {
-	if (n == 0 && row->flags & OPTION_NO_LIMIT)
+	if (n == 0 && (row->flags & OPTION_NO_LIMIT))
 		return (true);
 	return (n >= row->least && (row->most == 0 || n <= row->most));
 }

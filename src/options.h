@@ -92,9 +92,10 @@ struct option_row {
 	int		 letter;	/* -h; 0: none */
 	enum option_kind kind;
 	size_t		 value;		/* offsetof(struct options, ...) */
-	size_t		 given;		/* a bool set when given; 0: none */
+	size_t		 given;		/* a bool set when given; 0: none, as
+					   mode, not a bool, comes first */
 	int64_t		 least;		/* in the kind's unit: ms, bytes */
-	int64_t		 most;
+	int64_t		 most;		/* 0: the kind's own (a day) */
 	const char	*fallback;	/* a text's default; NULL: none */
 	int64_t		 number;	/* a number's; out of bounds: the help
 					   says what is done without it */
