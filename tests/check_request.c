@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "logagent.pb-c.h"
 #include "record.h"
 #include "request.h"
@@ -91,42 +93,48 @@ START_TEST(refused_with_reason)
 END_TEST
 
 /*
- * JSON valid but for its depth: refused for that, and the same shape
- * shallow is taken, so the refusal is the depth's.
+ * An object nested depth deep, counting itself: {"a":[[...]]}, valid
+ * JSON at any depth.
  */
 static char *
 nested(size_t depth)
 {
 	char	*json;
-	size_t	 i;
+	size_t	 arrays = depth - 1, i;
 
-	json = malloc(2 * depth + 8);
+	json = malloc(2 * arrays + 8);
 	ck_assert_ptr_nonnull(json);
 	strcpy(json, "{\"a\":");
-	for (i = 0; i < depth; i++) {
+	for (i = 0; i < arrays; i++) {
 		json[5 + i] = '[';
-		json[5 + depth + i] = ']';
+		json[5 + arrays + i] = ']';
 	}
-	strcpy(json + 5 + 2 * depth, "}");
+	strcpy(json + 5 + 2 * arrays, "}");
 	return (json);
 }
 
+/*
+ * JSON as deep as the parser takes is stored as it came; one level more
+ * is refused, and for its depth alone.
+ */
 START_TEST(deep_nesting_refused)
 {
 	char		*json, *pipelines[1] = { "p" }, reason[REASON_SIZE];
 	struct record	 r;
 	void		*encoded;
 
-	json = nested(10);
-	ck_assert_int_eq(convert(json, pipelines, 1, "", &r, &encoded, reason),
-	    0);
+	json = nested(JSON_PARSER_MAX_DEPTH);
+	ck_assert_msg(convert(json, pipelines, 1, "", &r, &encoded,
+	    reason) == 0, "refused: %s", reason);
+	ck_assert_str_eq(r.payload, json);
 	free(encoded);
 	free(json);
-	json = nested(100000);
+	json = nested(JSON_PARSER_MAX_DEPTH + 1);
 	ck_assert_int_eq(convert(json, pipelines, 1, "", &r, &encoded, reason),
 	    -1);
-	ck_assert_ptr_nonnull(strstr(reason, "not valid JSON"));
-	ck_assert_ptr_nonnull(strstr(reason, "depth"));
+	ck_assert_ptr_null(encoded);
+	ck_assert_msg(strstr(reason, "not valid JSON") != NULL &&
+	    strstr(reason, "depth") != NULL, "reason: %s", reason);
 	free(json);
 }
 END_TEST
