@@ -377,18 +377,39 @@ START_TEST(large_group_one_commit)
 }
 END_TEST
 
-/* A file that is not a journal is refused, not read. */
+/*
+ * A file with no journal header and no entry is refused, not read, with
+ * errno EBADMSG: the spool takes that for "no entry in it" and sets the
+ * file aside (spool_files.c, spool_check.c), where any other errno is a
+ * failure to read, tried again.
+ */
 START_TEST(no_header_refused)
 {
+	static const struct {
+		const char	*bytes;
+		size_t		 size;
+	} files[] = {
+		{ "", 0 },
+		{ "EPJ", 3 },
+		{ "not a journal at all", JOURNAL_HEADER_SIZE },
+	};
 	struct journal_reader	*r;
+	size_t			 i;
 	int			 fd;
 
-	fd = open(path, O_WRONLY | O_CREAT, 0600);
-	ck_assert_int_ne(fd, -1);
-	ck_assert_int_eq(write(fd, "EPJ", 3), 3);
-	close(fd);
-	ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), -1);
-	ck_assert_int_eq(errno, EBADMSG);
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ne(fd, -1);
+		ck_assert_int_eq(write(fd, files[i].bytes, files[i].size),
+		    (ssize_t)files[i].size);
+		ck_assert_int_eq(close(fd), 0);
+		r = (struct journal_reader *)&fd;
+		errno = 0;
+		ck_assert_int_eq(journal_reader_open(&r, dfd, NAME), -1);
+		ck_assert_msg(errno == EBADMSG, "file %zu: errno %d (%s)", i,
+		    errno, strerror(errno));
+		ck_assert_ptr_null(r);
+	}
 }
 END_TEST
 
