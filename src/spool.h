@@ -34,6 +34,12 @@
 #define SEAL_QUIET_MS	500
 #define SEAL_BACKLOG	16
 
+/*
+ * The clock SEAL_QUIET_MS is counted by: clock_monotonic_ms, unless the
+ * unit tests set their own so as not to wait it out.
+ */
+extern int64_t	(*spool_quiet_clock)(void);
+
 struct spool;
 
 struct spool	*spool_open(int, const char *, uint64_t, off_t,

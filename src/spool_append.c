@@ -164,7 +164,7 @@ spool_commit(struct spool *s)
 	pthread_mutex_lock(&s->append_lock);
 	if (status == 0) {
 		s->committed = journal_committed(s->journal);
-		s->committed_ms = clock_monotonic_ms();
+		s->committed_ms = spool_quiet_clock();
 		s->bytes += s->pending_bytes;
 	} else {
 		snprintf(s->append_error, sizeof s->append_error,

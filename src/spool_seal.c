@@ -32,6 +32,8 @@
 /* Journals sealed at one go, so that the forwarder stays responsive. */
 #define MOVE_MAX	4
 
+int64_t	(*spool_quiet_clock)(void) = clock_monotonic_ms;
+
 /*
  * Copy the entries of journal segment seg from start on into w. Returns 0
  * when it was read whole, 1 when it is not to be sealed now (damaged, and
@@ -127,7 +129,7 @@ sealing_due(struct spool *s)
 	committed_ms = s->committed_ms;
 	pthread_mutex_unlock(&s->append_lock);
 	if (committed_ms == INT64_MIN ||
-	    clock_monotonic_ms() - committed_ms >= SEAL_QUIET_MS)
+	    spool_quiet_clock() - committed_ms >= SEAL_QUIET_MS)
 		return (true);
 	for (i = 0; i < s->count; i++)
 		if (s->segments[i].kind == SEGMENT_JOURNAL &&
