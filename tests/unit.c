@@ -55,6 +55,7 @@ main(void)
 	srunner_add_suite(runner, journal_suite());
 	srunner_add_suite(runner, spool_suite());
 	srunner_add_suite(runner, forwarder_suite());
+	srunner_add_suite(runner, window_suite());
 	srunner_add_suite(runner, log_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	failed = srunner_ntests_failed(runner);

@@ -14,6 +14,7 @@ Suite	*request_suite(void);
 Suite	*journal_suite(void);
 Suite	*spool_suite(void);
 Suite	*forwarder_suite(void);
+Suite	*window_suite(void);
 Suite	*log_suite(void);
 
 /* A fresh directory under TMPDIR, for tests that write files. */
