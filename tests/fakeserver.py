@@ -11,7 +11,9 @@ It runs as its own process with two HTTP/1.1 ports on 127.0.0.1:
   CONTROL  what the test talks to:
              POST /config  {...}   merge into the config ("state" switches
                                    up/down); answers the full config
-             GET  /config          the current config and state
+             GET  /config          the current config and state, and
+                                   "posts_in_flight": the POSTs to /log
+                                   being answered now
              GET  /requests[?path=P]  recorded main-port requests; a
                                    POST /log's has "in_flight": how many
                                    were being answered when it came, itself
@@ -380,7 +382,8 @@ class App:
 
     def snapshot(self):
         with self.lock:
-            return dict(self.config, port=self.port, control_port=self.control_port)
+            return dict(self.config, port=self.port, control_port=self.control_port,
+                        posts_in_flight=self.posts_in_flight)
 
     def configure(self, update):
         if not isinstance(update, dict):

@@ -619,6 +619,10 @@ class EchoPostTest(unittest.TestCase):
     def posts(self):
         return self.server.requests("/log")
 
+    def posts_in_flight(self):
+        """How many POSTs to /log the server is answering now."""
+        return self.server.config()["posts_in_flight"]
+
     # -- echopost -----------------------------------------------------------
 
     def start_echopost(self, args=None, sdk=False, env_key=None,

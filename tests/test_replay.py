@@ -150,11 +150,11 @@ class ConcurrencyTest(ReplayTest):
         # no record_retry or delivery_error for what the stop itself cut
         # short, exit 75 (records left), and every record not answered
         # stays spooled.
-        keys, proc = self.replay_backlog(40, log_delay=2.0)
-        self.assertTrue(wait_until(
-            lambda: "server_healthy" in self.names_of(proc), 5 * SLOW),
-            "the replay did not start")
-        time.sleep(0.3)             # requests sent, answers 2 s away
+        answer_in = 3.0 * SLOW
+        keys, proc = self.replay_backlog(40, log_delay=answer_in)
+        self.assertTrue(wait_until(self.posts_in_flight, 5 * SLOW),
+                        "no request reached the server")
+        stopped = time.time()
         self.assertEqual(self.stop_echopost(proc), 75)
         names = self.names_of(proc)
         after = names[names.index("signal"):]
@@ -162,6 +162,12 @@ class ConcurrencyTest(ReplayTest):
         self.assertNotIn("delivery_error", after)
         status, out, err = self.admin("--status", "--json")
         self.assertEqual(json.loads(out)["spool"]["records"], len(keys))
+        # The stop did cut requests short: the server answers them only
+        # after it, to nobody.
+        self.assertTrue(wait_until(self.posts, answer_in + 5 * SLOW),
+                        "the requests in flight were never answered")
+        self.assertGreater(min(p["time"] for p in self.posts()), stopped,
+                           "a request was answered before the stop")
 
     def test_retry_after_pauses_every_request_and_loses_nothing(self):
         # Protects: a 429 with Retry-After stops the whole pipeline for
