@@ -825,6 +825,15 @@ class EchoPostTest(unittest.TestCase):
             self.assertTrue(send_log(self.sock, text, ["pl"], "").success)
         return proc, texts
 
+    def spooled(self):
+        """Records in the spool of self.dir now, as --status counts them
+        (0 while there is no spool to count)."""
+        code, out, err = self.admin("--status", "--json")
+        try:
+            return json.loads(out)["spool"]["records"]
+        except (ValueError, KeyError, TypeError):
+            return 0
+
     def spool_left(self, count):
         """A spool of count logs left by a run stopped with SIGTERM."""
         proc, texts = self.store_logs(count)

@@ -82,7 +82,10 @@ class MainJobTest(EchoPostTest):
         self.assert_all_stored(sent)
 
         # Still down: everything waits, the status lock is there.
-        time.sleep(0.3)
+        self.assertTrue(wait_until(
+            lambda: [e["event"] for e in self.session_file("agent.log")]
+            .count("server_down") >= 2, 5 * SLOW),
+            "echopost did not find the server down, twice")
         self.assertEqual(proc.poll(), None, "echopost exited while down")
         self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)))
         self.assertTrue(spool_kept(self.dir))
@@ -373,7 +376,8 @@ class RestartTest(EchoPostTest):
         self.wait_socket(proc)
 
         def signal_later(stop):
-            time.sleep(0.5)
+            # Calls come one after another: the signal meets some.
+            wait_until(lambda: self.spooled() >= 20, 10 * SLOW, 0.05)
             proc.send_signal(signal.SIGTERM)
             # Should echopost not stop, stop the senders anyway.
             try:
@@ -749,11 +753,11 @@ class ClientsTest(EchoPostTest):
         self.wait_socket(proc)
 
         def up_later(stop):
-            time.sleep(0.3)
+            wait_until(lambda: self.spooled() >= 20, 10 * SLOW, 0.05)
             self.server.up()
-            # Stop sending after a while in any case, so that echopost
-            # can find its spool empty.
-            time.sleep(2.0)
+            # Stop sending once logs sent after that were delivered too,
+            # so that echopost can find its spool empty.
+            wait_until(lambda: len(self.posts()) >= 100, 20 * SLOW, 0.05)
             stop.set()
 
         sent = self.send_during(up_later)
@@ -796,7 +800,10 @@ class HealthTest(EchoPostTest):
         # Up, but unhealthy: nothing may be delivered.
         self.server.set(health_status=503)
         self.server.up()
-        time.sleep(1.0)
+        self.assertTrue(wait_until(
+            lambda: len([r for r in self.server.requests()
+                         if r["method"] == "GET"]) >= 3, 5 * SLOW),
+            "no three health checks were made")
         self.assertEqual(proc.poll(), None)
         self.assertEqual([r for r in self.server.requests()
                           if r["method"] == "POST"], [])
@@ -820,7 +827,12 @@ class HealthTest(EchoPostTest):
         # tried every 250 ms, so the server coming back is seen within
         # about that, not up to 5 s later.
         proc = self.start_with_log('{"back": "soon"}', interval=None)
-        time.sleep(6.0)             # the backoff is at its 5 s cap by now
+        # The waits double from 0.5 s (drawn from the upper half of each
+        # step) up to the 5 s cap: after the fifth failed check the next
+        # comes 2.5 to 5 s later.
+        self.assertTrue(wait_until(
+            lambda: self.names_of(proc).count("server_down") >= 5,
+            15 * SLOW, 0.02), "the health checks did not back off")
         self.server.up()
         back = time.monotonic()
         self.assertTrue(wait_until(lambda: len(self.posts()) > 0, 10.0,
@@ -892,17 +904,16 @@ class HealthTest(EchoPostTest):
         self.assert_all_stored(sent)
         self.server.set(delay=0.02)
         self.server.up()
-        deadline = time.monotonic() + 5
-        while len(self.posts()) < 10 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.assertTrue(wait_until(lambda: len(self.posts()) >= 10, 5 * SLOW),
+                        "the replay did not start")
         self.server.down()
         delivered_before = len(self.posts())
         self.assertLess(delivered_before, 60,
                         "replay finished before the server went down")
-        time.sleep(0.5)
+        self.assertTrue(wait_until(
+            lambda: os.path.exists(os.path.join(self.dir, STATUS_LOCK)),
+            5 * SLOW), "no status lock after the server went away")
         self.assertEqual(proc.poll(), None)
-        self.assertTrue(os.path.exists(os.path.join(self.dir, STATUS_LOCK)),
-                        "no status lock after the server went away")
         self.server.set(delay=0)
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
