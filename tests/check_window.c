@@ -42,6 +42,7 @@
 
 static char		*dir;
 static int		 dir_fd;
+static struct options	 options;
 static struct forwarder	 f;
 
 /* The server: every request gets answer_status and BODY. */
@@ -64,8 +65,12 @@ setup(void)
 	f.window_size = 2 * ENDPOINT_RUN;
 	f.window = calloc(f.window_size, sizeof *f.window);
 	ck_assert_ptr_nonnull(f.window);
-	f.config.health_interval_ms = 100;
-	f.config.api_key = "KEY";
+	memset(&options, 0, sizeof options);
+	options.health_interval_ms = 100;
+	options.timeout_ms = 10000;
+	options.concurrency = 1;
+	options.api_key = "KEY";
+	f.options = &options;
 	f.shown_delivery_url = "http://server/log";
 	concurrency_init(&f.concurrency, 1);
 }
@@ -340,7 +345,6 @@ static void
 connect_server(int status)
 {
 	struct sockaddr_in	 sin;
-	struct http_config	 config;
 	socklen_t		 len = sizeof sin;
 	char			 url[64], path[PATH_MAX], cause[CAUSE_SIZE];
 
@@ -358,11 +362,8 @@ connect_server(int status)
 	ck_assert_int_eq(pthread_create(&server_thread, NULL, serve, NULL),
 	    0);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sin.sin_port));
-	memset(&config, 0, sizeof config);
-	config.health_url = url;
-	config.timeout_ms = 10000;
-	config.slots = 1;
-	f.http = http_open(&config, cause);
+	options.health_url = url;
+	f.http = http_open(&options, cause);
 	ck_assert_msg(f.http != NULL, "http: %s", cause);
 	snprintf(path, sizeof path, "%s/test.spool", dir);
 	f.spool = spool_open(dir_fd, path, 0, 0, cause);

@@ -620,9 +620,9 @@ class OptionsTest(EchoPostTest):
         proc = self.start_echopost(
             ["-datanadhi=" + self.dir, "--api-key=K-eq",
              "--health-url=" + self.server.url, "-health-interval=100ms",
-             "--socket-mode=0600"])
+             "--socket-mode=0660"])
         st = self.wait_socket(proc)
-        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
         self.store('{"form": "equals"}')
         self.server.up()
         self.assertEqual(self.wait_exit(proc), 0)
