@@ -82,7 +82,7 @@ new_spool(const char *path)
 static void
 free_spool(struct spool *s)
 {
-	close_cursors(s);
+	spool_segments_close_cursors(s);
 	journal_close(s->journal);
 	position_close(s->position);
 	free(s->given_up);
@@ -123,7 +123,7 @@ segment_bytes(const struct spool *s)
 	for (i = 0; i < s->count; i++) {
 		if (s->segments[i].end <= s->head)
 			continue;
-		if (segment_name(s, &s->segments[i], name) == 0 &&
+		if (spool_segments_name(s, &s->segments[i], name) == 0 &&
 		    fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 			total += (uint64_t)sb.st_size;
 	}
@@ -169,17 +169,18 @@ open_position(struct spool *s, const char *name)
 	int	found, tries, error;
 
 	for (tries = 1; (found = position_open(&s->position, s->dirfd, name,
-	    &s->head)) == -1 && transient(errno) && tries < START_TRIES;
-	    tries++)
+	    &s->head)) == -1 && transient_error(errno) &&
+	    tries < START_TRIES; tries++)
 		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
 	if (found != -1 || (error = errno) == ENAMETOOLONG || error == EACCES)
 		return (found);
 	if (faccessat(s->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		set_aside(s, name, "position_damaged", strerror(error));
+		spool_names_set_aside(s, name, "position_damaged",
+		    strerror(error));
 	if ((found = position_open(&s->position, s->dirfd, name,
 	    &s->head)) == -1)
 		log_event(LEVEL_ERROR, "spool_error", "{s:s, s:s}", "path",
-		    spool_path(s, name, path), "error", strerror(errno));
+		    spool_names_path(s, name, path), "error", strerror(errno));
 	s->head = 0;
 	return (0);
 }
@@ -194,8 +195,8 @@ open_writer(struct spool *s, int dirfd)
 
 	if (open_dir(s, dirfd) == -1)
 		return (-1);
-	load_given_up(s);
-	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
+	spool_given_up_load(s);
+	if (spool_names_file(s, name, POSITION_SUFFIX) == -1 ||
 	    (found = open_position(s, name)) == -1) {
 		snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir,
 		    name, strerror(errno));
@@ -203,8 +204,8 @@ open_writer(struct spool *s, int dirfd)
 	}
 	s->head_exact = found == 1;
 	s->saved_head = s->head;
-	if (scan_directory(s, &legacy) == -1 ||
-	    (legacy && take_up_legacy(s) == -1))
+	if (spool_files_scan(s, &legacy) == -1 ||
+	    (legacy && spool_legacy_take_up(s) == -1))
 		return (-1);
 	/*
 	 * Not saved yet: the oldest file, or the guess an old spool gave.
@@ -214,7 +215,8 @@ open_writer(struct spool *s, int dirfd)
 	if (!s->head_exact && !s->kept_at_open && (!s->legacy_due ||
 	    lowest < s->head))
 		s->head = lowest;
-	if (s->journal == NULL && begin_journal(s, last_end(s)) == -1)
+	if (s->journal == NULL &&
+	    spool_append_begin_journal(s, last_end(s)) == -1)
 		return (-1);
 	s->journal_number = s->opened_journal = s->tracked;
 	s->next = s->journal != NULL ? journal_next(s->journal) : last_end(s);
@@ -234,8 +236,8 @@ open_reader(struct spool *s, int dirfd)
 
 	if (open_dir(s, dirfd) == -1)
 		return (-1);
-	load_given_up(s);
-	if (spool_name(s, name, POSITION_SUFFIX) == -1)
+	spool_given_up_load(s);
+	if (spool_names_file(s, name, POSITION_SUFFIX) == -1)
 		return (-1);
 	/* As a writer would set it aside: count from the first record. */
 	if ((found = position_read(s->dirfd, name, &s->head)) == -1) {
@@ -243,14 +245,14 @@ open_reader(struct spool *s, int dirfd)
 		    "the first record", s->dir, name, strerror(errno));
 		found = 0;
 	}
-	if (scan_directory(s, &legacy) == -1)
+	if (spool_files_scan(s, &legacy) == -1)
 		return (-1);
 	if (legacy && sealed_open(&old, s->dirfd, s->name, s->path,
 	    &cause) == 0) {
 		if (sealed_meta(old, "head", &head) == 1 &&
 		    sealed_meta(old, "next", &next) == 1 && head < next &&
-		    add_segment(s, SEGMENT_LEGACY, 0, head, next) == 0)
-			sort_segments(s);
+		    spool_segments_add(s, SEGMENT_LEGACY, 0, head, next) == 0)
+			spool_segments_sort(s);
 		sealed_close(old);
 	} else if (legacy)
 		snprintf(s->error, sizeof s->error, "%s, a spool of echopost "
@@ -322,7 +324,7 @@ imported(struct spool *s)
 		return (0);
 	if (clock_monotonic_ms() - s->retry_ms < RETRY_MS)
 		return (-1);	/* s->error still says why */
-	if (import_legacy(s) == -1) {
+	if (spool_legacy_import(s) == -1) {
 		s->retry_ms = clock_monotonic_ms();
 		return (-1);
 	}
@@ -335,7 +337,7 @@ save_if_due(struct spool *s)
 {
 	if (s->removals >= REMOVALS_PER_SAVE || (s->removals > 0 &&
 	    clock_monotonic_ms() - s->removed_ms >= SAVE_AFTER_MS))
-		return (save_position(s));
+		return (spool_segments_save_position(s));
 	return (0);
 }
 
@@ -352,14 +354,14 @@ spool_settle(struct spool *s)
 	if (imported(s) == -1)
 		status = -1;
 	else if (clock_monotonic_ms() - s->retry_ms >= RETRY_MS &&
-	    move_journals(s) == -1) {
+	    spool_seal_journals(s) == -1) {
 		s->retry_ms = clock_monotonic_ms();
 		status = -1;
 	}
 	if (save_if_due(s) == -1)
 		status = -1;
 	pthread_mutex_unlock(&s->lock);
-	prepare_spare(s);
+	spool_append_prepare_spare(s);
 	return (status);
 }
 
@@ -370,7 +372,7 @@ spool_sync(struct spool *s)
 	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	status = s->removals > 0 ? save_position(s) : 0;
+	status = s->removals > 0 ? spool_segments_save_position(s) : 0;
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -387,12 +389,12 @@ spool_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 
 	pthread_mutex_lock(&s->lock);
 	if ((status = imported(s)) == 0) {
-		track_journals(s);
-		status = read_next(s, seq, value, size);
+		spool_segments_track(s);
+		status = spool_segments_read_next(s, seq, value, size);
 	}
 	pthread_mutex_unlock(&s->lock);
 	/* Logs may pour in during a long replay too. */
-	prepare_spare(s);
+	spool_append_prepare_spare(s);
 	return (status);
 }
 
@@ -436,7 +438,7 @@ spool_get(struct spool *s, uint64_t seq, void **value, size_t *size)
 	int	status;
 
 	pthread_mutex_lock(&s->lock);
-	status = seq < s->head ? 0 : read_record(s, seq, value, size);
+	status = seq < s->head ? 0 : spool_segments_read(s, seq, value, size);
 	pthread_mutex_unlock(&s->lock);
 	return (status);
 }
@@ -517,18 +519,18 @@ remove_all(struct spool *s)
 {
 	char	name[NAME_SIZE];
 
-	if (remove_given_up(s) == -1)
+	if (spool_given_up_remove(s) == -1)
 		return (-1);
-	close_cursors(s);
+	spool_segments_close_cursors(s);
 	journal_close(s->journal);
 	s->journal = NULL;
 	while (s->count > 0) {
-		remove_segment_file(s, &s->segments[0]);
-		drop_segment(s, 0);
+		spool_segments_remove_file(s, &s->segments[0]);
+		spool_segments_drop(s, 0);
 	}
-	if (journal_file(s, SPARE, name) == 0)
-		remove_file(s, name);
-	if (spool_name(s, name, POSITION_SUFFIX) == -1 ||
+	if (spool_names_journal(s, SPARE, name) == 0)
+		spool_names_remove(s, name);
+	if (spool_names_file(s, name, POSITION_SUFFIX) == -1 ||
 	    fsync(s->dirfd) == -1 || (unlinkat(s->dirfd, name, 0) == -1 &&
 	    (errno != ENOENT || s->position != NULL))) {
 		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
@@ -555,7 +557,7 @@ spool_close(struct spool *s, int remove_if_empty)
 		if (remove_if_empty && !s->legacy_due && s->head >= s->next)
 			status = remove_all(s);
 		else if (s->removals > 0 || s->position == NULL)
-			status = save_position(s);
+			status = spool_segments_save_position(s);
 		pthread_mutex_unlock(&s->lock);
 	}
 	if (status != 0)

@@ -90,23 +90,24 @@ full_disk_with_records(struct spool *s)
  * has records to deliver (full_disk_with_records).
  */
 int
-begin_journal(struct spool *s, uint64_t first)
+spool_append_begin_journal(struct spool *s, uint64_t first)
 {
 	char		name[NAME_SIZE], path[PATH_MAX];
 	int		tries, status;
 
 	for (tries = 1;; tries++) {
 		s->journal_number = s->tracked + (uint64_t)tries;
-		if ((status = journal_file(s, s->journal_number, name)) == -1 ||
-		    (status = journal_create(&s->journal, s->dirfd, name,
-		    first)) == 0 || !transient(errno) || tries == START_TRIES)
+		if ((status = spool_names_journal(s, s->journal_number,
+		    name)) == -1 || (status = journal_create(&s->journal,
+		    s->dirfd, name, first)) == 0 ||
+		    !transient_error(errno) || tries == START_TRIES)
 			break;
 		delay_ms((int64_t)START_RETRY_MS << (tries - 1));
 	}
-	if (status == -1 || add_segment(s, SEGMENT_JOURNAL, s->journal_number,
-	    first, GROWING) == -1) {
+	if (status == -1 || spool_segments_add(s, SEGMENT_JOURNAL,
+	    s->journal_number, first, GROWING) == -1) {
 		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
-		    spool_path(s, name, path), strerror(errno));
+		    spool_names_path(s, name, path), strerror(errno));
 		return (full_disk_with_records(s) ? 0 : -1);
 	}
 	s->tracked = s->journal_number;
@@ -199,14 +200,14 @@ rotate(struct spool *s)
 	pthread_mutex_lock(&s->append_lock);
 	use_spare = s->spare_ready;
 	pthread_mutex_unlock(&s->append_lock);
-	if (journal_file(s, s->journal_number + 1, name) == 0 &&
-	    (!use_spare || journal_file(s, SPARE, spare) == 0))
+	if (spool_names_journal(s, s->journal_number + 1, name) == 0 &&
+	    (!use_spare || spool_names_journal(s, SPARE, spare) == 0))
 		status = use_spare ? journal_adopt(&fresh, s->dirfd, spare,
 		    name, first) : journal_create(&fresh, s->dirfd, name,
 		    first);
 	if (status == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    spool_path(s, name, path), "error", strerror(errno));
+		    spool_names_path(s, name, path), "error", strerror(errno));
 		s->rotate_failed_ms = now;
 	}
 	pthread_mutex_lock(&s->append_lock);
@@ -256,7 +257,7 @@ spool_append_error(struct spool *s)
  * do, so there is none unless it fits under the cap beside them.
  */
 void
-prepare_spare(struct spool *s)
+spool_append_prepare_spare(struct spool *s)
 {
 	char	name[NAME_SIZE], path[PATH_MAX];
 	int64_t	now = clock_monotonic_ms();
@@ -271,10 +272,10 @@ prepare_spare(struct spool *s)
 	if (!wanted || now - s->spare_tried_ms < SPARE_RETRY_MS)
 		return;
 	s->spare_tried_ms = now;
-	if (journal_file(s, SPARE, name) == -1 || journal_prepare(s->dirfd,
-	    name, size) == -1) {
+	if (spool_names_journal(s, SPARE, name) == -1 ||
+	    journal_prepare(s->dirfd, name, size) == -1) {
 		log_event(LEVEL_WARN, "journal_error", "{s:s, s:s}", "path",
-		    spool_path(s, name, path), "error", strerror(errno));
+		    spool_names_path(s, name, path), "error", strerror(errno));
 		return;
 	}
 	pthread_mutex_lock(&s->append_lock);

@@ -51,8 +51,8 @@ check_sealed(struct spool *s, const char *name, char *why, size_t size)
 	struct sealed	*sealed;
 	char		 path[PATH_MAX], *cause = NULL;
 
-	if (sealed_open(&sealed, s->dirfd, name, spool_path(s, name, path),
-	    &cause) == -1) {
+	if (sealed_open(&sealed, s->dirfd, name,
+	    spool_names_path(s, name, path), &cause) == -1) {
 		snprintf(why, size, "%s", cause != NULL ? cause :
 		    strerror(errno));
 		free(cause);
@@ -127,7 +127,7 @@ spool_check(struct spool *s, spool_report_fn report, void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < s->count; i++) {
 		/* One that cannot be opened is check_names' to report. */
-		if (segment_name(s, &s->segments[i], name) == -1 ||
+		if (spool_segments_name(s, &s->segments[i], name) == -1 ||
 		    check_open(s, name, why, sizeof why) == -1)
 			continue;
 		switch (s->segments[i].kind) {

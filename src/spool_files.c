@@ -3,16 +3,9 @@
  * SPDX-License-Identifier: AGPL-3.0-or-later
  */
 /*
- * spool_files.c: the spool's files under DIR, by name, and what a crash
- * or an older echopost left there (spool_legacy.c takes up the spool of
- * echopost 1 it finds).
- *
- *	echopost.spool.sealed.FIRST-END	records FIRST to END-1 (sealed.c)
- *	echopost.spool.journal.N	journals, N counting up (journal.c)
- *	echopost.spool.journal.spare	zeros for the next journal
- *	echopost.spool.position		the head (position.c)
- *	echopost.spool			a spool of echopost 1, imported
- *	echopost.spool.~N~		its copies, from its recovery
+ * spool_files.c: what a crash or an older echopost left under DIR, found
+ * at open: the row of segments, the newest journal to resume, what goes
+ * (spool_legacy.c takes up the spool of echopost 1 it finds).
  *
  * A file being built has a temporary name (.building, .importing) and is
  * removed at the next open if a crash left it: what it was made from is
@@ -49,100 +42,6 @@ struct listing {
 	uint64_t	 backup;	/* the newest echopost.spool.~N~ */
 	uint64_t	 kept_bytes;	/* of journals kept aside at open */
 };
-
-/*
- * A file of the spool: its name, made of the spool's and a suffix from
- * fmt, relative to DIR (s->dirfd).
- */
-int
-spool_name(const struct spool *s, char name[NAME_SIZE], const char *fmt,
-    ...)
-{
-	va_list	ap;
-	int	n, m;
-
-	n = snprintf(name, NAME_MAX + 1, "%s", s->name);
-	va_start(ap, fmt);
-	m = n <= NAME_MAX ? vsnprintf(name + n, NAME_SIZE - n, fmt, ap) : 0;
-	va_end(ap);
-	if (n > NAME_MAX || m < 0 || m > NAME_MAX - n) {
-		errno = ENAMETOOLONG;
-		return (-1);
-	}
-	return (0);
-}
-
-/* DIR/name, for what is printed and for GDBM; truncated if it must be. */
-const char *
-spool_path(const struct spool *s, const char *name, char path[PATH_MAX])
-{
-	snprintf(path, PATH_MAX, "%s/%s", s->dir, name);
-	return (path);
-}
-
-/* A journal's name, or the spare's for number SPARE. */
-int
-journal_file(const struct spool *s, uint64_t number, char name[NAME_SIZE])
-{
-	if (number == SPARE)
-		return (spool_name(s, name, SPARE_SUFFIX));
-	return (spool_name(s, name, JOURNAL_SUFFIX "%" PRIu64, number));
-}
-
-int
-sealed_file(const struct spool *s, uint64_t first, uint64_t end,
-    char name[NAME_SIZE])
-{
-	return (spool_name(s, name, SEALED_SUFFIX "%" PRIu64 "-%" PRIu64,
-	    first, end));
-}
-
-/* Delete a file of the spool; one already gone is fine. */
-void
-remove_file(const struct spool *s, const char *name)
-{
-	char	path[PATH_MAX];
-
-	if (unlinkat(s->dirfd, name, 0) == -1 && errno != ENOENT)
-		log_event(LEVEL_WARN, "spool_file_error", "{s:s, s:s}", "path",
-		    spool_path(s, name, path), "error", strerror(errno));
-}
-
-/*
- * Rename a damaged file to name.damaged-TIME, for a person to look at; it
- * is never deleted. event names what it was.
- */
-void
-set_aside(const struct spool *s, const char *name, const char *event,
-    const char *why)
-{
-	char	when[TIME_BUFSIZE], kept[NAME_SIZE], path[PATH_MAX];
-	char	kept_path[PATH_MAX];
-
-	format_time(clock_realtime_us(), when);
-	if (snprintf(kept, sizeof kept, "%s.damaged-%s", name, when) >=
-	    (int)sizeof kept || renameat(s->dirfd, name, s->dirfd, kept) == -1)
-		strlcpy(kept, name, sizeof kept);
-	log_event(LEVEL_ERROR, event, "{s:s, s:s, s:s}", "path",
-	    spool_path(s, name, path), "kept_as", spool_path(s, kept,
-	    kept_path), "error", why);
-}
-
-/* Is name base, then suffix, then a decimal number (and what follows)? */
-bool
-spool_numbered(const char *name, const char *base, const char *suffix,
-    uint64_t *number, char **rest)
-{
-	size_t	len = strlen(base), slen = strlen(suffix);
-
-	if (strncmp(name, base, len) != 0 ||
-	    strncmp(name + len, suffix, slen) != 0 ||
-	    !isdigit((unsigned char)name[len + slen]))
-		return (false);
-	errno = 0;
-	*number = strtoull(name + len + slen, rest, 10);
-	return (errno == 0);
-}
 
 /*
  * A temporary file of ours, or the new file of a recovery of echopost 1
@@ -184,24 +83,24 @@ list_name(struct spool *s, const char *name, struct listing *l)
 		else
 			log_event(LEVEL_WARN, "spool_ignored", "{s:s, s:s}",
 			    "path", s->path, "reason", "not a regular file");
-	} else if (spool_numbered(name, s->name, SEALED_SUFFIX, &a, &rest) &&
-	    rest[0] == '-' && isdigit((unsigned char)rest[1]) &&
+	} else if (spool_names_numbered(name, s->name, SEALED_SUFFIX, &a,
+	    &rest) && rest[0] == '-' && isdigit((unsigned char)rest[1]) &&
 	    (b = strtoull(rest + 1, &rest, 10)) > a && *rest == '\0')
-		return (add_segment(s, SEGMENT_SEALED, 0, a, b));
-	else if (spool_numbered(name, s->name, JOURNAL_SUFFIX, &a, &rest) &&
-	    *rest == '\0' && a != SPARE) {
+		return (spool_segments_add(s, SEGMENT_SEALED, 0, a, b));
+	else if (spool_names_numbered(name, s->name, JOURNAL_SUFFIX, &a,
+	    &rest) && *rest == '\0' && a != SPARE) {
 		if ((grown = reallocarray(l->journals, l->count + 1,
 		    sizeof *grown)) == NULL)
 			return (-1);
 		l->journals = grown;
 		l->journals[l->count++] = a;
-	} else if (spool_numbered(name, s->name, ".~", &a, &rest) &&
+	} else if (spool_names_numbered(name, s->name, ".~", &a, &rest) &&
 	    strcmp(rest, "~") == 0 && a > l->backup)
 		l->backup = a;
 	else if (!s->reader && leftover(name, s->name) &&
 	    unlinkat(s->dirfd, name, 0) == 0)
 		log_event(LEVEL_INFO, "spool_leftover_removed", "{s:s}",
-		    "path", spool_path(s, name, path));
+		    "path", spool_names_path(s, name, path));
 	return (0);
 }
 
@@ -236,14 +135,6 @@ by_number(const void *a, const void *b)
 	return (x < y ? -1 : x > y);
 }
 
-/* An errno a later try may not meet: an I/O error, a full table. */
-bool
-transient(int error)
-{
-	return (error == EIO || error == EMFILE || error == ENFILE ||
-	    error == ENOMEM || error == EAGAIN || error == EINTR);
-}
-
 /*
  * A start cannot wait for the forwarder's backoff (the SDK waits 2 s for
  * the socket): a read that fails is tried again at once, a few times.
@@ -254,10 +145,10 @@ start_retry(const struct spool *s, const char *name, int tries)
 {
 	char	path[PATH_MAX];
 
-	if (!transient(errno) || tries >= START_TRIES)
+	if (!transient_error(errno) || tries >= START_TRIES)
 		return (0);
 	log_event(LEVEL_WARN, "spool_read_retry", "{s:s, s:s, s:i}", "path",
-	    spool_path(s, name, path), "error", strerror(errno), "try",
+	    spool_names_path(s, name, path), "error", strerror(errno), "try",
 	    tries);
 	return ((int64_t)START_RETRY_MS << (tries - 1));
 }
@@ -295,11 +186,11 @@ unreadable_journal(struct spool *s, struct listing *l, const char *name,
 	if (newest && error == EBADMSG && sb.st_size <= JOURNAL_HEADER_SIZE &&
 	    unlinkat(s->dirfd, name, 0) == 0) {
 		log_event(LEVEL_WARN, "journal_removed", "{s:s, s:s}", "path",
-		    spool_path(s, name, path), "reason",
+		    spool_names_path(s, name, path), "reason",
 		    "no header: it was being begun");
 		return (0);
 	}
-	set_aside(s, name, "journal_damaged", error == EBADMSG ?
+	spool_names_set_aside(s, name, "journal_damaged", error == EBADMSG ?
 	    "no entry in it checks out" : strerror(error));
 	l->kept_bytes += (uint64_t)sb.st_size;
 	s->damaged_until = UINT64_MAX;
@@ -325,7 +216,7 @@ add_journals(struct spool *s, struct listing *l, bool *kept_newest)
 
 	*kept_newest = false;
 	for (i = 0; i < l->count; i++) {
-		if (journal_file(s, l->journals[i], name) == -1)
+		if (spool_names_journal(s, l->journals[i], name) == -1)
 			return (-1);
 		if (open_journal(s, &r, name) == -1) {
 			if (errno == ENOENT)
@@ -342,7 +233,7 @@ add_journals(struct spool *s, struct listing *l, bool *kept_newest)
 		if (s->count > 0 && (seg = &s->segments[s->count - 1])->kind ==
 		    SEGMENT_JOURNAL && seg->end == GROWING)
 			seg->end = journal_reader_first(r);
-		if (add_segment(s, SEGMENT_JOURNAL, l->journals[i],
+		if (spool_segments_add(s, SEGMENT_JOURNAL, l->journals[i],
 		    journal_reader_first(r), GROWING) == -1) {
 			journal_reader_close(r);
 			return (-1);
@@ -390,7 +281,7 @@ numbers_bound(struct spool *s, struct listing *l, uint64_t *known)
 		    s->segments[i].end > bound)
 			bound = s->segments[i].end;
 	for (i = 0; i < l->count; i++)
-		if (journal_file(s, l->journals[i], name) == 0 &&
+		if (spool_names_journal(s, l->journals[i], name) == 0 &&
 		    fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 			bytes += (uint64_t)sb.st_size;
 	*known = bound;
@@ -450,9 +341,9 @@ resume_newest(struct spool *s, struct listing *l, bool kept_newest)
 		}
 		return (0);
 	}
-	if (journal_file(s, seg->number, name) == -1)
+	if (spool_names_journal(s, seg->number, name) == -1)
 		return (-1);
-	spool_path(s, name, path);
+	spool_names_path(s, name, path);
 	if (survey_newest(s, name, &survey) == -1) {
 		log_event(LEVEL_ERROR, "journal_unreadable", "{s:s, s:s}",
 		    "path", path, "error", strerror(errno));
@@ -499,7 +390,7 @@ resume_newest(struct spool *s, struct listing *l, bool kept_newest)
  * spool is noted in *legacy. Leftovers of a crash go.
  */
 int
-scan_directory(struct spool *s, bool *legacy)
+spool_files_scan(struct spool *s, bool *legacy)
 {
 	struct listing	l;
 	char		name[NAME_SIZE];
@@ -518,7 +409,7 @@ scan_directory(struct spool *s, bool *legacy)
 	}
 	if (!s->reader && resume_newest(s, &l, kept_newest) == -1)
 		goto out;
-	sort_segments(s);
+	spool_segments_sort(s);
 	*legacy = l.legacy;
 	/*
 	 * A recovery of echopost 1 renamed the spool to its copy, then the
@@ -526,7 +417,8 @@ scan_directory(struct spool *s, bool *legacy)
 	 * which holds everything: it is the spool again.
 	 */
 	if (!l.legacy && l.backup > 0 && !s->reader) {
-		if (spool_name(s, name, ".~%" PRIu64 "~", l.backup) == -1 ||
+		if (spool_names_file(s, name, ".~%" PRIu64 "~",
+		    l.backup) == -1 ||
 		    renameat(s->dirfd, name, s->dirfd, s->name) == -1 ||
 		    fsync(s->dirfd) == -1) {
 			snprintf(s->error, sizeof s->error, "rename %s/%s: %s",

@@ -115,13 +115,13 @@ parse_lines(struct spool *s, FILE *f)
  * its records are sent as any other, and the event says so.
  */
 void
-load_given_up(struct spool *s)
+spool_given_up_load(struct spool *s)
 {
 	char	 name[NAME_SIZE], path[PATH_MAX];
 	FILE	*f = NULL;
 	int	 fd;
 
-	if (spool_name(s, name, GIVEN_UP_SUFFIX) == -1)
+	if (spool_names_file(s, name, GIVEN_UP_SUFFIX) == -1)
 		return;
 	if ((fd = file_open(s->dirfd, name, O_RDONLY, 1)) == -1) {
 		if (errno == ENOENT)
@@ -130,7 +130,7 @@ load_given_up(struct spool *s)
 		close(fd);
 	if (f == NULL || parse_lines(s, f) == -1) {
 		snprintf(s->error, sizeof s->error, "%s: %s: its records "
-		    "are sent as any other", spool_path(s, name, path),
+		    "are sent as any other", spool_names_path(s, name, path),
 		    strerror(errno));
 		if (!s->reader)
 			log_event(LEVEL_ERROR, "given_up_unreadable", "{s:s}",
@@ -205,7 +205,7 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 		errno = ERANGE;
 		return (-1);
 	}
-	if (spool_name(s, name, GIVEN_UP_SUFFIX) == -1)
+	if (spool_names_file(s, name, GIVEN_UP_SUFFIX) == -1)
 		goto fail;
 	if ((fd = file_open(s->dirfd, name, O_WRONLY | O_APPEND | O_CREAT,
 	    1)) == -1)
@@ -230,11 +230,11 @@ fail:
 
 /* Before the spool's files go: see the top of this file. */
 int
-remove_given_up(struct spool *s)
+spool_given_up_remove(struct spool *s)
 {
 	char	name[NAME_SIZE];
 
-	if (spool_name(s, name, GIVEN_UP_SUFFIX) == -1 ||
+	if (spool_names_file(s, name, GIVEN_UP_SUFFIX) == -1 ||
 	    (unlinkat(s->dirfd, name, 0) == -1 && errno != ENOENT)) {
 		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
 		    s->dir, name, strerror(errno));

@@ -136,49 +136,52 @@ struct spool {
 	char		 append_error[ERROR_SIZE]; /* [A] */
 };
 
-/* spool_files.c: names, the directory, what a crash left in it. */
+/* spool_names.c: the spool's files under DIR, by name. */
 #define NAME_SIZE	(NAME_MAX + 1)
-int	 spool_name(const struct spool *, char [NAME_SIZE], const char *, ...)
-	    __attribute__((__format__(__printf__, 3, 4)));
-const char *spool_path(const struct spool *, const char *, char [PATH_MAX]);
-int	 journal_file(const struct spool *, uint64_t, char [NAME_SIZE]);
-int	 sealed_file(const struct spool *, uint64_t, uint64_t,
+int	 spool_names_file(const struct spool *, char [NAME_SIZE], const char *,
+	    ...) __attribute__((__format__(__printf__, 3, 4)));
+const char *spool_names_path(const struct spool *, const char *,
+	    char [PATH_MAX]);
+int	 spool_names_journal(const struct spool *, uint64_t, char [NAME_SIZE]);
+int	 spool_names_sealed(const struct spool *, uint64_t, uint64_t,
 	    char [NAME_SIZE]);
-void	 remove_file(const struct spool *, const char *);
-void	 set_aside(const struct spool *, const char *, const char *,
-	    const char *);
-void	 remove_segment_file(struct spool *, const struct segment *);
-bool	 transient(int);
-bool	 spool_numbered(const char *, const char *, const char *, uint64_t *,
-	    char **);
-int	 scan_directory(struct spool *, bool *);
+bool	 spool_names_numbered(const char *, const char *, const char *,
+	    uint64_t *, char **);
+void	 spool_names_remove(const struct spool *, const char *);
+void	 spool_names_set_aside(const struct spool *, const char *,
+	    const char *, const char *);
+
+/* spool_files.c: what a crash or an older echopost left under DIR. */
+int	 spool_files_scan(struct spool *, bool *);
 
 /* spool_segments.c: the row of segments, the head. */
-int	 add_segment(struct spool *, enum segment_kind, uint64_t, uint64_t,
-	    uint64_t);
-void	 drop_segment(struct spool *, size_t);
-void	 sort_segments(struct spool *);
-void	 close_cursors(struct spool *);
-int	 segment_name(const struct spool *, const struct segment *,
+int	 spool_segments_add(struct spool *, enum segment_kind, uint64_t,
+	    uint64_t, uint64_t);
+void	 spool_segments_drop(struct spool *, size_t);
+void	 spool_segments_sort(struct spool *);
+void	 spool_segments_close_cursors(struct spool *);
+int	 spool_segments_name(const struct spool *, const struct segment *,
 	    char [NAME_SIZE]);
-void	 track_journals(struct spool *);
-int	 read_next(struct spool *, uint64_t *, void **, size_t *);
-int	 read_record(struct spool *, uint64_t, void **, size_t *);
-int	 save_position(struct spool *);
+void	 spool_segments_track(struct spool *);
+void	 spool_segments_remove_file(struct spool *, const struct segment *);
+int	 spool_segments_read_next(struct spool *, uint64_t *, void **,
+	    size_t *);
+int	 spool_segments_read(struct spool *, uint64_t, void **, size_t *);
+int	 spool_segments_save_position(struct spool *);
 
 /* spool_seal.c: closed journals sealed into GDBM. */
-int	 move_journals(struct spool *);
+int	 spool_seal_journals(struct spool *);
 
 /* spool_legacy.c: a spool of echopost 1. */
-int	 take_up_legacy(struct spool *);
-int	 import_legacy(struct spool *);
+int	 spool_legacy_take_up(struct spool *);
+int	 spool_legacy_import(struct spool *);
 
 /* spool_given_up.c: records to move to the failure log, not to send. */
-void	 load_given_up(struct spool *);
-int	 remove_given_up(struct spool *);
+void	 spool_given_up_load(struct spool *);
+int	 spool_given_up_remove(struct spool *);
 
 /* spool_append.c: the journal that takes appends. */
-int	 begin_journal(struct spool *, uint64_t);
-void	 prepare_spare(struct spool *);
+int	 spool_append_begin_journal(struct spool *, uint64_t);
+void	 spool_append_prepare_spare(struct spool *);
 
 #endif

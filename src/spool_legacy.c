@@ -38,11 +38,11 @@ remove_backups(struct spool *s)
 	if ((dir = list_dir(s->dirfd)) == NULL)
 		return;
 	while ((entry = readdir(dir)) != NULL)
-		if (spool_numbered(entry->d_name, s->name, ".~", &number, &rest) &&
-		    strcmp(rest, "~") == 0) {
-			remove_file(s, entry->d_name);
+		if (spool_names_numbered(entry->d_name, s->name, ".~", &number,
+		    &rest) && strcmp(rest, "~") == 0) {
+			spool_names_remove(s, entry->d_name);
 			log_event(LEVEL_INFO, "spool_copy_removed", "{s:s}",
-			    "path", spool_path(s, entry->d_name, path));
+			    "path", spool_names_path(s, entry->d_name, path));
 		}
 	closedir(dir);
 }
@@ -94,7 +94,7 @@ legacy_closed_cleanly(struct spool *s, uint64_t *next)
  * and no journal to say, after those the import finds, now.
  */
 int
-take_up_legacy(struct spool *s)
+spool_legacy_take_up(struct spool *s)
 {
 	uint64_t	next;
 
@@ -105,7 +105,7 @@ take_up_legacy(struct spool *s)
 		s->numbers_from = next;
 		return (0);
 	}
-	return (import_legacy(s));
+	return (spool_legacy_import(s));
 }
 
 /*
@@ -130,14 +130,14 @@ first_journaled(const struct spool *s)
  * delete it. One GDBM cannot read at all is set aside for a person.
  */
 int
-import_legacy(struct spool *s)
+spool_legacy_import(struct spool *s)
 {
 	struct sealed_range	 range;
 	char			 work[NAME_SIZE], name[NAME_SIZE];
 	char			*cause = NULL;
 	int			 found;
 
-	if (spool_name(s, work, IMPORT_SUFFIX) == -1) {
+	if (spool_names_file(s, work, IMPORT_SUFFIX) == -1) {
 		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
 		return (-1);
 	}
@@ -150,22 +150,22 @@ import_legacy(struct spool *s)
 		return (-1);
 	}
 	if (found == -1)
-		set_aside(s, s->name, "spool_damaged", cause != NULL ? cause :
-		    "unreadable");
+		spool_names_set_aside(s, s->name, "spool_damaged",
+		    cause != NULL ? cause : "unreadable");
 	free(cause);
 	if (found == 1) {
 		/* EEXIST: imported before a crash, not deleted yet. */
-		if (sealed_file(s, range.first, range.end, name) == -1 ||
-		    (publish_file(s->dirfd, work, name) == -1 &&
-		    errno != EEXIST) || add_segment(s, SEGMENT_SEALED, 0,
+		if (spool_names_sealed(s, range.first, range.end,
+		    name) == -1 || (publish_file(s->dirfd, work, name) == -1 &&
+		    errno != EEXIST) || spool_segments_add(s, SEGMENT_SEALED, 0,
 		    range.first, range.end) == -1) {
 			snprintf(s->error, sizeof s->error, "import %s: %s",
 			    s->path, strerror(errno));
-			remove_file(s, work);
+			spool_names_remove(s, work);
 			return (-1);
 		}
-		remove_file(s, work);
-		sort_segments(s);
+		spool_names_remove(s, work);
+		spool_segments_sort(s);
 		if (!s->head_exact && range.head < s->head)
 			s->head = range.head;
 	}
@@ -175,7 +175,7 @@ import_legacy(struct spool *s)
 		    "end", (json_int_t)range.end,
 		    "ignored_keys", (json_int_t)range.ignored);
 	if (found != -1)
-		remove_file(s, s->name);
+		spool_names_remove(s, s->name);
 	remove_backups(s);
 	s->legacy_due = false;
 	return (0);

@@ -51,12 +51,13 @@ seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
 	size_t			 size;
 	int			 found;
 
-	if (journal_file(s, seg->number, name) == -1 ||
+	if (spool_names_journal(s, seg->number, name) == -1 ||
 	    journal_reader_open(&r, s->dirfd, name) == -1) {
 		snprintf(s->error, sizeof s->error, "journal %s/%s: %s",
 		    s->dir, name, strerror(errno));
 		seg->damaged = errno == EBADMSG;
-		return (errno == EBADMSG || transient(errno) ? 1 : -1);
+		return (errno == EBADMSG || transient_error(errno) ?
+		    1 : -1);
 	}
 	found = 0;
 	if (journal_reader_damaged(r)) {
@@ -100,12 +101,12 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
 			i++;
 			continue;
 		}
-		remove_segment_file(s, seg);
-		drop_segment(s, i);
+		spool_segments_remove_file(s, seg);
+		spool_segments_drop(s, i);
 	}
-	if (add_segment(s, SEGMENT_SEALED, 0, start, end) == -1)
+	if (spool_segments_add(s, SEGMENT_SEALED, 0, start, end) == -1)
 		return (-1);
-	sort_segments(s);
+	spool_segments_sort(s);
 	return (0);
 }
 
@@ -148,7 +149,7 @@ sealing_due(struct spool *s)
  * was nothing to move or it is not due, -1 on error.
  */
 int
-move_journals(struct spool *s)
+spool_seal_journals(struct spool *s)
 {
 	struct sealed_writer	*w = NULL;
 	struct segment		*seg;
@@ -158,7 +159,7 @@ move_journals(struct spool *s)
 	size_t			 i, moved = 0;
 	int			 status = 0;
 
-	track_journals(s);
+	spool_segments_track(s);
 	if (!sealing_due(s))
 		return (0);
 	for (i = 0; i < s->count && moved < MOVE_MAX && status == 0; i++) {
@@ -172,9 +173,9 @@ move_journals(struct spool *s)
 			start = seg->first > s->saved_head ? seg->first :
 			    s->saved_head;
 			low = seg->number;
-			if (spool_name(s, work, BUILD_SUFFIX) == -1 ||
-			    sealed_create(&w, s->dirfd, work, spool_path(s,
-			    work, path), &cause) == -1)
+			if (spool_names_file(s, work, BUILD_SUFFIX) == -1 ||
+			    sealed_create(&w, s->dirfd, work,
+			    spool_names_path(s, work, path), &cause) == -1)
 				return (mover_error(s, cause));
 		}
 		if ((status = seal_journal(s, w, seg, start)) == 0) {
@@ -191,7 +192,7 @@ move_journals(struct spool *s)
 	 * EEXIST: sealed before a crash that kept the journals, maybe before
 	 * its name was synced: the journals go only once it is.
 	 */
-	if (sealed_file(s, start, end, name) == -1 ||
+	if (spool_names_sealed(s, start, end, name) == -1 ||
 	    (sealed_finish(w, end, name, &cause) == -1 && (errno != EEXIST ||
 	    fsync(s->dirfd) == -1)))
 		return (mover_error(s, cause));
@@ -199,7 +200,7 @@ move_journals(struct spool *s)
 	if (replace_journals(s, low, high, start, end) == -1)
 		return (mover_error(s, NULL));
 	log_event(LEVEL_DEBUG, "journals_sealed", "{s:s, s:I, s:I}", "path",
-	    spool_path(s, name, path), "first", (json_int_t)start, "end",
+	    spool_names_path(s, name, path), "first", (json_int_t)start, "end",
 	    (json_int_t)end);
 	return (1);
 }

@@ -38,7 +38,7 @@
 #include "util.h"
 
 int
-add_segment(struct spool *s, enum segment_kind kind, uint64_t number,
+spool_segments_add(struct spool *s, enum segment_kind kind, uint64_t number,
     uint64_t first, uint64_t end)
 {
 	struct segment	*grown;
@@ -63,7 +63,7 @@ add_segment(struct spool *s, enum segment_kind kind, uint64_t number,
 
 /* Forget segment i; its file is someone else's business. */
 void
-drop_segment(struct spool *s, size_t i)
+spool_segments_drop(struct spool *s, size_t i)
 {
 	struct segment	*seg = &s->segments[i];
 
@@ -93,15 +93,15 @@ by_first(const void *a, const void *b)
 }
 
 void
-sort_segments(struct spool *s)
+spool_segments_sort(struct spool *s)
 {
-	close_cursors(s);
+	spool_segments_close_cursors(s);
 	if (s->count > 0)
 		qsort(s->segments, s->count, sizeof *s->segments, by_first);
 }
 
 void
-close_cursors(struct spool *s)
+spool_segments_close_cursors(struct spool *s)
 {
 	journal_reader_close(s->cursor);
 	s->cursor = NULL;
@@ -111,14 +111,15 @@ close_cursors(struct spool *s)
 }
 
 int
-segment_name(const struct spool *s, const struct segment *seg,
+spool_segments_name(const struct spool *s, const struct segment *seg,
     char name[NAME_SIZE])
 {
 	switch (seg->kind) {
 	case SEGMENT_SEALED:
-		return (sealed_file(s, seg->first, seg->named_end, name));
+		return (spool_names_sealed(s, seg->first, seg->named_end,
+		    name));
 	case SEGMENT_JOURNAL:
-		return (journal_file(s, seg->number, name));
+		return (spool_names_journal(s, seg->number, name));
 	case SEGMENT_LEGACY:
 		break;
 	}
@@ -130,7 +131,7 @@ segment_name(const struct spool *s, const struct segment *seg,
  * one growing until now ends where the next begins.
  */
 void
-track_journals(struct spool *s)
+spool_segments_track(struct spool *s)
 {
 	struct journal_reader	*r;
 	struct segment		*last;
@@ -141,14 +142,14 @@ track_journals(struct spool *s)
 	newest = s->journal_number;
 	pthread_mutex_unlock(&s->append_lock);
 	while (s->tracked < newest) {
-		if (journal_file(s, s->tracked + 1, name) == -1 ||
+		if (spool_names_journal(s, s->tracked + 1, name) == -1 ||
 		    journal_reader_open(&r, s->dirfd, name) == -1)
 			return;		/* rotation is never half done */
 		last = s->count > 0 ? &s->segments[s->count - 1] : NULL;
 		if (last != NULL && last->kind == SEGMENT_JOURNAL &&
 		    last->end == GROWING)
 			last->end = journal_reader_first(r);
-		if (add_segment(s, SEGMENT_JOURNAL, s->tracked + 1,
+		if (spool_segments_add(s, SEGMENT_JOURNAL, s->tracked + 1,
 		    journal_reader_first(r), GROWING) == 0)
 			s->tracked++;
 		journal_reader_close(r);
@@ -199,7 +200,7 @@ skip_to(struct spool *s, uint64_t to)
 /*
  * Records from to end of segment seg could not be read: damage, or a
  * block that failed every try. They are reported when their turn comes;
- * the file is kept for a person, never deleted (remove_segment_file).
+ * the file is kept for a person, never deleted (spool_segments_remove_file).
  */
 static void
 lose_records(struct spool *s, struct segment *seg, uint64_t from,
@@ -244,18 +245,18 @@ read_given_up(struct spool *s, uint64_t seq)
  * record could not be read is renamed aside instead, for a person.
  */
 void
-remove_segment_file(struct spool *s, const struct segment *seg)
+spool_segments_remove_file(struct spool *s, const struct segment *seg)
 {
 	char	name[NAME_SIZE];
 
-	if (segment_name(s, seg, name) == -1)
+	if (spool_segments_name(s, seg, name) == -1)
 		return;
 	if (seg->damaged)
-		set_aside(s, name, seg->kind == SEGMENT_JOURNAL ?
+		spool_names_set_aside(s, name, seg->kind == SEGMENT_JOURNAL ?
 		    "journal_damaged" : "spool_damaged", "records in it could "
 		    "not be read (record_missing says which)");
 	else
-		remove_file(s, name);
+		spool_names_remove(s, name);
 }
 
 static int
@@ -300,10 +301,11 @@ open_cursor(struct spool *s, struct segment *seg, uint64_t seq)
 	}
 	if (s->cursor != NULL)
 		return (1);
-	if (journal_file(s, seg->number, name) == -1)
+	if (spool_names_journal(s, seg->number, name) == -1)
 		return (-1);
 	if (journal_reader_open(&s->cursor, s->dirfd, name) == -1) {
-		if (transient(errno) && (s->reader || !read_given_up(s, seq)))
+		if (transient_error(errno) && (s->reader ||
+		    !read_given_up(s, seq)))
 			return (-1);
 		/* Gone, or nothing in it checks out, or it never will. */
 		if (seg->end != GROWING)
@@ -344,7 +346,7 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 		return (copy_out(data, *size, value, size));
 	if (found == 1 || (found == 0 && seg->end == GROWING))
 		return (found == 1 ? 0 : 2);
-	if (found == -1 && transient(errno) && (s->reader ||
+	if (found == -1 && transient_error(errno) && (s->reader ||
 	    !read_given_up(s, seq))) {
 		journal_reader_close(s->cursor);
 		s->cursor = NULL;
@@ -367,7 +369,8 @@ sealed_failed(struct spool *s, struct segment *seg, uint64_t seq,
 {
 	int	error = errno, retry;
 
-	retry = transient(error) && (s->reader || !read_given_up(s, seq));
+	retry = transient_error(error) && (s->reader ||
+	    !read_given_up(s, seq));
 	if (!retry || s->reader)
 		snprintf(s->error, sizeof s->error, "%s", cause != NULL ?
 		    cause : strerror(error));
@@ -401,9 +404,9 @@ read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
 		sealed_close(s->sealed);
 		s->sealed = NULL;
 	}
-	if (segment_name(s, seg, name) == -1)
+	if (spool_segments_name(s, seg, name) == -1)
 		return (-1);
-	spool_path(s, name, path);
+	spool_names_path(s, name, path);
 	if (s->sealed == NULL) {
 		if (sealed_open(&s->sealed, s->dirfd, name, path, &cause) ==
 		    -1)
@@ -476,7 +479,8 @@ journals_behind(struct spool *s)
  * Records no file holds are reported and passed.
  */
 int
-read_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
+spool_segments_read_next(struct spool *s, uint64_t *seq, void **value,
+    size_t *size)
 {
 	size_t	i;
 	int	found;
@@ -492,7 +496,7 @@ read_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 		}
 		found = read_from(s, i, s->read, value, size);
 		if (found == 2 && !s->reader && journals_behind(s)) {
-			track_journals(s);
+			spool_segments_track(s);
 			continue;
 		}
 		if (found == 1) {
@@ -524,7 +528,7 @@ read_next(struct spool *s, uint64_t *seq, void **value, size_t *size)
 
 /* Record seq, wherever it is: for a reader. */
 int
-read_record(struct spool *s, uint64_t seq, void **value, size_t *size)
+spool_segments_read(struct spool *s, uint64_t seq, void **value, size_t *size)
 {
 	size_t	i;
 	int	found;
@@ -540,7 +544,7 @@ read_record(struct spool *s, uint64_t seq, void **value, size_t *size)
  * disk lets their files go.
  */
 int
-save_position(struct spool *s)
+spool_segments_save_position(struct spool *s)
 {
 	struct segment	*seg;
 	size_t		 i;
@@ -565,8 +569,8 @@ save_position(struct spool *s)
 			i++;
 			continue;
 		}
-		remove_segment_file(s, seg);
-		drop_segment(s, i);
+		spool_segments_remove_file(s, seg);
+		spool_segments_drop(s, i);
 	}
 	return (0);
 }

@@ -74,6 +74,14 @@ write_all(int fd, const void *data, size_t len)
 	return (0);
 }
 
+/* An errno a later try may not meet: an I/O error, a full table. */
+bool
+transient_error(int error)
+{
+	return (error == EIO || error == EMFILE || error == ENFILE ||
+	    error == ENOMEM || error == EAGAIN || error == EINTR);
+}
+
 /* DIR/NAME in buf: 0, or -1 and ENAMETOOLONG if it does not fit. */
 int
 dir_file(char buf[PATH_MAX], const char *dir, const char *name)

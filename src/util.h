@@ -22,6 +22,7 @@ int64_t	 clock_monotonic_ms(void);
 void	 delay_ms(int64_t);
 void	 format_time(int64_t, char [TIME_BUFSIZE]);
 int	 write_all(int, const void *, size_t);
+bool	 transient_error(int);
 int	 dir_file(char [PATH_MAX], const char *, const char *);
 uint32_t checksum(uint32_t, const void *, size_t);
 bool	 header_safe(const char *);

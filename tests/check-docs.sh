@@ -7,8 +7,8 @@
 # code logs, and no event the code does not. The README's Source tree
 # must name every .c file under src/ but protoc-c's.
 # An event name in the code is a string literal right after a level
-# (log_event(LEVEL_WARN, "name", ...)) or given to set_aside(), whose
-# names end in _damaged.
+# (log_event(LEVEL_WARN, "name", ...)) or given to
+# spool_names_set_aside(), whose names end in _damaged.
 # Every option in the table (src/options_table.c) has an entry in the man
 # page's OPTIONS section and is offered by the bash completion, and
 # neither names an option the table lacks.
