@@ -41,6 +41,7 @@
 #include "http.h"
 #include "log.h"
 #include "record.h"
+#include "refused.h"
 #include "session.h"
 #include "spool.h"
 #include "util.h"
@@ -216,12 +217,11 @@ read_report(int dirfd, const char *name)
 static json_t *
 read_refused(int dirfd)
 {
-	json_t	*refused;
+	json_t		*refused;
+	struct refused	 state;
 
 	refused = read_report(dirfd, REFUSED_NAME);
-	if (refused != NULL && json_unpack_ex(refused, NULL,
-	    JSON_VALIDATE_ONLY, "{s:i, s:s, s:s}", "code", "url", "since") ==
-	    -1) {
+	if (refused != NULL && refused_read(refused, &state) == -1) {
 		json_decref(refused);
 		refused = NULL;
 	}
@@ -427,7 +427,8 @@ print_run(json_t *run)
 static void
 print_table(const struct options *o, const struct status *st)
 {
-	char	line[REPORT_MAX + PATH_MAX];
+	struct refused	refused;
+	char		line[REPORT_MAX + PATH_MAX];
 
 	print_shown("directory", st->dir_exists ? "%s\n" :
 	    "%s (no such directory)\n", o->dir);
@@ -474,12 +475,10 @@ print_table(const struct options *o, const struct status *st)
 		    o->dir);
 		print_shown("to deliver", "%s\n", line);
 	}
-	if (st->refused != NULL) {
-		snprintf(line, sizeof line, "%s answered %lld to every "
-		    "delivery, since %s", json_string_value(json_object_get(
-		    st->refused, "url")), (long long)json_integer_value(
-		    json_object_get(st->refused, "code")), json_string_value(
-		    json_object_get(st->refused, "since")));
+	if (st->refused != NULL && refused_read(st->refused, &refused) == 0) {
+		snprintf(line, sizeof line, "%s answered %d to every "
+		    "delivery, since %s", refused.url, refused.code,
+		    refused.since);
 		print_shown("deliveries", "%s\n", line);
 	}
 }

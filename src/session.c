@@ -23,6 +23,7 @@
 #include "echopost.h"
 #include "files.h"
 #include "log.h"
+#include "refused.h"
 #include "session.h"
 #include "util.h"
 
@@ -282,35 +283,29 @@ session_set_server_down(struct session *s, bool down)
 
 /*
  * While the server refuses every delivery with one code, DIR/echopost.refused
- * says so for --status: {"code": 404, "url": "...", "since": "..."}. It
- * stays after a run that gave up, and goes when a delivery passes.
+ * says so for --status (refused.h).
  */
 int
 session_set_refused(struct session *s, long code, const char *url)
 {
-	json_t	*state;
-	char	 since[TIME_BUFSIZE], *text;
-	size_t	 len;
-	int	 fd, status;
+	struct refused	 state;
+	char		 since[TIME_BUFSIZE], *text;
+	size_t		 len;
+	int		 fd, status;
 
 	if (code == 0)
 		return (unlinkat(s->dirfd, REFUSED_NAME, 0) == -1 &&
 		    errno != ENOENT ? -1 : 0);
 	format_time(clock_realtime_us(), since);
-	state = json_pack("{s:i, s:s, s:s}", "code", (int)code, "url", url,
-	    "since", since);
-	text = state != NULL ? json_dumps(state, JSON_COMPACT) : NULL;
-	json_decref(state);
-	if (text == NULL) {
-		errno = ENOMEM;
+	state.code = (int)code;
+	state.url = url;
+	state.since = since;
+	if ((text = refused_text(&state, &len)) == NULL)
 		return (-1);
-	}
-	len = strlen(text);
-	text[len] = '\n';
 	/* Emptied only once it is known to be ours alone (no O_TRUNC). */
 	fd = file_open(s->dirfd, REFUSED_NAME, O_WRONLY | O_CREAT, 1);
 	status = fd == -1 || ftruncate(fd, 0) == -1 ||
-	    write_all(fd, text, len + 1) == -1 ? -1 : 0;
+	    write_all(fd, text, len) == -1 ? -1 : 0;
 	if (fd != -1)
 		close(fd);
 	free(text);
