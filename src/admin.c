@@ -59,10 +59,10 @@ struct status {
 	bool		 dir_exists;
 	enum instance	 instance;
 	pid_t		 pid;		/* of the running instance */
-	char		 unknown[PATH_MAX + 64]; /* why nobody knows */
+	char		 unknown[CAUSE_SIZE]; /* why nobody knows */
 	int		 socket;	/* 1, 0, or -1: cannot tell */
 	bool		 spool_readable;
-	char		 spool_error[256];
+	char		 spool_error[CAUSE_SIZE];
 	json_t		*damaged;	/* files not readable whole */
 	uint64_t	 records;
 	uint64_t	 given_up;	/* of them, by --give-up */
@@ -123,8 +123,7 @@ find_instance(int dirfd, struct status *st)
 		break;
 	default:
 		st->instance = INSTANCE_UNKNOWN;
-		snprintf(st->unknown, sizeof st->unknown, "%s: %s",
-		    PID_FILE_NAME, strerror(errno));
+		cause_set(st->unknown, errno, "%s", PID_FILE_NAME);
 	}
 }
 
@@ -165,22 +164,20 @@ read_spool(int dirfd, const char *dir, struct status *st)
 	uint64_t	 head, next;
 
 	if (dir_file(path, dir, SPOOL_NAME) == -1) {
-		strlcpy(st->spool_error, strerror(errno),
-		    sizeof st->spool_error);
+		cause_set(st->spool_error, 0, "%s", strerror(errno));
 		return;
 	}
 	if ((spool = spool_open_reader(dirfd, path, cause)) == NULL) {
-		strlcpy(st->spool_error, cause, sizeof st->spool_error);
+		cause_set(st->spool_error, 0, "%s", cause);
 		return;
 	}
 	st->spool_readable = true;
-	strlcpy(st->spool_error, spool_error(spool), sizeof st->spool_error);
+	cause_set(st->spool_error, 0, "%s", spool_error(spool));
 	if (spool_check(spool, add_damaged, st) > 0) {
 		st->spool_readable = false;
-		snprintf(st->spool_error, sizeof st->spool_error, "%zu files "
-		    "of the spool cannot be read whole: records in them are "
-		    "lost or will be reported missing",
-		    json_array_size(st->damaged));
+		cause_set(st->spool_error, 0, "%zu files of the spool cannot "
+		    "be read whole: records in them are lost or will be "
+		    "reported missing", json_array_size(st->damaged));
 	}
 	st->bytes = spool_size(spool);
 	spool_range(spool, &head, &next);
@@ -283,10 +280,10 @@ gather(const struct options *o, struct status *st)
 	st->dir_exists = status != EX_NOINPUT;
 	if (status != 0 && st->dir_exists) {
 		st->instance = INSTANCE_UNKNOWN;
-		strlcpy(st->unknown, dir.error, sizeof st->unknown);
+		cause_set(st->unknown, 0, "%s", dir.error);
 		st->socket = -1;
 		st->spool_readable = false;
-		strlcpy(st->spool_error, dir.error, sizeof st->spool_error);
+		cause_set(st->spool_error, 0, "%s", dir.error);
 	} else if (status == 0) {
 		find_instance(dir.fd, st);
 		if (fstatat(dir.fd, SOCKET_NAME, &sb, AT_SYMLINK_NOFOLLOW) ==

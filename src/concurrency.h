@@ -10,6 +10,8 @@
  * near the least seen, and is cut when the round trip rises, and halved
  * when the server says it is busy or a request times out. Never above the
  * cap, never below 1; with a cap of 1, one request at a time.
+ *
+ * Every field is the forwarder's thread's (F, echopost.h): no lock.
  */
 #ifndef CONCURRENCY_H
 #define CONCURRENCY_H

@@ -30,6 +30,7 @@
 #include "dir.h"
 #include "echopost.h"
 #include "files.h"
+#include "util.h"
 
 #define LINKS_MAX	16	/* symbolic links followed on the way */
 
@@ -51,7 +52,7 @@ static int
 refuse(struct dir_check *c, int status, const char *fmt, const char *dir,
     const char *why)
 {
-	snprintf(c->error, sizeof c->error, fmt, dir, why);
+	cause_set(c->error, 0, fmt, dir, why);
 	return (status);
 }
 
@@ -108,7 +109,6 @@ static int
 check_step(struct walk *w, const struct stat *sb, bool last)
 {
 	struct dir_check	*c = w->check;
-	char			 why[128];
 	int			 status;
 
 	if (sb->st_uid != 0 && sb->st_uid != geteuid() && geteuid() == 0 &&
@@ -116,25 +116,24 @@ check_step(struct walk *w, const struct stat *sb, bool last)
 		return (status);
 	if (sb->st_uid != geteuid() && (last || sb->st_uid != 0)) {
 		if (last)
-			snprintf(why, sizeof why, "it belongs to uid %lu, "
-			    "and echopost runs as uid %lu: run it as the "
-			    "owner", (unsigned long)sb->st_uid,
+			cause_set(c->error, 0, "refusing %s: it belongs to "
+			    "uid %lu, and echopost runs as uid %lu: run it as "
+			    "the owner", w->path, (unsigned long)sb->st_uid,
 			    (unsigned long)geteuid());
 		else
-			snprintf(why, sizeof why, "uid %lu owns it and could "
-			    "put another directory in DIR's place: run "
-			    "echopost as that user", (unsigned long)sb->st_uid);
-		return (refuse(c, EX_NOPERM, "refusing %s: %s", w->path,
-		    why));
+			cause_set(c->error, 0, "refusing %s: uid %lu owns it "
+			    "and could put another directory in DIR's place: "
+			    "run echopost as that user", w->path,
+			    (unsigned long)sb->st_uid);
+		return (EX_NOPERM);
 	}
 	if (others_write(sb) && (last || !(sb->st_mode & S_ISVTX))) {
-		snprintf(why, sizeof why, "writable by others (mode %04o), "
-		    "who could replace %s; %s", (unsigned)(sb->st_mode &
-		    07777), last ? "what is in it" : "DIR", last ? "make it "
-		    "0700 (chmod go-w)" : "choose a DIR under a directory "
-		    "only its owner can write");
-		return (refuse(c, EX_CANTCREAT, "refusing %s: %s", w->path,
-		    why));
+		cause_set(c->error, 0, "refusing %s: writable by others (mode "
+		    "%04o), who could replace %s; %s", w->path,
+		    (unsigned)(sb->st_mode & 07777), last ? "what is in it" :
+		    "DIR", last ? "make it 0700 (chmod go-w)" : "choose a DIR "
+		    "under a directory only its owner can write");
+		return (EX_CANTCREAT);
 	}
 	if (last && geteuid() != 0 && (sb->st_mode & (S_IWUSR | S_IXUSR)) !=
 	    (S_IWUSR | S_IXUSR))

@@ -20,11 +20,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "echopost.h"
+
 struct dir_check {
 	int	 fd;			/* DIR, open */
 	char	 path[PATH_MAX];	/* DIR, as walked, for people */
 	bool	 became_owner;		/* was root, now DIR's owner */
-	char	 error[PATH_MAX + 256];	/* why it was refused */
+	char	 error[CAUSE_SIZE];	/* why it was refused */
 };
 
 struct dir_lock;

@@ -30,17 +30,22 @@ struct ready {
 	int		 bits;		/* CURL_CSELECT_* */
 };
 
+/*
+ * Who may touch what, in the letters of echopost.h: the thread that waits
+ * is the forwarder's (F); events_wake, from any thread, only writes to
+ * wake[1].
+ */
 struct events {
-	CURLM		*multi;
-	int		 wake[2];
-	struct pollfd	*fds;
-	struct ready	*ready;		/* room for as many as fds */
-	size_t		 count;
-	size_t		 room;
-	int64_t		 timer_due_ms;	/* -1: no timer */
-	unsigned int	 timer_set;	/* times libcurl set it */
-	int		 running;	/* transfers not finished */
-	bool		 unwatched;	/* a socket found no room */
+	CURLM		*multi;		/* [I] */
+	int		 wake[2];	/* [I] */
+	struct pollfd	*fds;		/* [F] */
+	struct ready	*ready;		/* [F] room for as many as fds */
+	size_t		 count;		/* [F] */
+	size_t		 room;		/* [F] */
+	int64_t		 timer_due_ms;	/* [F] -1: no timer */
+	unsigned int	 timer_set;	/* [F] times libcurl set it */
+	int		 running;	/* [F] transfers not finished */
+	bool		 unwatched;	/* [F] a socket found no room */
 };
 
 static int
@@ -112,13 +117,16 @@ detach(CURLM *multi)
 	    (curl_multi_timer_callback)NULL) == CURLM_OK ? 0 : -1);
 }
 
+/* The waits of multi, or NULL and why. */
 struct events *
-events_open(CURLM *multi)
+events_open(CURLM *multi, char cause[CAUSE_SIZE])
 {
 	struct events	*ev;
 
-	if ((ev = calloc(1, sizeof *ev)) == NULL)
+	if ((ev = calloc(1, sizeof *ev)) == NULL) {
+		cause_set(cause, errno, "events");
 		return (NULL);
+	}
 	ev->multi = multi;
 	ev->timer_due_ms = -1;
 	ev->room = FIRST_ROOM;
@@ -126,6 +134,7 @@ events_open(CURLM *multi)
 	if ((ev->fds = calloc(ev->room, sizeof *ev->fds)) == NULL ||
 	    (ev->ready = calloc(ev->room, sizeof *ev->ready)) == NULL ||
 	    pipe2(ev->wake, O_NONBLOCK | O_CLOEXEC) == -1) {
+		cause_set(cause, errno, "events");
 		events_close(ev);
 		return (NULL);
 	}
@@ -138,6 +147,7 @@ events_open(CURLM *multi)
 	    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, note_socket) !=
 	    CURLM_OK || curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
 	    note_timer) != CURLM_OK) {
+		cause_set(cause, 0, "cannot hand libcurl's waits to poll(2)");
 		/* Freed only where libcurl can no longer call into it. */
 		if (detach(multi) == 0)
 			events_close(ev);

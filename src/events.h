@@ -20,9 +20,11 @@
 
 #include <curl/curl.h>
 
+#include "echopost.h"
+
 struct events;
 
-struct events	*events_open(CURLM *);
+struct events	*events_open(CURLM *, char [CAUSE_SIZE]);
 void		 events_close(struct events *);
 int		 events_run_due(struct events *);
 int		 events_wait(struct events *, int64_t, unsigned int);

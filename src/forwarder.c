@@ -384,7 +384,7 @@ set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 {
 	pthread_condattr_t	attr;
 
-	strlcpy(cause, "cannot set up the forwarder's lock", CAUSE_SIZE);
+	cause_set(cause, 0, "cannot set up the forwarder's lock");
 	if (pthread_condattr_init(&attr) != 0)
 		return (-1);
 	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
@@ -397,7 +397,7 @@ set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 		return (-1);
 	/* Room to go on while the oldest waits, and to see a run. */
 	f->window_size = 2 * (size_t)f->options->concurrency + ENDPOINT_RUN;
-	strlcpy(cause, "out of memory", CAUSE_SIZE);
+	cause_set(cause, 0, "out of memory");
 	if ((f->window = calloc(f->window_size, sizeof *f->window)) == NULL ||
 	    (f->shown_delivery_url = delivery_url(f->options->shown_url)) == NULL)
 		return (-1);
@@ -417,7 +417,7 @@ forwarder_start(const struct options *options, bool progress_bar,
 	struct forwarder	*f;
 
 	if ((f = calloc(1, sizeof *f)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	f->options = options;
@@ -434,7 +434,7 @@ forwarder_start(const struct options *options, bool progress_bar,
 		return (NULL);
 	}
 	if (pthread_create(&f->thread, NULL, forwarder_main, f) != 0) {
-		strlcpy(cause, "cannot start its thread", CAUSE_SIZE);
+		cause_set(cause, 0, "cannot start its thread");
 		free_forwarder(f);
 		return (NULL);
 	}

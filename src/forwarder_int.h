@@ -49,43 +49,44 @@ struct entry {
 };
 
 /*
- * Who may touch what:
- *	[I]	set before the thread starts, then only read
- *	[L]	under lock: main's thread and the forwarder's
- *	[S]	set by forwarder_stop from any thread, read by the forwarder's
- *	(none)	the forwarder thread's own
+ * Who may touch what, in the letters of echopost.h; one lock:
+ *	f	lock, with the condition wake: what main's thread and the
+ *		forwarder's tell each other
+ * The entries in the window, the concurrency and the progress are the
+ * forwarder's thread's (F) like the window; main reads result and
+ * progress after the join.
  */
 struct forwarder {
-	pthread_t		 thread;
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 wake;
-	atomic_bool		 stopping;		/* [S] */
-	bool			 listener_closed;	/* [L] */
-	bool			 wants_drain;		/* [L] */
-	bool			 done;			/* [L] */
-	enum forwarder_result	 result;		/* read after join */
+	pthread_t		 thread;		/* [M] */
+	pthread_mutex_t		 lock;			/* f */
+	pthread_cond_t		 wake;			/* [I] under f */
+	atomic_bool		 stopping;		/* [A] forwarder_stop */
+	bool			 listener_closed;	/* [fM] */
+	bool			 wants_drain;		/* [fF] */
+	bool			 done;			/* [fF] */
+	enum forwarder_result	 result;		/* [F] */
 
 	const struct options	*options;		/* [I] */
 	struct spool		*spool;			/* [I] */
 	struct session		*session;		/* [I] */
 	struct http		*http;			/* [I] */
-	char			*shown_delivery_url;		/* [I] password hidden */
+	char			*shown_delivery_url;	/* [I] no password */
 
-	struct entry		**window;	/* oldest first */
-	size_t			 window_count;
-	size_t			 window_size;
-	bool			 stored_all;	/* the spool had no more */
-	struct concurrency	 concurrency;
-	struct progress		 progress;
-	bool			 healthy;
-	bool			 port_closed;	/* at the last health check */
-	unsigned int		 failures;
-	int64_t			 paused_until_ms;
-	long			 refused_code;	/* the endpoint's; 0: none */
-	int64_t			 refused_since_ms;
-	int64_t			 settled_ms;
-	bool			 settle_failed;
-	int64_t			 published_ms;	/* DIR/echopost.status */
+	struct entry		**window;	/* [F] oldest first */
+	size_t			 window_count;	/* [F] */
+	size_t			 window_size;	/* [F] */
+	bool			 stored_all;	/* [F] the spool had no more */
+	struct concurrency	 concurrency;	/* [F] */
+	struct progress		 progress;	/* [F] */
+	bool			 healthy;	/* [F] */
+	bool			 port_closed;	/* [F] at the last check */
+	unsigned int		 failures;	/* [F] */
+	int64_t			 paused_until_ms; /* [F] */
+	long			 refused_code;	/* [F] the endpoint's, or 0 */
+	int64_t			 refused_since_ms; /* [F] */
+	int64_t			 settled_ms;	/* [F] */
+	bool			 settle_failed;	/* [F] */
+	int64_t			 published_ms;	/* [F] DIR/echopost.status */
 };
 
 /* forwarder.c */

@@ -19,6 +19,7 @@
 
 #include "events.h"
 #include "http.h"
+#include "util.h"
 
 /* Keep this much of a refusal's body for the failure log. */
 #define BODY_KEEP		(64 * 1024)
@@ -246,18 +247,18 @@ close_slot(struct http *h, struct slot *slot)
 }
 
 static int
-set_up(struct http *h, const char **cause)
+set_up(struct http *h, char cause[CAUSE_SIZE])
 {
 	unsigned int	i;
 	long		slots = (long)h->options->concurrency;
 
-	*cause = "out of memory";
 	if ((h->delivery_url = delivery_url(h->options->health_url)) == NULL) {
-		*cause = "cannot build the delivery URL";
+		cause_set(cause, 0, "cannot build the delivery URL");
 		return (-1);
 	}
+	cause_set(cause, 0, "out of memory");
 	if ((h->multi = curl_multi_init()) == NULL ||
-	    (h->events = events_open(h->multi)) == NULL ||
+	    (h->events = events_open(h->multi, cause)) == NULL ||
 	    (h->slots = calloc(slots, sizeof *h->slots)) == NULL ||
 	    (h->health = stoppable_handle(h, h->options->health_url,
 	    h->health_error)) == NULL ||
@@ -267,7 +268,7 @@ set_up(struct http *h, const char **cause)
 	if (curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 	    slots) != CURLM_OK || curl_multi_setopt(h->multi,
 	    CURLMOPT_MAXCONNECTS, slots) != CURLM_OK) {
-		*cause = "cannot set up libcurl's multi handle";
+		cause_set(cause, 0, "cannot set up libcurl's multi handle");
 		return (-1);
 	}
 	for (i = 0; i < slots; i++)
@@ -281,16 +282,14 @@ struct http *
 http_open(const struct options *options, char cause[CAUSE_SIZE])
 {
 	struct http	*h;
-	const char	*why;
 
 	if ((h = calloc(1, sizeof *h)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	h->options = options;
 	atomic_init(&h->stopping, false);
-	if (set_up(h, &why) == -1) {
-		strlcpy(cause, why, CAUSE_SIZE);
+	if (set_up(h, cause) == -1) {
 		http_close(h);
 		return (NULL);
 	}

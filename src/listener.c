@@ -47,35 +47,43 @@ enum call_state {
 	CALL_ANSWERING		/* answer sent, waiting for the close */
 };
 
+/*
+ * Who may touch what, in the letters of echopost.h: main's thread (M)
+ * starts, polls and closes the listener, with no lock. One more:
+ *	G	main's, but gRPC's threads write it too (its address goes
+ *		with the request for the call, or with an operation on it),
+ *		only before they hand the call's tag back through the
+ *		completion queue that main's thread polls: that hand-over
+ *		orders their writes before main's reads
+ */
 struct call {
-	struct listener		*listener;
-	enum call_state		 state;
-	grpc_call		*call;
-	gpr_timespec		 deadline;
-	grpc_metadata_array	 metadata;
-	grpc_byte_buffer	*request;
-	grpc_byte_buffer	*response;
-	int			 cancelled;
-	bool			 stored;
-	char			 reason[REASON_SIZE];
-	STAILQ_ENTRY(call)	 group_entry;
+	struct listener		*listener;	/* [I] */
+	enum call_state		 state;		/* [M] */
+	grpc_call		*call;		/* [G] */
+	gpr_timespec		 deadline;	/* [G] */
+	grpc_metadata_array	 metadata;	/* [G] */
+	grpc_byte_buffer	*request;	/* [G] */
+	grpc_byte_buffer	*response;	/* [M] */
+	int			 cancelled;	/* [G] */
+	bool			 stored;	/* [M] */
+	char			 reason[CAUSE_SIZE]; /* [M] */
+	STAILQ_ENTRY(call)	 group_entry;	/* [M] */
 };
 
-/* main's thread alone: it starts, polls and closes the listener. */
 struct listener {
-	grpc_server		*server;
-	grpc_completion_queue	*queue;
-	void			*method;
-	struct store		 store;
-	int			 dirfd;		/* DIR, the caller's */
-	grpc_slice		 stored_answer;
-	bool			 closing;
-	bool			 closed;
-	int			 shutdown_tag;
-	struct call		 slots[CALL_SLOTS];
-	STAILQ_HEAD(, call)	 group;		/* in arrival order */
-	unsigned int		 group_size;
-	struct listener_counts	 counts;
+	grpc_server		*server;	/* [I] */
+	grpc_completion_queue	*queue;		/* [I] */
+	void			*method;	/* [I] */
+	struct store		 store;		/* [I] */
+	int			 dirfd;		/* [I] DIR, the caller's */
+	grpc_slice		 stored_answer;	/* [I] */
+	bool			 closing;	/* [M] */
+	bool			 closed;	/* [M] */
+	int			 shutdown_tag;	/* [I] its address is a tag */
+	struct call		 slots[CALL_SLOTS]; /* [M] */
+	STAILQ_HEAD(, call)	 group;		/* [M] in arrival order */
+	unsigned int		 group_size;	/* [M] */
+	struct listener_counts	 counts;	/* [M] */
 };
 
 static void
@@ -136,11 +144,11 @@ store_call(struct listener *l, struct call *c)
 	uint64_t		 seq;
 
 	if (c->request == NULL) {
-		strlcpy(c->reason, "no request message", sizeof c->reason);
+		cause_set(c->reason, 0, "no request message");
 		return;
 	}
 	if (!grpc_byte_buffer_reader_init(&reader, c->request)) {
-		strlcpy(c->reason, "unreadable request", sizeof c->reason);
+		cause_set(c->reason, 0, "unreadable request");
 		return;
 	}
 	slice = grpc_byte_buffer_reader_readall(&reader);
@@ -153,8 +161,8 @@ store_call(struct listener *l, struct call *c)
 			log_event(LEVEL_DEBUG, "log_stored", "{s:I}", "seq",
 			    (json_int_t)seq);
 		} else
-			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", l->store.error(l->store.arg));
+			cause_set(c->reason, 0, "storage failed: %s",
+			    l->store.error(l->store.arg));
 		free(encoded);
 	}
 	grpc_slice_unref(slice);
@@ -225,8 +233,8 @@ commit_group(struct listener *l)
 	STAILQ_FOREACH_SAFE(c, &l->group, group_entry, next) {
 		if (c->stored && !synced) {
 			c->stored = false;
-			snprintf(c->reason, sizeof c->reason,
-			    "storage failed: %s", l->store.error(l->store.arg));
+			cause_set(c->reason, 0, "storage failed: %s",
+			    l->store.error(l->store.arg));
 		}
 		if (c->stored)
 			l->counts.stored++;
@@ -445,7 +453,7 @@ listener_start(const struct listener_config *config,
 	struct listener	*l;
 
 	if ((l = calloc(1, sizeof *l)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	STAILQ_INIT(&l->group);
@@ -455,7 +463,7 @@ listener_start(const struct listener_config *config,
 	l->dirfd = config->dirfd;
 	if (pack_answer(true, "stored", &l->stored_answer) == -1 ||
 	    start_server(l, config) == -1) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		listener_close(l, NULL);
 		return (NULL);
 	}

@@ -5,6 +5,9 @@
 /*
  * progress.h: how a replay goes, told as replay_progress events once a
  * second and, for a person at a terminal, as a bar on stderr.
+ *
+ * Every field is the forwarder's thread's (F, echopost.h): no lock; main's
+ * thread reads failed and quarantined after the join.
  */
 #ifndef PROGRESS_H
 #define PROGRESS_H

@@ -23,7 +23,7 @@
 #include "util.h"
 
 static int
-check_payload(const char *text, char reason[REASON_SIZE])
+check_payload(const char *text, char reason[CAUSE_SIZE])
 {
 	json_error_t	 error;
 	json_t		*value;
@@ -33,23 +33,21 @@ check_payload(const char *text, char reason[REASON_SIZE])
 	value = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
 	    &error);
 	if (value == NULL) {
-		snprintf(reason, REASON_SIZE,
-		    "json_data is not valid JSON: %s (at byte %d)", error.text,
-		    error.position);
+		cause_set(reason, 0, "json_data is not valid JSON: %s (at byte "
+		    "%d)", error.text, error.position);
 		return (-1);
 	}
 	is_object = json_is_object(value);
 	json_decref(value);
 	if (!is_object) {
-		snprintf(reason, REASON_SIZE,
-		    "json_data must be a JSON object");
+		cause_set(reason, 0, "json_data must be a JSON object");
 		return (-1);
 	}
 	return (0);
 }
 
 static char *
-pipelines_json(const Logagent__LogRequest *request, char reason[REASON_SIZE])
+pipelines_json(const Logagent__LogRequest *request, char reason[CAUSE_SIZE])
 {
 	json_t	*list, *name;
 	char	*text;
@@ -61,8 +59,8 @@ pipelines_json(const Logagent__LogRequest *request, char reason[REASON_SIZE])
 		name = json_string(request->pipelines[i]);
 		if (name == NULL) {
 			json_decref(list);
-			snprintf(reason, REASON_SIZE,
-			    "pipeline %zu is not valid UTF-8", i);
+			cause_set(reason, 0, "pipeline %zu is not valid UTF-8",
+			    i);
 			return (NULL);
 		}
 		if (json_array_append_new(list, name) == -1) {
@@ -75,7 +73,7 @@ pipelines_json(const Logagent__LogRequest *request, char reason[REASON_SIZE])
 	if (text != NULL)
 		return (text);
 memory:
-	snprintf(reason, REASON_SIZE, "out of memory");
+	cause_set(reason, 0, "out of memory");
 	return (NULL);
 }
 
@@ -84,7 +82,7 @@ memory:
  */
 int
 request_to_record(const void *message, size_t len, int64_t now_us,
-    void **encoded, size_t *encoded_size, char reason[REASON_SIZE])
+    void **encoded, size_t *encoded_size, char reason[CAUSE_SIZE])
 {
 	Logagent__LogRequest	*request;
 	struct record		 r;
@@ -94,7 +92,7 @@ request_to_record(const void *message, size_t len, int64_t now_us,
 	*encoded = NULL;
 	request = logagent__log_request__unpack(NULL, len, message);
 	if (request == NULL) {
-		snprintf(reason, REASON_SIZE, "malformed LogRequest message");
+		cause_set(reason, 0, "malformed LogRequest message");
 		return (-1);
 	}
 	/*
@@ -102,15 +100,14 @@ request_to_record(const void *message, size_t len, int64_t now_us,
 	 * out shorter, and so does the message packed again.
 	 */
 	if (logagent__log_request__get_packed_size(request) != len) {
-		snprintf(reason, REASON_SIZE, "a string holds a NUL byte, or "
+		cause_set(reason, 0, "a string holds a NUL byte, or "
 		    "the message is not in canonical protobuf encoding");
 		goto out;
 	}
 	if (check_payload(request->json_data, reason) == -1)
 		goto out;
 	if (!header_safe(request->api_key)) {
-		snprintf(reason, REASON_SIZE,
-		    "api_key holds control characters");
+		cause_set(reason, 0, "api_key holds control characters");
 		goto out;
 	}
 	if ((pipelines = pipelines_json(request, reason)) == NULL)
@@ -123,7 +120,7 @@ request_to_record(const void *message, size_t len, int64_t now_us,
 	r.payload = request->json_data;
 	r.payload_len = strlen(request->json_data);
 	if ((*encoded = record_encode(&r, encoded_size)) == NULL)
-		snprintf(reason, REASON_SIZE, "out of memory");
+		cause_set(reason, 0, "out of memory");
 	else
 		status = 0;
 out:

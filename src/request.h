@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REASON_SIZE 256
+#include "echopost.h"
 
 int	request_to_record(const void *, size_t, int64_t, void **, size_t *,
-	    char [REASON_SIZE]);
+	    char [CAUSE_SIZE]);
 void   *response_pack(int, const char *, size_t *);
 
 #endif

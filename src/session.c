@@ -28,22 +28,23 @@
 #include "util.h"
 
 /*
- * main's thread opens and closes a session; in between, while the
- * forwarder runs, only the forwarder's thread writes through it.
+ * Who may touch what, in the letters of echopost.h: main's thread opens
+ * and closes a session; in between, while the forwarder runs, only the
+ * forwarder's thread (F) goes through it, and main's reads its path.
  */
 struct session {
-	char	 dir[PATH_MAX];		/* DIR, as shown */
-	char	 path[PATH_MAX];	/* DIR/session-..., as shown */
-	char	 name[64];		/* session-... */
-	int	 dirfd;			/* of DIR: files are named in it */
-	int	 fd;			/* of the session directory */
-	int	 success_log;
-	char	*delivered;		/* its lines not written yet */
-	size_t	 delivered_len;
-	size_t	 delivered_size;
-	int	 failure_log;
-	bool	 server_down;
-	bool	 published;	/* DIR/echopost.status is this run's */
+	char	 dir[PATH_MAX];		/* [I] DIR, as shown */
+	char	 path[PATH_MAX];	/* [I] DIR/session-..., as shown */
+	char	 name[64];		/* [I] session-... */
+	int	 dirfd;			/* [I] of DIR: files are named in it */
+	int	 fd;			/* [I] of the session directory */
+	int	 success_log;		/* [I] */
+	char	*delivered;		/* [F] its lines not written yet */
+	size_t	 delivered_len;		/* [F] */
+	size_t	 delivered_size;	/* [F] */
+	int	 failure_log;		/* [I] */
+	bool	 server_down;		/* [F] */
+	bool	 published;		/* [F] DIR/echopost.status is ours */
 };
 
 /* A file of ours to append to in the directory dirfd. */
@@ -97,7 +98,7 @@ session_open(int dirfd, const char *dir, char cause[CAUSE_SIZE])
 	int		 fd = -1;
 
 	if ((s = calloc(1, sizeof *s)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	s->dirfd = s->fd = s->success_log = s->failure_log = -1;
@@ -108,7 +109,7 @@ session_open(int dirfd, const char *dir, char cause[CAUSE_SIZE])
 	    (s->success_log = open_log(s->fd, SUCCESS_LOG_NAME)) == -1 ||
 	    (s->failure_log = open_log(s->fd, FAILURE_LOG_NAME)) == -1 ||
 	    fsync(s->fd) == -1 || fsync(s->dirfd) == -1) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		if (fd != -1)
 			close(fd);
 		session_close(s);

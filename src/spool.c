@@ -142,13 +142,12 @@ open_dir(struct spool *s, int dirfd)
 
 	s->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (s->dirfd == -1 || fstat(s->dirfd, &sb) == -1) {
-		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
-		    strerror(errno));
+		cause_set(s->error, errno, "%s", s->dir);
 		return (-1);
 	}
 	if (!s->reader && sb.st_uid != geteuid()) {
-		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
-		    "not the directory of the user echopost runs as");
+		cause_set(s->error, 0, "%s: not the directory of the user "
+		    "echopost runs as", s->dir);
 		return (-1);
 	}
 	return (0);
@@ -198,8 +197,7 @@ open_writer(struct spool *s, int dirfd)
 	spool_given_up_load(s);
 	if (spool_names_file(s, name, POSITION_SUFFIX) == -1 ||
 	    (found = open_position(s, name)) == -1) {
-		snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir,
-		    name, strerror(errno));
+		cause_set(s->error, errno, "%s/%s", s->dir, name);
 		return (-1);
 	}
 	s->head_exact = found == 1;
@@ -241,8 +239,8 @@ open_reader(struct spool *s, int dirfd)
 		return (-1);
 	/* As a writer would set it aside: count from the first record. */
 	if ((found = position_read(s->dirfd, name, &s->head)) == -1) {
-		snprintf(s->error, sizeof s->error, "%s/%s: %s: counted from "
-		    "the first record", s->dir, name, strerror(errno));
+		cause_set(s->error, 0, "%s/%s: %s: counted from the first "
+		    "record", s->dir, name, strerror(errno));
 		found = 0;
 	}
 	if (spool_files_scan(s, &legacy) == -1)
@@ -273,8 +271,10 @@ opened(struct spool *s, int status, char cause[CAUSE_SIZE])
 {
 	if (status == 0)
 		return (s);
-	strlcpy(cause, s->error[0] != '\0' ? s->error : strerror(errno),
-	    CAUSE_SIZE);
+	if (s->error[0] != '\0')
+		cause_set(cause, 0, "%s", s->error);
+	else
+		cause_set(cause, 0, "%s", strerror(errno));
 	free_spool(s);
 	return (NULL);
 }
@@ -291,7 +291,7 @@ spool_open(int dirfd, const char *path, uint64_t max_bytes,
 	struct spool	*s;
 
 	if ((s = new_spool(path)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	s->max_bytes = max_bytes;
@@ -309,7 +309,7 @@ spool_open_reader(int dirfd, const char *path, char cause[CAUSE_SIZE])
 	struct spool	*s;
 
 	if ((s = new_spool(path)) == NULL) {
-		strlcpy(cause, strerror(errno), CAUSE_SIZE);
+		cause_set(cause, 0, "%s", strerror(errno));
 		return (NULL);
 	}
 	s->reader = true;
@@ -533,8 +533,7 @@ remove_all(struct spool *s)
 	if (spool_names_file(s, name, POSITION_SUFFIX) == -1 ||
 	    fsync(s->dirfd) == -1 || (unlinkat(s->dirfd, name, 0) == -1 &&
 	    (errno != ENOENT || s->position != NULL))) {
-		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
-		    s->dir, name, strerror(errno));
+		cause_set(s->error, errno, "remove %s/%s", s->dir, name);
 		return (-1);
 	}
 	return (0);

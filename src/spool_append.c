@@ -45,9 +45,9 @@ room_for(struct spool *s, size_t size)
 	int64_t		now;
 
 	if (s->max_bytes > 0 && bytes + size > s->max_bytes) {
-		snprintf(s->append_error, sizeof s->append_error, "spool "
-		    "full: %llu bytes stored, the limit is %llu "
-		    "(--max-spool-size)", (unsigned long long)bytes,
+		cause_set(s->append_error, 0, "spool full: %llu bytes stored, "
+		    "the limit is %llu (--max-spool-size)",
+		    (unsigned long long)bytes,
 		    (unsigned long long)s->max_bytes);
 		return (-1);
 	}
@@ -59,8 +59,8 @@ room_for(struct spool *s, size_t size)
 			    DISK_MARGIN + size;
 	}
 	if (s->disk_low) {
-		snprintf(s->append_error, sizeof s->append_error, "disk full: "
-		    "less than %d MiB free in %s", DISK_MARGIN >> 20, s->dir);
+		cause_set(s->append_error, 0, "disk full: less than %d MiB "
+		    "free in %s", DISK_MARGIN >> 20, s->dir);
 		return (-1);
 	}
 	return (0);
@@ -106,8 +106,8 @@ spool_append_begin_journal(struct spool *s, uint64_t first)
 	}
 	if (status == -1 || spool_segments_add(s, SEGMENT_JOURNAL,
 	    s->journal_number, first, GROWING) == -1) {
-		snprintf(s->error, sizeof s->error, "begin journal %s: %s",
-		    spool_names_path(s, name, path), strerror(errno));
+		cause_set(s->error, errno, "begin journal %s",
+		    spool_names_path(s, name, path));
 		return (full_disk_with_records(s) ? 0 : -1);
 	}
 	s->tracked = s->journal_number;
@@ -130,12 +130,11 @@ spool_append(struct spool *s, const void *value, size_t size, uint64_t *seq)
 		rotate(s);
 	pthread_mutex_lock(&s->append_lock);
 	if (s->journal == NULL)
-		snprintf(s->append_error, sizeof s->append_error, "disk full: "
-		    "no journal can be begun in %s", s->dir);
+		cause_set(s->append_error, 0, "disk full: no journal can be "
+		    "begun in %s", s->dir);
 	else if (room_for(s, size) == 0) {
 		if (journal_add(s->journal, value, size, seq) == -1)
-			snprintf(s->append_error, sizeof s->append_error,
-			    "journal: %s", strerror(errno));
+			cause_set(s->append_error, errno, "journal");
 		else {
 			s->next = *seq + 1;
 			s->pending_bytes += size;
@@ -168,8 +167,7 @@ spool_commit(struct spool *s)
 		s->committed_ms = spool_quiet_clock();
 		s->bytes += s->pending_bytes;
 	} else {
-		snprintf(s->append_error, sizeof s->append_error,
-		    "journal: write: %s", strerror(saved));
+		cause_set(s->append_error, saved, "journal: write");
 		s->next = journal_next(s->journal);
 		/* A bad block stays bad: the next commit goes to a new file. */
 		s->commit_failed = saved != ENOSPC && saved != EDQUOT;

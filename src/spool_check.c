@@ -22,20 +22,21 @@
 #include "sealed.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "util.h"
 
 /* A journal, read whole and past any damage. */
 static int
-check_journal(struct spool *s, const char *name, char *why, size_t size)
+check_journal(struct spool *s, const char *name, char why[CAUSE_SIZE])
 {
 	struct journal_survey	survey;
 
 	if (journal_survey(s->dirfd, name, true, &survey) == -1) {
-		snprintf(why, size, "%s", errno == EBADMSG ? "no entry in it "
+		cause_set(why, 0, "%s", errno == EBADMSG ? "no entry in it "
 		    "checks out" : strerror(errno));
 		return (-1);
 	}
 	if (survey.damaged) {
-		snprintf(why, size, "damaged, or a block cannot be read, among "
+		cause_set(why, 0, "damaged, or a block cannot be read, among "
 		    "its records %ju to %ju: delivery reads past the damage, "
 		    "and names each record lost", (uintmax_t)survey.first,
 		    (uintmax_t)survey.next - 1);
@@ -46,14 +47,14 @@ check_journal(struct spool *s, const char *name, char *why, size_t size)
 
 /* A sealed file, opened: GDBM's header, directory and bookkeeping. */
 static int
-check_sealed(struct spool *s, const char *name, char *why, size_t size)
+check_sealed(struct spool *s, const char *name, char why[CAUSE_SIZE])
 {
 	struct sealed	*sealed;
 	char		 path[PATH_MAX], *cause = NULL;
 
 	if (sealed_open(&sealed, s->dirfd, name,
 	    spool_names_path(s, name, path), &cause) == -1) {
-		snprintf(why, size, "%s", cause != NULL ? cause :
+		cause_set(why, 0, "%s", cause != NULL ? cause :
 		    strerror(errno));
 		free(cause);
 		return (-1);
@@ -64,7 +65,7 @@ check_sealed(struct spool *s, const char *name, char *why, size_t size)
 
 /* Can the spool file name be opened to be read: 0, or -1 and why. */
 static int
-check_open(struct spool *s, const char *name, char *why, size_t size)
+check_open(struct spool *s, const char *name, char why[CAUSE_SIZE])
 {
 	int	fd;
 
@@ -72,7 +73,7 @@ check_open(struct spool *s, const char *name, char *why, size_t size)
 		close(fd);
 		return (0);
 	}
-	snprintf(why, size, "%s", errno == EPERM ? "not a regular file of the "
+	cause_set(why, 0, "%s", errno == EPERM ? "not a regular file of the "
 	    "owner's alone (a FIFO, a device, another user's, linked "
 	    "elsewhere or writable by others): never used" :
 	    strerror(errno));
@@ -88,7 +89,7 @@ check_names(struct spool *s, spool_report_fn report, void *arg)
 {
 	struct dirent	*entry;
 	DIR		*dir;
-	char		 why[ERROR_SIZE];
+	char		 why[CAUSE_SIZE];
 	size_t		 len = strlen(s->name);
 	int		 found = 0;
 
@@ -102,7 +103,7 @@ check_names(struct spool *s, spool_report_fn report, void *arg)
 			    "run for a person to look at: any record it held "
 			    "and could not give was reported missing "
 			    "(record_missing)");
-		else if (check_open(s, entry->d_name, why, sizeof why) == -1)
+		else if (check_open(s, entry->d_name, why) == -1)
 			report(arg, entry->d_name, why);
 		else
 			continue;
@@ -120,7 +121,7 @@ check_names(struct spool *s, spool_report_fn report, void *arg)
 int
 spool_check(struct spool *s, spool_report_fn report, void *arg)
 {
-	char	name[NAME_SIZE], why[ERROR_SIZE];
+	char	name[NAME_SIZE], why[CAUSE_SIZE];
 	size_t	i;
 	int	found = 0, status = 0;
 
@@ -128,15 +129,15 @@ spool_check(struct spool *s, spool_report_fn report, void *arg)
 	for (i = 0; i < s->count; i++) {
 		/* One that cannot be opened is check_names' to report. */
 		if (spool_segments_name(s, &s->segments[i], name) == -1 ||
-		    check_open(s, name, why, sizeof why) == -1)
+		    check_open(s, name, why) == -1)
 			continue;
 		switch (s->segments[i].kind) {
 		case SEGMENT_JOURNAL:
-			status = check_journal(s, name, why, sizeof why);
+			status = check_journal(s, name, why);
 			break;
 		case SEGMENT_SEALED:
 		case SEGMENT_LEGACY:
-			status = check_sealed(s, name, why, sizeof why);
+			status = check_sealed(s, name, why);
 			break;
 		}
 		if (status == -1) {

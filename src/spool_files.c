@@ -112,8 +112,7 @@ list_directory(struct spool *s, struct listing *l)
 	int		 status = 0;
 
 	if ((dir = list_dir(s->dirfd)) == NULL) {
-		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
-		    strerror(errno));
+		cause_set(s->error, errno, "%s", s->dir);
 		return (-1);
 	}
 	while (status == 0 && (errno = 0, entry = readdir(dir)) != NULL)
@@ -121,8 +120,7 @@ list_directory(struct spool *s, struct listing *l)
 	if (status == 0 && errno != 0)
 		status = -1;
 	if (status == -1)
-		snprintf(s->error, sizeof s->error, "%s: %s", s->dir,
-		    strerror(errno));
+		cause_set(s->error, errno, "%s", s->dir);
 	closedir(dir);
 	return (status);
 }
@@ -222,8 +220,8 @@ add_journals(struct spool *s, struct listing *l, bool *kept_newest)
 			if (errno == ENOENT)
 				continue;
 			if (s->reader) {
-				snprintf(s->error, sizeof s->error, "%s/%s: %s",
-				    s->dir, name, strerror(errno));
+				cause_set(s->error, errno, "%s/%s", s->dir,
+				    name);
 				continue;
 			}
 			*kept_newest = unreadable_journal(s, l, name,
@@ -403,8 +401,7 @@ spool_files_scan(struct spool *s, bool *legacy)
 	if (l.count > 0)
 		qsort(l.journals, l.count, sizeof *l.journals, by_number);
 	if (add_journals(s, &l, &kept_newest) == -1) {
-		snprintf(s->error, sizeof s->error, "journal: %s",
-		    strerror(errno));
+		cause_set(s->error, errno, "journal");
 		goto out;
 	}
 	if (!s->reader && resume_newest(s, &l, kept_newest) == -1)
@@ -421,8 +418,8 @@ spool_files_scan(struct spool *s, bool *legacy)
 		    l.backup) == -1 ||
 		    renameat(s->dirfd, name, s->dirfd, s->name) == -1 ||
 		    fsync(s->dirfd) == -1) {
-			snprintf(s->error, sizeof s->error, "rename %s/%s: %s",
-			    s->dir, name, strerror(errno));
+			cause_set(s->error, errno, "rename %s/%s", s->dir,
+			    name);
 			goto out;
 		}
 		*legacy = true;

@@ -129,9 +129,8 @@ spool_given_up_load(struct spool *s)
 	} else if ((f = fdopen(fd, "r")) == NULL)
 		close(fd);
 	if (f == NULL || parse_lines(s, f) == -1) {
-		snprintf(s->error, sizeof s->error, "%s: %s: its records "
-		    "are sent as any other", spool_names_path(s, name, path),
-		    strerror(errno));
+		cause_set(s->error, 0, "%s: %s: its records are sent as any "
+		    "other", spool_names_path(s, name, path), strerror(errno));
 		if (!s->reader)
 			log_event(LEVEL_ERROR, "given_up_unreadable", "{s:s}",
 			    "error", s->error);
@@ -191,17 +190,17 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 
 	spool_range(s, &head, &next);
 	if (s->given_up_lines >= GIVEN_UP_MAX) {
-		snprintf(s->error, sizeof s->error, "%d ranges are given up "
-		    "already: let a run deliver the spool first", GIVEN_UP_MAX);
+		cause_set(s->error, 0, "%d ranges are given up already: let "
+		    "a run deliver the spool first", GIVEN_UP_MAX);
 		errno = EOVERFLOW;
 		return (-1);
 	}
 	if (first < head || last >= next) {
 		if (head >= next)
-			strlcpy(s->error, "the spool is empty", sizeof s->error);
+			cause_set(s->error, 0, "the spool is empty");
 		else
-			snprintf(s->error, sizeof s->error, "the spool holds "
-			    "records %" PRIu64 " to %" PRIu64, head, next - 1);
+			cause_set(s->error, 0, "the spool holds records %"
+			    PRIu64 " to %" PRIu64, head, next - 1);
 		errno = ERANGE;
 		return (-1);
 	}
@@ -223,8 +222,7 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 		goto fail;
 	return (0);
 fail:
-	snprintf(s->error, sizeof s->error, "%s/%s: %s", s->dir, name,
-	    strerror(errno));
+	cause_set(s->error, errno, "%s/%s", s->dir, name);
 	return (-1);
 }
 
@@ -236,8 +234,7 @@ spool_given_up_remove(struct spool *s)
 
 	if (spool_names_file(s, name, GIVEN_UP_SUFFIX) == -1 ||
 	    (unlinkat(s->dirfd, name, 0) == -1 && errno != ENOENT)) {
-		snprintf(s->error, sizeof s->error, "remove %s/%s: %s",
-		    s->dir, name, strerror(errno));
+		cause_set(s->error, errno, "remove %s/%s", s->dir, name);
 		return (-1);
 	}
 	return (0);

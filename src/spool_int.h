@@ -11,16 +11,13 @@
  * which takes appends. Records are numbered in arrival order; the head,
  * the oldest not delivered, is saved in the position file (position.c).
  *
- * Who may touch what. Fields are marked:
- *	[I]	set at open, then only read
- *	[A]	under append_lock; written by the listener's thread, which is
- *		main's (appends, commits, rotation), and by the forwarder's
- *		for the spare and, in bytes, for what it removes
- *	[F]	under lock, by the forwarder's thread (settle, next, remove,
- *		sync), or by a reader's
- *	[L]	the listener's (main) thread's own: no lock
- *	[R]	the forwarder's thread's own: no lock
- * Lock order: lock, then append_lock; never the other way round.
+ * Who may touch what, in the letters of echopost.h: main's thread (M)
+ * appends, commits and rotates; the forwarder's (F) settles, reads ahead,
+ * removes and syncs; any thread takes the range, count and size. Locks:
+ *	l	lock: the row of segments, the head, reading ahead
+ *	a	append_lock: the journal that takes appends, the byte count
+ * Lock order: l, then a; never the other way round. spool_open and
+ * spool_close run while no forwarder does, and touch any field.
  */
 #ifndef SPOOL_INT_H
 #define SPOOL_INT_H
@@ -31,7 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ERROR_SIZE	(PATH_MAX + 256)
+#include "echopost.h"
+
 #define JOURNAL_SUFFIX	".journal."
 #define SPARE_SUFFIX	".journal.spare"
 #define SEALED_SUFFIX	".sealed."
@@ -74,7 +72,7 @@ struct given_up {
 };
 
 struct spool {
-	pthread_mutex_t	 lock;
+	pthread_mutex_t	 lock;		/* l */
 	int		 dirfd;		/* [I] DIR: every file is named in it */
 	char		*dir;		/* [I] DIR, as shown */
 	char		*name;		/* [I] echopost.spool */
@@ -86,54 +84,54 @@ struct spool {
 	uint64_t	 max_bytes;	/* [I] 0: no limit but the disk's */
 	off_t		 journal_size;	/* [I] one is closed past that */
 
-	struct segment	*segments;	/* [F] by first, oldest first */
-	size_t		 count;		/* [F] */
-	size_t		 allocated;	/* [F] */
-	uint64_t	 head;		/* [F] oldest record not delivered */
-	uint64_t	 saved_head;	/* [F] as the position file has it */
-	uint64_t	 read;		/* [F] the next one to hand out */
-	uint64_t	 handed;	/* [F] after the last one handed out */
-	bool		 head_exact;	/* [F] saved: a gap at it is a loss */
+	struct segment	*segments;	/* [lF] by first, oldest first */
+	size_t		 count;		/* [lF] */
+	size_t		 allocated;	/* [lF] */
+	uint64_t	 head;		/* [lF] oldest record not delivered */
+	uint64_t	 saved_head;	/* [lF] as the position file has it */
+	uint64_t	 read;		/* [lF] the next one to hand out */
+	uint64_t	 handed;	/* [lF] after the last one handed out */
+	bool		 head_exact;	/* [lF] saved: a gap at it is a loss */
 	uint64_t	 numbers_from;	/* [I] no record had one below, kept */
-	bool		 kept_at_open;	/* [I] a journal that could not be read */
-	uint64_t	 damaged_until;	/* [F] what lies below was lost */
-	uint64_t	 lost_first;	/* [F] records known lost: from */
-	uint64_t	 lost_end;	/* [F] to before this */
-	uint64_t	 missing;	/* [F] records reported missing */
-	uint64_t	 maybe_missing;	/* [F] numbers maybe never given, too */
-	uint64_t	 bound_first;	/* [I] numbers maybe never given: from */
+	bool		 kept_at_open;	/* [I] a journal unreadable at open */
+	uint64_t	 damaged_until;	/* [lF] what lies below was lost */
+	uint64_t	 lost_first;	/* [lF] records known lost: from */
+	uint64_t	 lost_end;	/* [lF] to before this */
+	uint64_t	 missing;	/* [lF] records reported missing */
+	uint64_t	 maybe_missing;	/* [lF] numbers maybe never given */
+	uint64_t	 bound_first;	/* [I] never given maybe: from */
 	uint64_t	 bound_end;	/* [I] to before this */
-	uint64_t	 failed_seq;	/* [F] whose read failed */
-	unsigned int	 failures;	/* [F] in a row, for failed_seq */
-	struct position	*position;	/* [F] */
-	unsigned int	 removals;	/* [F] since the last save */
-	int64_t		 removed_ms;	/* [F] when the first of them was */
-	bool		 legacy_due;	/* [F] an echopost 1 file to import */
-	int64_t		 retry_ms;	/* [F] import or move failed then */
-	uint64_t	 tracked;	/* [F] newest journal in segments */
-	struct journal_reader *cursor;	/* [F] reads the head's journal */
-	uint64_t	 cursor_number;	/* [F] */
-	struct sealed	*sealed;	/* [F] the open sealed file */
-	size_t		 sealed_index;	/* [F] its segment */
-	char		 error[ERROR_SIZE]; /* [F] */
+	uint64_t	 failed_seq;	/* [lF] whose read failed */
+	unsigned int	 failures;	/* [lF] in a row, for failed_seq */
+	struct position	*position;	/* [lF] */
+	unsigned int	 removals;	/* [lF] since the last save */
+	int64_t		 removed_ms;	/* [lF] when the first of them was */
+	bool		 legacy_due;	/* [lF] an echopost 1 file to import */
+	int64_t		 retry_ms;	/* [lF] import or move failed then */
+	uint64_t	 tracked;	/* [lF] newest journal in segments */
+	struct journal_reader *cursor;	/* [lF] reads the head's journal */
+	uint64_t	 cursor_number;	/* [lF] */
+	struct sealed	*sealed;	/* [lF] the open sealed file */
+	size_t		 sealed_index;	/* [lF] its segment */
+	char		 error[CAUSE_SIZE]; /* [lF] */
 
-	pthread_mutex_t	 append_lock;
-	struct journal	*journal;	/* [A] takes the appends */
-	uint64_t	 journal_number; /* [A] */
-	off_t		 committed;	/* [A] the end of its last commit */
-	int64_t		 committed_ms;	/* [A] when, or never: INT64_MIN */
-	bool		 preallocated;	/* [A] it was made from a spare */
-	int64_t		 rotate_failed_ms; /* [L] */
-	bool		 commit_failed;	/* [A] rotate before the next one */
-	bool		 spare_ready;	/* [A] a spare waits for rotation */
-	int64_t		 spare_tried_ms; /* [R] */
+	pthread_mutex_t	 append_lock;	/* a */
+	struct journal	*journal;	/* [aM] takes the appends */
+	uint64_t	 journal_number; /* [aM] */
+	off_t		 committed;	/* [aM] the end of its last commit */
+	int64_t		 committed_ms;	/* [aM] when, or never: INT64_MIN */
+	bool		 preallocated;	/* [aM] it was made from a spare */
+	int64_t		 rotate_failed_ms; /* [M] */
+	bool		 commit_failed;	/* [aM] rotate before the next one */
+	bool		 spare_ready;	/* [a] a spare waits for rotation */
+	int64_t		 spare_tried_ms; /* [F] */
 	uint64_t	 opened_journal; /* [I] the newest journal at open */
-	uint64_t	 next;		/* [A] key of the next append */
-	uint64_t	 bytes;		/* [A] in records not delivered */
-	uint64_t	 pending_bytes;	/* [A] appended, not committed yet */
-	int64_t		 disk_checked_ms; /* [A] */
-	bool		 disk_low;	/* [A] */
-	char		 append_error[ERROR_SIZE]; /* [A] */
+	uint64_t	 next;		/* [aM] key of the next append */
+	uint64_t	 bytes;		/* [a] in records not delivered */
+	uint64_t	 pending_bytes;	/* [aM] appended, not committed yet */
+	int64_t		 disk_checked_ms; /* [M] */
+	bool		 disk_low;	/* [M] */
+	char		 append_error[CAUSE_SIZE]; /* [M] */
 };
 
 /* spool_names.c: the spool's files under DIR, by name. */

@@ -138,7 +138,7 @@ spool_legacy_import(struct spool *s)
 	int			 found;
 
 	if (spool_names_file(s, work, IMPORT_SUFFIX) == -1) {
-		snprintf(s->error, sizeof s->error, "%s", strerror(errno));
+		cause_set(s->error, 0, "%s", strerror(errno));
 		return (-1);
 	}
 	range.end = first_journaled(s);
@@ -159,8 +159,7 @@ spool_legacy_import(struct spool *s)
 		    name) == -1 || (publish_file(s->dirfd, work, name) == -1 &&
 		    errno != EEXIST) || spool_segments_add(s, SEGMENT_SEALED, 0,
 		    range.first, range.end) == -1) {
-			snprintf(s->error, sizeof s->error, "import %s: %s",
-			    s->path, strerror(errno));
+			cause_set(s->error, errno, "import %s", s->path);
 			spool_names_remove(s, work);
 			return (-1);
 		}

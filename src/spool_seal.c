@@ -53,8 +53,7 @@ seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
 
 	if (spool_names_journal(s, seg->number, name) == -1 ||
 	    journal_reader_open(&r, s->dirfd, name) == -1) {
-		snprintf(s->error, sizeof s->error, "journal %s/%s: %s",
-		    s->dir, name, strerror(errno));
+		cause_set(s->error, errno, "journal %s/%s", s->dir, name);
 		seg->damaged = errno == EBADMSG;
 		return (errno == EBADMSG || transient_error(errno) ?
 		    1 : -1);

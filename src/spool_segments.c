@@ -234,8 +234,8 @@ read_given_up(struct spool *s, uint64_t seq)
 		s->failures = 0;
 		return (true);
 	}
-	snprintf(s->error, sizeof s->error, "read record %ju (try %u of %d): "
-	    "%s", (uintmax_t)seq, s->failures, READ_TRIES, strerror(error));
+	cause_set(s->error, error, "read record %ju (try %u of %d)",
+	    (uintmax_t)seq, s->failures, READ_TRIES);
 	errno = error;
 	return (false);
 }
@@ -550,14 +550,12 @@ spool_segments_save_position(struct spool *s)
 	size_t		 i;
 
 	if (s->position == NULL) {
-		snprintf(s->error, sizeof s->error, "save the head: no "
-		    "position file (what was delivered stays in the spool, "
-		    "and is sent again)");
+		cause_set(s->error, 0, "save the head: no position file (what "
+		    "was delivered stays in the spool, and is sent again)");
 		return (-1);
 	}
 	if (position_save(s->position, s->head) == -1) {
-		snprintf(s->error, sizeof s->error, "save the head: %s",
-		    strerror(errno));
+		cause_set(s->error, errno, "save the head");
 		return (-1);
 	}
 	s->head_exact = true;

@@ -3,13 +3,14 @@
  * SPDX-License-Identifier: AGPL-3.0-or-later
  */
 /*
- * util.c: clocks and their text, whole writes, paths under DIR, checksums,
- * header values.
+ * util.c: messages, clocks and their text, whole writes, paths under DIR,
+ * checksums, header values.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,25 @@
 #include <zlib.h>
 
 #include "util.h"
+
+/*
+ * The one way a message for the admin is built (echopost.h): fmt, then
+ * ": " and strerror(error) unless error is 0.
+ */
+void
+cause_set(char cause[CAUSE_SIZE], int error, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cause, CAUSE_SIZE, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = snprintf(cause, CAUSE_SIZE, "%s", fmt);
+	if (error != 0 && n >= 0 && n < CAUSE_SIZE)
+		snprintf(cause + n, CAUSE_SIZE - n, ": %s", strerror(error));
+}
 
 int64_t
 clock_realtime_us(void)

@@ -3,8 +3,9 @@
  * SPDX-License-Identifier: AGPL-3.0-or-later
  */
 /*
- * util.h: small things every module needs: clocks and their text, whole
- * writes, paths under DIR, checksums, header values, record numbers.
+ * util.h: small things every module needs: messages, clocks and their
+ * text, whole writes, paths under DIR, checksums, header values, record
+ * numbers.
  */
 #ifndef UTIL_H
 #define UTIL_H
@@ -14,9 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "echopost.h"
+
 /* "2026-11-28T12:41:13.123Z" and its terminating NUL. */
 #define TIME_BUFSIZE 32
 
+void	 cause_set(char [CAUSE_SIZE], int, const char *, ...)
+	    __attribute__((__format__(__printf__, 3, 4)));
 int64_t	 clock_realtime_us(void);
 int64_t	 clock_monotonic_ms(void);
 void	 delay_ms(int64_t);

@@ -18,6 +18,9 @@
  * the same code, and it is the endpoint's: nothing goes to the failure
  * log, sending stops and is tried again after a backoff, one record at a
  * time, until the endpoint takes one or refused_timeout_ms has passed.
+ *
+ * All of it runs on the forwarder's thread (F, echopost.h): the window
+ * and its entries are that thread's alone, with no lock.
  */
 #include "config.h"
 

@@ -19,7 +19,7 @@
 
 static int
 convert(const char *json, char **pipelines, size_t n, const char *key,
-    struct record *r, void **encoded, char reason[REASON_SIZE])
+    struct record *r, void **encoded, char reason[CAUSE_SIZE])
 {
 	Logagent__LogRequest	 request = LOGAGENT__LOG_REQUEST__INIT;
 	unsigned char		*packed;
@@ -44,7 +44,7 @@ convert(const char *json, char **pipelines, size_t n, const char *key,
 
 START_TEST(good_request)
 {
-	char		*pipelines[] = { "p1", "p\"2" }, reason[REASON_SIZE];
+	char		*pipelines[] = { "p1", "p\"2" }, reason[CAUSE_SIZE];
 	struct record	 r;
 	void		*encoded;
 
@@ -76,7 +76,7 @@ START_TEST(refused_with_reason)
 		{ "{}", "\xc3\x28", "", "not valid UTF-8" },
 		{ "{}", "p", "bad\r\nInjected: 1", "control characters" },
 	};
-	char		*pipelines[1], reason[REASON_SIZE];
+	char		*pipelines[1], reason[CAUSE_SIZE];
 	struct record	 r;
 	void		*encoded;
 	size_t		 i;
@@ -119,7 +119,7 @@ nested(size_t depth)
  */
 START_TEST(deep_nesting_refused)
 {
-	char		*json, *pipelines[1] = { "p" }, reason[REASON_SIZE];
+	char		*json, *pipelines[1] = { "p" }, reason[CAUSE_SIZE];
 	struct record	 r;
 	void		*encoded;
 
@@ -157,7 +157,7 @@ START_TEST(raw_bytes_refused)
 		{ garbage, sizeof garbage, "malformed" },
 		{ with_nul, sizeof with_nul, "NUL" },
 	};
-	char	 reason[REASON_SIZE];
+	char	 reason[CAUSE_SIZE];
 	void	*encoded;
 	size_t	 size, i;
 

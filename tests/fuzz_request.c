@@ -27,13 +27,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct record	 r;
 	json_error_t	 error;
 	json_t		*payload, *pipelines;
-	char		 reason[REASON_SIZE];
+	char		 reason[CAUSE_SIZE];
 	void		*encoded;
 	size_t		 encoded_size;
 
 	if (request_to_record(data, size, 1, &encoded, &encoded_size,
 	    reason) == -1) {
-		if (reason[0] == '\0' || memchr(reason, '\0', REASON_SIZE) ==
+		if (reason[0] == '\0' || memchr(reason, '\0', CAUSE_SIZE) ==
 		    NULL)
 			abort();
 		return (0);
