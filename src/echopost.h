@@ -35,9 +35,10 @@
  * check out, and an errno that tells the rest apart where the caller
  * acts on it. The spool and everything above it say why in words for
  * the admin, built by cause_set() (util.c) alone into a buffer of
- * CAUSE_SIZE, room for a path and what went wrong with it; the layer
- * that knows which file it was names it. A constructor that fails frees
- * what it built, returns NULL and fills the caller's buffer.
+ * CAUSE_SIZE, room for a path and what went wrong with it, errno last
+ * (EBADMSG reads "damaged"); the layer that knows which file it was
+ * names it. A constructor that fails frees what it built, returns NULL
+ * and fills the caller's buffer.
  */
 #define CAUSE_SIZE		(PATH_MAX + 256)
 

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,20 +74,6 @@ struct sealed_writer {
 	char		*name;		/* temporary, until sealed */
 	struct block	 block;		/* being filled */
 };
-
-int
-sealed_failure(char **cause, const char *fmt, ...)
-{
-	va_list	ap;
-	int	saved = errno;
-
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) == -1)
-		*cause = NULL;
-	va_end(ap);
-	errno = saved;
-	return (-1);
-}
 
 static datum
 sequence_key(uint64_t seq, enum key_order order,
@@ -179,8 +164,8 @@ sealed_key_order(GDBM_FILE db, enum key_order *order)
  * a system call failed, which a later try may not meet; EBADMSG when GDBM
  * found the file's bytes damaged, which it always will.
  */
-static int
-gdbm_cause(GDBM_FILE db)
+int
+sealed_gdbm_errno(GDBM_FILE db)
 {
 	int	error;
 
@@ -231,28 +216,21 @@ sealed_open_gdbm(int dirfd, const char *name, const char *path,
 		return (NULL);
 	if ((db = gdbm_fd_open(fd, path, 0, gdbm_flags | FLAGS, NULL)) ==
 	    NULL) {
-		errno = gdbm_cause(NULL);
+		errno = sealed_gdbm_errno(NULL);
 		return (NULL);
 	}
 	if (set_cache(db, buckets) != 0 && !gdbm_needs_recovery(db)) {
-		errno = gdbm_cause(db);
+		errno = sealed_gdbm_errno(db);
 		gdbm_close(db);
 		return (NULL);
 	}
 	return (db);
 }
 
-const char *
-sealed_gdbm_reason(void)
-{
-	return (gdbm_errno == GDBM_FILE_OPEN_ERROR || gdbm_errno ==
-	    GDBM_NO_ERROR ? strerror(errno) : gdbm_strerror(gdbm_errno));
-}
-
 /* Begin a sealed file under name in dirfd, a name nothing else has. */
 int
 sealed_create(struct sealed_writer **wp, int dirfd, const char *name,
-    const char *path, char **cause)
+    const char *path)
 {
 	struct sealed_writer	*w;
 
@@ -260,13 +238,12 @@ sealed_create(struct sealed_writer **wp, int dirfd, const char *name,
 	if ((w = calloc(1, sizeof *w)) == NULL ||
 	    (w->name = strdup(name)) == NULL) {
 		free(w);
-		return (sealed_failure(cause, "%s", strerror(errno)));
+		return (-1);
 	}
 	w->dirfd = dirfd;
 	w->db = sealed_open_gdbm(dirfd, name, path, O_RDWR | O_CREAT | O_EXCL,
 	    GDBM_NEWDB, WRITE_BUCKETS);
 	if (w->db == NULL) {
-		sealed_failure(cause, "create %s: %s", path, sealed_gdbm_reason());
 		if (errno == EEXIST)
 			w->dirfd = -1;	/* not ours to remove */
 		sealed_abandon(w);
@@ -306,7 +283,7 @@ block_add(struct block *b, uint64_t seq, const void *data, size_t size)
 }
 
 static int
-store_block(struct sealed_writer *w, char **cause)
+store_block(struct sealed_writer *w)
 {
 	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		value;
@@ -314,9 +291,10 @@ store_block(struct sealed_writer *w, char **cause)
 	value.dptr = w->block.data;
 	value.dsize = (int)w->block.size;
 	if (gdbm_store(w->db, sequence_key(w->block.first,
-	    KEYS_OF_BLOCKS_SEVEN_BIT, buf), value, GDBM_REPLACE) != 0)
-		return (sealed_failure(cause, "store in %s: %s", w->name,
-		    gdbm_db_strerror(w->db)));
+	    KEYS_OF_BLOCKS_SEVEN_BIT, buf), value, GDBM_REPLACE) != 0) {
+		errno = sealed_gdbm_errno(w->db);
+		return (-1);
+	}
 	w->block.size = 0;
 	w->block.count = 0;
 	return (0);
@@ -325,45 +303,45 @@ store_block(struct sealed_writer *w, char **cause)
 /* Records go in ascending order; one that does not follow starts a block. */
 int
 sealed_put(struct sealed_writer *w, uint64_t seq, const void *data,
-    size_t size, char **cause)
+    size_t size)
 {
 	struct block	*b = &w->block;
 
 	if (b->count > 0 && (seq != b->first + b->count ||
 	    b->count == BLOCK_RECORDS || b->size >= BLOCK_BYTES) &&
-	    store_block(w, cause) == -1)
+	    store_block(w) == -1)
 		return (-1);
-	if (block_add(b, seq, data, size) == -1)
-		return (sealed_failure(cause, "store in %s: %s", w->name,
-		    strerror(errno)));
-	return (0);
+	return (block_add(b, seq, data, size));
 }
 
 /* Write "end", sync and close the file, then name it name, durably. */
 int
-sealed_finish(struct sealed_writer *w, uint64_t end, const char *name,
-    char **cause)
+sealed_finish(struct sealed_writer *w, uint64_t end, const char *name)
 {
 	unsigned char	buf[KEY_SIZE], order[KEY_SIZE], records[KEY_SIZE];
 	int		status = 0, saved;
 
-	if (w->block.count > 0 && store_block(w, cause) == -1)
+	if (w->block.count > 0 && store_block(w) == -1)
 		status = -1;
 	else if (gdbm_store(w->db, sealed_name_key("key_order"), sealed_number_value(
 	    KEYS_OF_BLOCKS_SEVEN_BIT, order), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, sealed_name_key("block_records"), sealed_number_value(
 	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
 	    gdbm_store(w->db, sealed_name_key("end"), sealed_number_value(end, buf),
-	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0)
-		status = sealed_failure(cause, "seal %s: %s", w->name,
-		    gdbm_db_strerror(w->db));
-	if (gdbm_close(w->db) != 0 && status == 0)
-		status = sealed_failure(cause, "close %s: %s", w->name,
-		    gdbm_strerror(gdbm_errno));
-	w->db = NULL;
-	if (status == 0 && publish_file(w->dirfd, w->name, name) == -1)
-		status = sealed_failure(cause, "name %s: %s", name, strerror(errno));
+	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0) {
+		errno = sealed_gdbm_errno(w->db);
+		status = -1;
+	}
 	saved = errno;
+	if (gdbm_close(w->db) != 0 && status == 0) {
+		saved = sealed_gdbm_errno(NULL);
+		status = -1;
+	}
+	w->db = NULL;
+	if (status == 0 && publish_file(w->dirfd, w->name, name) == -1) {
+		saved = errno;
+		status = -1;
+	}
 	sealed_abandon(w);
 	errno = saved;
 	return (status);
@@ -411,33 +389,24 @@ open_failed(struct sealed *s)
 
 int
 sealed_open(struct sealed **sp, int dirfd, const char *name,
-    const char *path, char **cause)
+    const char *path)
 {
 	struct sealed	*s;
 
 	*sp = NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL)
-		return (sealed_failure(cause, "%s", strerror(errno)));
+		return (-1);
 	s->db = sealed_open_gdbm(dirfd, name, path, O_RDONLY, GDBM_READER |
 	    GDBM_NOLOCK, READ_BUCKETS);
 	if (s->db == NULL || gdbm_needs_recovery(s->db) ||
 	    fit_cache(s->db) != 0) {
 		if (s->db != NULL)
 			errno = gdbm_needs_recovery(s->db) ? EBADMSG :
-			    gdbm_cause(s->db);
-		sealed_failure(cause, "open %s: %s", path, s->db != NULL ?
-		    gdbm_db_strerror(s->db) : sealed_gdbm_reason());
+			    sealed_gdbm_errno(s->db);
 		return (open_failed(s));
 	}
-	if (sealed_key_order(s->db, &s->order) != 0) {
-		errno = gdbm_cause(s->db);
-		sealed_failure(cause, "open %s: its key_order is unreadable", path);
-		return (open_failed(s));
-	}
-	if (block_layout(s) != 0) {
-		errno = gdbm_cause(s->db);
-		sealed_failure(cause, "open %s: its block_records is unreadable",
-		    path);
+	if (sealed_key_order(s->db, &s->order) != 0 || block_layout(s) != 0) {
+		errno = sealed_gdbm_errno(s->db);
 		return (open_failed(s));
 	}
 	*sp = s;
@@ -489,7 +458,7 @@ take_block(struct sealed *s, uint64_t first, datum data)
  * below it: 1 if it holds seq, 0 if no block does, -1 on error.
  */
 static int
-load_block(struct sealed *s, uint64_t seq, char **cause)
+load_block(struct sealed *s, uint64_t seq)
 {
 	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		data;
@@ -503,9 +472,8 @@ load_block(struct sealed *s, uint64_t seq, char **cause)
 		if (data.dptr != NULL)
 			break;
 		if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
-			errno = gdbm_cause(s->db);
-			return (sealed_failure(cause, "fetch: %s",
-			    gdbm_db_strerror(s->db)));
+			errno = sealed_gdbm_errno(s->db);
+			return (-1);
 		}
 		if (key == lowest)
 			return (0);
@@ -513,15 +481,13 @@ load_block(struct sealed *s, uint64_t seq, char **cause)
 	if (take_block(s, key, data) == -1) {
 		free(data.dptr);
 		errno = EBADMSG;
-		return (sealed_failure(cause, "the block of records from %ju is "
-		    "damaged", (uintmax_t)key));
+		return (-1);
 	}
 	return (in_block(s, seq));
 }
 
 static int
-fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
-    char **cause)
+fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size)
 {
 	unsigned char	buf[SEVEN_BIT_KEY_SIZE];
 	datum		data;
@@ -530,8 +496,8 @@ fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
 	if (data.dptr == NULL) {
 		if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
 			return (0);
-		errno = gdbm_cause(s->db);
-		return (sealed_failure(cause, "fetch: %s", gdbm_db_strerror(s->db)));
+		errno = sealed_gdbm_errno(s->db);
+		return (-1);
 	}
 	*value = data.dptr;
 	*size = (size_t)data.dsize;
@@ -540,21 +506,20 @@ fetch_record(struct sealed *s, uint64_t seq, void **value, size_t *size,
 
 /* Record seq: 1 and a malloc'd copy in *value, 0 if absent, -1 on error. */
 int
-sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size,
-    char **cause)
+sealed_get(struct sealed *s, uint64_t seq, void **value, size_t *size)
 {
 	const char	*record;
 	size_t		 length;
 	int		 found;
 
 	if (s->block_records == 0)
-		return (fetch_record(s, seq, value, size, cause));
-	if (!in_block(s, seq) && (found = load_block(s, seq, cause)) != 1)
+		return (fetch_record(s, seq, value, size));
+	if (!in_block(s, seq) && (found = load_block(s, seq)) != 1)
 		return (found);
 	record = s->block.data + s->offsets[seq - s->block.first];
 	length = le32dec(record);
 	if ((*value = malloc(length > 0 ? length : 1)) == NULL)
-		return (sealed_failure(cause, "%s", strerror(errno)));
+		return (-1);
 	memcpy(*value, record + LENGTH_SIZE, length);
 	*size = length;
 	return (1);

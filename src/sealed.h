@@ -51,20 +51,16 @@ struct sealed_range {
 };
 
 int	 sealed_create(struct sealed_writer **, int, const char *,
-	    const char *, char **);
-int	 sealed_put(struct sealed_writer *, uint64_t, const void *, size_t,
-	    char **);
-int	 sealed_finish(struct sealed_writer *, uint64_t, const char *,
-	    char **);
+	    const char *);
+int	 sealed_put(struct sealed_writer *, uint64_t, const void *, size_t);
+int	 sealed_finish(struct sealed_writer *, uint64_t, const char *);
 void	 sealed_abandon(struct sealed_writer *);
 
-int	 sealed_open(struct sealed **, int, const char *, const char *,
-	    char **);
-int	 sealed_get(struct sealed *, uint64_t, void **, size_t *, char **);
+int	 sealed_open(struct sealed **, int, const char *, const char *);
+int	 sealed_get(struct sealed *, uint64_t, void **, size_t *);
 int	 sealed_meta(struct sealed *, const char *, uint64_t *);
 void	 sealed_close(struct sealed *);
 
-int	 sealed_import(int, const char *, const char *, struct sealed_range *,
-	    char **);
+int	 sealed_import(int, const char *, const char *, struct sealed_range *);
 
 #endif

@@ -99,14 +99,13 @@ key_range(GDBM_FILE db, enum key_order order, struct sealed_range *range,
  * mark before its last sync, so even a file marked clean may be torn.
  */
 static int
-recover_copy(GDBM_FILE db, const char *legacy, char **cause)
+recover_copy(GDBM_FILE db, const char *legacy)
 {
 	gdbm_recovery	rcvr;
 
 	memset(&rcvr, 0, sizeof rcvr);
 	if (gdbm_recover(db, &rcvr, GDBM_RCVR_FORCE) != 0)
-		return (sealed_failure(cause, "recover a copy of %s: %s", legacy,
-		    gdbm_strerror(gdbm_errno)));
+		return (-1);
 	log_event(LEVEL_WARN, "spool_recovered", "{s:s, s:I, s:I, s:I}",
 	    "path", legacy,
 	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
@@ -121,14 +120,12 @@ recover_copy(GDBM_FILE db, const char *legacy, char **cause)
  * where its records end.
  */
 static int
-legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
-    char **cause)
+legacy_key_order(GDBM_FILE db, enum key_order *order)
 {
 	if (sealed_key_order(db, order) == -1)
 		return (-1);
 	if (*order == KEYS_OF_BLOCKS || *order == KEYS_OF_BLOCKS_SEVEN_BIT)
-		return (sealed_failure(cause, "%s holds blocks of records: not a "
-		    "spool of echopost 1", legacy));
+		return (-1);
 	return (0);
 }
 
@@ -140,11 +137,11 @@ legacy_key_order(GDBM_FILE db, const char *legacy, enum key_order *order,
  * from range->end on are not its own. Returns 1 with its records' range
  * [first, end) and the head it had saved in range->head, 0 if it holds no
  * record (work is gone then), -1 on error; errno EBADMSG when GDBM cannot
- * read it at all.
+ * read it at all, even recovered, or it is no spool of echopost 1.
  */
 int
 sealed_import(int dirfd, const char *legacy, const char *work,
-    struct sealed_range *range, char **cause)
+    struct sealed_range *range)
 {
 	unsigned char	buf[KEY_SIZE];
 	GDBM_FILE	db;
@@ -153,7 +150,6 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	int		found, saved;
 
 	if (copy_file(dirfd, legacy, work) == -1) {
-		sealed_failure(cause, "copy %s: %s", legacy, strerror(errno));
 		saved = errno;
 		unlinkat(dirfd, work, 0);
 		errno = saved;
@@ -161,18 +157,14 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	}
 	if ((db = sealed_open_gdbm(dirfd, work, work, O_RDWR, GDBM_WRITER,
 	    WRITE_BUCKETS)) == NULL) {
-		sealed_failure(cause, "open a copy of %s: %s", legacy, sealed_gdbm_reason());
 		saved = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
 		unlinkat(dirfd, work, 0);
 		errno = saved;
 		return (-1);
 	}
-	if (recover_copy(db, legacy, cause) == -1 ||
-	    legacy_key_order(db, legacy, &order, cause) == -1 ||
+	if (recover_copy(db, legacy) == -1 ||
+	    legacy_key_order(db, &order) == -1 ||
 	    (found = key_range(db, order, range, &last)) == -1) {
-		if (*cause == NULL)
-			sealed_failure(cause, "read a copy of %s: %s", legacy,
-			    gdbm_db_strerror(db));
 		gdbm_close(db);
 		unlinkat(dirfd, work, 0);
 		errno = EBADMSG;
@@ -185,14 +177,16 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	if (found && (gdbm_store(db, sealed_name_key("end"),
 	    sealed_number_value(range->end, buf), GDBM_REPLACE) != 0 ||
 	    gdbm_sync(db) != 0)) {
-		sealed_failure(cause, "seal a copy of %s: %s", legacy,
-		    gdbm_db_strerror(db));
+		saved = sealed_gdbm_errno(db);
+		found = -1;
+	} else
+		saved = errno;
+	if (gdbm_close(db) != 0 && found == 1) {
+		saved = sealed_gdbm_errno(NULL);
 		found = -1;
 	}
-	if (gdbm_close(db) != 0 && found == 1)
-		found = sealed_failure(cause, "close a copy of %s: %s", legacy,
-		    gdbm_strerror(gdbm_errno));
 	if (found != 1)
 		unlinkat(dirfd, work, 0);
+	errno = saved;
 	return (found);
 }

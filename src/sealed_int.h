@@ -39,14 +39,12 @@ enum key_order {
 	KEYS_OF_BLOCKS_SEVEN_BIT /* as blocks, 7 bits to a byte */
 };
 
-int		 sealed_failure(char **, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
 datum		 sealed_number_value(uint64_t, unsigned char [KEY_SIZE]);
 datum		 sealed_name_key(const char *);
 int		 sealed_meta_get(GDBM_FILE, const char *, uint64_t *);
 int		 sealed_key_order(GDBM_FILE, enum key_order *);
+int		 sealed_gdbm_errno(GDBM_FILE);
 GDBM_FILE	 sealed_open_gdbm(int, const char *, const char *, int, int,
 		    size_t);
-const char	*sealed_gdbm_reason(void);
 
 #endif

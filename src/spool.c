@@ -227,7 +227,7 @@ static int
 open_reader(struct spool *s, int dirfd)
 {
 	struct sealed	*old;
-	char		 name[NAME_SIZE], *cause = NULL;
+	char		 name[NAME_SIZE];
 	uint64_t	 head, next;
 	bool		 legacy = false;
 	int		 found = 0;
@@ -245,18 +245,16 @@ open_reader(struct spool *s, int dirfd)
 	}
 	if (spool_files_scan(s, &legacy) == -1)
 		return (-1);
-	if (legacy && sealed_open(&old, s->dirfd, s->name, s->path,
-	    &cause) == 0) {
+	if (legacy && sealed_open(&old, s->dirfd, s->name, s->path) == 0) {
 		if (sealed_meta(old, "head", &head) == 1 &&
 		    sealed_meta(old, "next", &next) == 1 && head < next &&
 		    spool_segments_add(s, SEGMENT_LEGACY, 0, head, next) == 0)
 			spool_segments_sort(s);
 		sealed_close(old);
 	} else if (legacy)
-		snprintf(s->error, sizeof s->error, "%s, a spool of echopost "
-		    "1, needs recovery (%s); the next run imports it, and its "
-		    "records are not counted here", s->path, cause);
-	free(cause);
+		cause_set(s->error, errno == EBADMSG ? 0 : errno, "%s, a spool "
+		    "of echopost 1, needs recovery; the next run imports it, "
+		    "and its records are not counted here", s->path);
 	if (found == 0 && s->count > 0)
 		s->head = s->segments[0].first;
 	if (s->next < last_end(s))

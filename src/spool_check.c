@@ -50,13 +50,11 @@ static int
 check_sealed(struct spool *s, const char *name, char why[CAUSE_SIZE])
 {
 	struct sealed	*sealed;
-	char		 path[PATH_MAX], *cause = NULL;
+	char		 path[PATH_MAX];
 
 	if (sealed_open(&sealed, s->dirfd, name,
-	    spool_names_path(s, name, path), &cause) == -1) {
-		cause_set(why, 0, "%s", cause != NULL ? cause :
-		    strerror(errno));
-		free(cause);
+	    spool_names_path(s, name, path)) == -1) {
+		cause_set(why, errno, "GDBM cannot open it");
 		return (-1);
 	}
 	sealed_close(sealed);

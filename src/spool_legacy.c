@@ -68,13 +68,10 @@ legacy_closed_cleanly(struct spool *s, uint64_t *next)
 {
 	struct sealed	*old;
 	uint64_t	 clean = 0, head;
-	char		*cause = NULL;
 	int		 whole;
 
-	if (sealed_open(&old, s->dirfd, s->name, s->path, &cause) == -1) {
-		free(cause);
+	if (sealed_open(&old, s->dirfd, s->name, s->path) == -1)
 		return (0);
-	}
 	whole = sealed_meta(old, "head", &head) == 1;
 	if (whole && !s->head_exact)
 		s->head = head;
@@ -134,7 +131,6 @@ spool_legacy_import(struct spool *s)
 {
 	struct sealed_range	 range;
 	char			 work[NAME_SIZE], name[NAME_SIZE];
-	char			*cause = NULL;
 	int			 found;
 
 	if (spool_names_file(s, work, IMPORT_SUFFIX) == -1) {
@@ -142,17 +138,14 @@ spool_legacy_import(struct spool *s)
 		return (-1);
 	}
 	range.end = first_journaled(s);
-	found = sealed_import(s->dirfd, s->name, work, &range, &cause);
+	found = sealed_import(s->dirfd, s->name, work, &range);
 	if (found == -1 && errno != EBADMSG) {
-		snprintf(s->error, sizeof s->error, "import %s: %s", s->path,
-		    cause != NULL ? cause : strerror(errno));
-		free(cause);
+		cause_set(s->error, errno, "import %s", s->path);
 		return (-1);
 	}
 	if (found == -1)
-		spool_names_set_aside(s, s->name, "spool_damaged",
-		    cause != NULL ? cause : "unreadable");
-	free(cause);
+		spool_names_set_aside(s, s->name, "spool_damaged", "not a "
+		    "spool of echopost 1 that GDBM can read, even recovered");
 	if (found == 1) {
 		/* EEXIST: imported before a crash, not deleted yet. */
 		if (spool_names_sealed(s, range.first, range.end,

@@ -46,7 +46,7 @@ seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
 {
 	struct journal_reader	*r;
 	const void		*data;
-	char			 name[NAME_SIZE], *cause = NULL;
+	char			 name[NAME_SIZE];
 	uint64_t		 seq;
 	size_t			 size;
 	int			 found;
@@ -67,10 +67,8 @@ seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
 	while (found == 0 && journal_reader_next(r) < seg->end &&
 	    (found = journal_read(r, -1, &seq, &data, &size)) == 1) {
 		found = 0;
-		if (seq >= start && sealed_put(w, seq, data, size,
-		    &cause) == -1) {
-			snprintf(s->error, sizeof s->error, "%s", cause);
-			free(cause);
+		if (seq >= start && sealed_put(w, seq, data, size) == -1) {
+			cause_set(s->error, errno, "seal %s/%s", s->dir, name);
 			found = -2;
 		}
 	}
@@ -109,12 +107,11 @@ replace_journals(struct spool *s, uint64_t low, uint64_t high,
 	return (0);
 }
 
+/* What the mover was doing to which file when it failed. */
 static int
-mover_error(struct spool *s, char *cause)
+mover_error(struct spool *s, const char *doing, const char *name)
 {
-	snprintf(s->error, sizeof s->error, "%s", cause != NULL ? cause :
-	    strerror(errno));
-	free(cause);
+	cause_set(s->error, errno, "%s %s/%s", doing, s->dir, name);
 	return (-1);
 }
 
@@ -153,7 +150,7 @@ spool_seal_journals(struct spool *s)
 	struct sealed_writer	*w = NULL;
 	struct segment		*seg;
 	char			 work[NAME_SIZE], name[NAME_SIZE];
-	char			 path[PATH_MAX], *cause = NULL;
+	char			 path[PATH_MAX];
 	uint64_t		 start = 0, end = 0, low = 0, high = 0;
 	size_t			 i, moved = 0;
 	int			 status = 0;
@@ -174,8 +171,8 @@ spool_seal_journals(struct spool *s)
 			low = seg->number;
 			if (spool_names_file(s, work, BUILD_SUFFIX) == -1 ||
 			    sealed_create(&w, s->dirfd, work,
-			    spool_names_path(s, work, path), &cause) == -1)
-				return (mover_error(s, cause));
+			    spool_names_path(s, work, path)) == -1)
+				return (mover_error(s, "create", work));
 		}
 		if ((status = seal_journal(s, w, seg, start)) == 0) {
 			end = seg->end;
@@ -192,12 +189,11 @@ spool_seal_journals(struct spool *s)
 	 * its name was synced: the journals go only once it is.
 	 */
 	if (spool_names_sealed(s, start, end, name) == -1 ||
-	    (sealed_finish(w, end, name, &cause) == -1 && (errno != EEXIST ||
+	    (sealed_finish(w, end, name) == -1 && (errno != EEXIST ||
 	    fsync(s->dirfd) == -1)))
-		return (mover_error(s, cause));
-	free(cause);
+		return (mover_error(s, "seal", name));
 	if (replace_journals(s, low, high, start, end) == -1)
-		return (mover_error(s, NULL));
+		return (mover_error(s, "seal", name));
 	log_event(LEVEL_DEBUG, "journals_sealed", "{s:s, s:I, s:I}", "path",
 	    spool_names_path(s, name, path), "first", (json_int_t)start, "end",
 	    (json_int_t)end);

@@ -360,25 +360,29 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
 }
 
 /*
- * Reading sealed segment seg at seq failed, for cause: -1 while it is to
- * be tried again, else 0, the records from seq to lost lost.
+ * Opening sealed segment seg, or reading seq from it, failed: -1 while it
+ * is to be tried again, else 0, the records from seq to lost lost.
  */
 static int
 sealed_failed(struct spool *s, struct segment *seg, uint64_t seq,
-    uint64_t lost, char *cause)
+    uint64_t lost, bool opening)
 {
+	char	name[NAME_SIZE];
 	int	error = errno, retry;
 
 	retry = transient_error(error) && (s->reader ||
 	    !read_given_up(s, seq));
-	if (!retry || s->reader)
-		snprintf(s->error, sizeof s->error, "%s", cause != NULL ?
-		    cause : strerror(error));
+	if ((!retry || s->reader) && spool_segments_name(s, seg, name) == 0) {
+		if (opening)
+			cause_set(s->error, error, "open %s/%s", s->dir, name);
+		else
+			cause_set(s->error, error, "read record %ju from %s/%s",
+			    (uintmax_t)seq, s->dir, name);
+	}
 	if (!retry && !s->reader)
 		log_event(LEVEL_ERROR, "spool_read_error", "{s:s, s:I, s:s}",
 		    "path", s->path, "seq", (json_int_t)seq, "error",
 		    s->error);
-	free(cause);
 	if (retry)
 		return (-1);
 	lose_records(s, seg, seq, lost);
@@ -397,7 +401,7 @@ read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
     size_t *size)
 {
 	struct segment	*seg = &s->segments[i];
-	char		 name[NAME_SIZE], path[PATH_MAX], *cause = NULL;
+	char		 name[NAME_SIZE], path[PATH_MAX];
 	int		 found, error;
 
 	if (s->sealed != NULL && s->sealed_index != i) {
@@ -408,17 +412,16 @@ read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
 		return (-1);
 	spool_names_path(s, name, path);
 	if (s->sealed == NULL) {
-		if (sealed_open(&s->sealed, s->dirfd, name, path, &cause) ==
-		    -1)
-			return (sealed_failed(s, seg, seq, seg->end, cause));
+		if (sealed_open(&s->sealed, s->dirfd, name, path) == -1)
+			return (sealed_failed(s, seg, seq, seg->end, true));
 		s->sealed_index = i;
 	}
-	if ((found = sealed_get(s->sealed, seq, value, size, &cause)) == -1) {
+	if ((found = sealed_get(s->sealed, seq, value, size)) == -1) {
 		error = errno;
 		sealed_close(s->sealed);
 		s->sealed = NULL;
 		errno = error;
-		return (sealed_failed(s, seg, seq, seq + 1, cause));
+		return (sealed_failed(s, seg, seq, seq + 1, false));
 	}
 	return (found);
 }

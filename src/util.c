@@ -23,7 +23,8 @@
 
 /*
  * The one way a message for the admin is built (echopost.h): fmt, then
- * ": " and strerror(error) unless error is 0.
+ * ": " and strerror(error) unless error is 0. EBADMSG, the bottom layer's
+ * word for bytes that do not check out, reads "damaged".
  */
 void
 cause_set(char cause[CAUSE_SIZE], int error, const char *fmt, ...)
@@ -37,7 +38,8 @@ cause_set(char cause[CAUSE_SIZE], int error, const char *fmt, ...)
 	if (n < 0)
 		n = snprintf(cause, CAUSE_SIZE, "%s", fmt);
 	if (error != 0 && n >= 0 && n < CAUSE_SIZE)
-		snprintf(cause + n, CAUSE_SIZE - n, ": %s", strerror(error));
+		snprintf(cause + n, CAUSE_SIZE - n, ": %s", error == EBADMSG ?
+		    "damaged" : strerror(error));
 }
 
 int64_t
