@@ -133,7 +133,7 @@ events_open(CURLM *multi, char cause[CAUSE_SIZE])
 	ev->wake[0] = ev->wake[1] = -1;
 	if ((ev->fds = calloc(ev->room, sizeof *ev->fds)) == NULL ||
 	    (ev->ready = calloc(ev->room, sizeof *ev->ready)) == NULL ||
-	    pipe2(ev->wake, O_NONBLOCK | O_CLOEXEC) == -1) {
+	    compat_pipe2(ev->wake, O_NONBLOCK | O_CLOEXEC) == -1) {
 		cause_set(cause, errno, "events");
 		events_close(ev);
 		return (NULL);

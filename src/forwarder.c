@@ -63,13 +63,7 @@ sleep_ms(struct forwarder *f, int64_t ms)
 {
 	struct timespec	deadline;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += ms / 1000;
-	deadline.tv_nsec += (ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	compat_cond_deadline(&deadline, ms);
 	pthread_mutex_lock(&f->lock);
 	while (!stopping(f) &&
 	    pthread_cond_timedwait(&f->wake, &f->lock, &deadline) != ETIMEDOUT)
@@ -382,18 +376,9 @@ free_forwarder(struct forwarder *f)
 static int
 set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 {
-	pthread_condattr_t	attr;
-
 	cause_set(cause, 0, "cannot set up the forwarder's lock");
-	if (pthread_condattr_init(&attr) != 0)
-		return (-1);
-	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&f->wake, &attr) != 0) {
-		pthread_condattr_destroy(&attr);
-		return (-1);
-	}
-	pthread_condattr_destroy(&attr);
-	if (pthread_mutex_init(&f->lock, NULL) != 0)
+	if (compat_cond_init(&f->wake) != 0 ||
+	    pthread_mutex_init(&f->lock, NULL) != 0)
 		return (-1);
 	/* Room to go on while the oldest waits, and to see a run. */
 	f->window_size = 2 * (size_t)f->options->concurrency + ENDPOINT_RUN;

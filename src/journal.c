@@ -36,7 +36,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/endian.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,7 +77,7 @@ write_header(struct journal *j, uint64_t first)
 	encode_header(header, first);
 	if (pwrite(j->fd, header, sizeof header, 0) != (ssize_t)sizeof header)
 		return (-1);
-	if (fdatasync(j->fd) == -1 || lseek(j->fd, JOURNAL_HEADER_SIZE,
+	if (compat_sync_data(j->fd) == -1 || lseek(j->fd, JOURNAL_HEADER_SIZE,
 	    SEEK_SET) == -1)
 		return (-1);
 	j->next = j->committed_next = first;
@@ -166,7 +165,7 @@ journal_prepare(int dirfd, const char *name, off_t size)
 		for (done = 0; done < size; done += sizeof zeros)
 			if (write_all(fd, zeros, sizeof zeros) == -1)
 				break;
-		if (done >= size && fdatasync(fd) == 0)
+		if (done >= size && compat_sync_data(fd) == 0)
 			status = 0;
 	}
 	if (close(fd) == -1)
@@ -205,7 +204,7 @@ journal_resume(struct journal **jp, int dirfd, const char *name,
 	j->fd = file_open(dirfd, name, O_WRONLY, 1);
 	if (j->fd == -1 || fstat(j->fd, &sb) == -1 ||
 	    (sb.st_size > j->committed && (ftruncate(j->fd, j->committed) ==
-	    -1 || fdatasync(j->fd) == -1)) ||
+	    -1 || compat_sync_data(j->fd) == -1)) ||
 	    lseek(j->fd, j->committed, SEEK_SET) == -1) {
 		saved = errno;
 		journal_close(j);
@@ -295,7 +294,7 @@ journal_commit(struct journal *j)
 
 	if (j->next == j->committed_next)
 		return (0);
-	if (write_pending(j) == 0 && fdatasync(j->fd) == 0) {
+	if (write_pending(j) == 0 && compat_sync_data(j->fd) == 0) {
 		j->committed += j->written;
 		j->written = 0;
 		j->committed_next = j->next;

@@ -240,7 +240,7 @@ take_signal(int64_t wait_ms)
 
 	wait.tv_sec = wait_ms / 1000;
 	wait.tv_nsec = (wait_ms % 1000) * 1000000;
-	signo = sigtimedwait(&stop_signals, NULL, &wait);
+	signo = compat_sigtimedwait(&stop_signals, &wait);
 	if (signo > 0)
 		log_event(LEVEL_INFO, "signal", "{s:s}", "signal",
 		    strsignal(signo));

@@ -19,7 +19,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/endian.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,7 +115,7 @@ position_save(struct position *p, uint64_t head)
 	be64enc(slot + 16, head);
 	be32enc(slot + SLOT_CRC, checksum(0, slot, SLOT_CRC));
 	if (pwrite(p->fd, slot, sizeof slot, (off_t)(counter % 2) *
-	    SLOT_SIZE) != (ssize_t)sizeof slot || fdatasync(p->fd) == -1)
+	    SLOT_SIZE) != (ssize_t)sizeof slot || compat_sync_data(p->fd) == -1)
 		return (-1);
 	p->counter = counter;
 	p->head = head;

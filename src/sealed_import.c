@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/endian.h>
 #include <unistd.h>
 
 #include <gdbm.h>

@@ -218,7 +218,7 @@ session_rejected(struct session *s, const struct record *r, long code,
 	json_decref(context);
 	/* The only copy of a record refused for good: on disk before it goes. */
 	if (text != NULL && append_record(s->failure_log, r, text) == 0 &&
-	    fdatasync(s->failure_log) == 0)
+	    compat_sync_data(s->failure_log) == 0)
 		status = 0;
 	free(text);
 	return (status);
@@ -254,7 +254,7 @@ session_quarantine(struct session *s, uint64_t seq, const void *data,
 	json_decref(line);
 	if (text != NULL && (fd = open_log(s->dirfd, QUARANTINE_NAME)) != -1) {
 		if (write_all(fd, text, strlen(text)) == 0 &&
-		    write_all(fd, "\n", 1) == 0 && fsync(fd) == 0)
+		    write_all(fd, "\n", 1) == 0 && compat_sync_file(fd) == 0)
 			status = 0;
 		close(fd);
 	}

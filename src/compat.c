@@ -1,0 +1,245 @@
+/*
+ * Copyright (C) 2026 The EchoPost developers
+ * SPDX-License-Identifier: AGPL-3.0-or-later
+ */
+/*
+ * compat.c: the platform's way to sync, to make a pipe and to wait for a
+ * signal, and the BSD functions that neither its C library nor libbsd
+ * gave (see compat.h). Only Linux is tested: every other branch here is
+ * built on Linux by forcing configure's answers, not run where it belongs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if HAVE_DECL_F_FULLFSYNC
+/*
+ * On macOS fsync(2) and fdatasync leave the data in the drive's cache;
+ * F_FULLFSYNC flushes it. File systems that cannot (SMB, some FUSE ones)
+ * refuse it, and then fsync is the most there is.
+ */
+static int
+full_fsync(int fd)
+{
+	if (fcntl(fd, F_FULLFSYNC) == 0)
+		return (0);
+	if (errno != ENOTSUP && errno != EOPNOTSUPP && errno != EINVAL)
+		return (-1);
+	return (fsync(fd));
+}
+#endif
+
+int
+compat_sync_data(int fd)
+{
+#if HAVE_DECL_F_FULLFSYNC
+	return (full_fsync(fd));
+#elif defined(HAVE_FDATASYNC) && HAVE_DECL_FDATASYNC
+	return (fdatasync(fd));
+#else
+	return (fsync(fd));
+#endif
+}
+
+int
+compat_sync_file(int fd)
+{
+#if HAVE_DECL_F_FULLFSYNC
+	return (full_fsync(fd));
+#else
+	return (fsync(fd));
+#endif
+}
+
+#ifndef HAVE_PIPE2
+static int
+set_flags(int fd, int flags)
+{
+	int	now;
+
+	if ((flags & O_CLOEXEC) && fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		return (-1);
+	if ((flags & O_NONBLOCK) && ((now = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, now | O_NONBLOCK) == -1))
+		return (-1);
+	return (0);
+}
+#endif
+
+/*
+ * Without pipe2 (macOS) a fork and exec by another thread between pipe
+ * and fcntl would hand the pipe to the program run: echopost runs none.
+ */
+int
+compat_pipe2(int fds[2], int flags)
+{
+#ifdef HAVE_PIPE2
+	return (pipe2(fds, flags));
+#else
+	int	saved;
+
+	if (pipe(fds) == -1)
+		return (-1);
+	if (set_flags(fds[0], flags) == -1 || set_flags(fds[1], flags) == -1) {
+		saved = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = saved;
+		return (-1);
+	}
+	return (0);
+#endif
+}
+
+#ifndef HAVE_SIGTIMEDWAIT
+/* The lowest signal of set that is pending, 0 if none, -1 on error. */
+static int
+pending_in(const sigset_t *set)
+{
+	sigset_t	now;
+	int		signo;
+
+	if (sigpending(&now) == -1)
+		return (-1);
+	for (signo = 1; signo < NSIG; signo++)
+		if (sigismember(set, signo) == 1 && sigismember(&now, signo) == 1)
+			return (signo);
+	return (0);
+}
+#endif
+
+/*
+ * Without sigtimedwait (macOS) the caller blocks the signals of set in
+ * every thread, so that one sent stays pending: look, sleep the whole
+ * wait, look again. A signal is seen up to one wait late.
+ */
+int
+compat_sigtimedwait(const sigset_t *set, const struct timespec *wait)
+{
+#ifdef HAVE_SIGTIMEDWAIT
+	return (sigtimedwait(set, NULL, wait));
+#else
+	int	signo, error;
+
+	signo = pending_in(set);
+	if (signo == 0 && (wait->tv_sec > 0 || wait->tv_nsec > 0)) {
+		if (nanosleep(wait, NULL) == -1 && errno != EINTR)
+			return (-1);
+		signo = pending_in(set);
+	}
+	if (signo == 0)
+		errno = EAGAIN;
+	if (signo <= 0)
+		return (-1);
+	if ((error = sigwait(set, &signo)) != 0) {
+		errno = error;
+		return (-1);
+	}
+	return (signo);
+#endif
+}
+
+int
+compat_cond_init(pthread_cond_t *cond)
+{
+#ifdef HAVE_PTHREAD_CONDATTR_SETCLOCK
+	pthread_condattr_t	attr;
+	int			error;
+
+	if ((error = pthread_condattr_init(&attr)) != 0)
+		return (error);
+	if ((error = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)) == 0)
+		error = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return (error);
+#else
+	return (pthread_cond_init(cond, NULL));
+#endif
+}
+
+void
+compat_cond_deadline(struct timespec *deadline, int64_t ms)
+{
+#ifdef HAVE_PTHREAD_CONDATTR_SETCLOCK
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+#else
+	clock_gettime(CLOCK_REALTIME, deadline);
+#endif
+	deadline->tv_sec += ms / 1000;
+	deadline->tv_nsec += (ms % 1000) * 1000000;
+	if (deadline->tv_nsec >= 1000000000) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000;
+	}
+}
+
+/* The BSD functions below behave as OpenBSD's, and libbsd's, do. */
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_STRLCPY)
+size_t
+strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t	len = strlen(src), n;
+
+	if (size != 0) {
+		n = len < size - 1 ? len : size - 1;
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return (len);
+}
+#endif
+
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_STRTONUM)
+long long
+strtonum(const char *text, long long min, long long max, const char **problem)
+{
+	long long	 value = 0;
+	const char	*why = NULL;
+	char		*end;
+	int		 saved = errno;
+
+	errno = 0;
+	if (min > max)
+		why = "invalid";
+	else {
+		value = strtoll(text, &end, 10);
+		if (text == end || *end != '\0')
+			why = "invalid";
+		else if ((value == LLONG_MIN && errno == ERANGE) ||
+		    value < min)
+			why = "too small";
+		else if ((value == LLONG_MAX && errno == ERANGE) ||
+		    value > max)
+			why = "too large";
+	}
+	if (problem != NULL)
+		*problem = why;
+	if (why == NULL) {
+		errno = saved;
+		return (value);
+	}
+	errno = strcmp(why, "invalid") == 0 ? EINVAL : ERANGE;
+	return (0);
+}
+#endif
+
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_REALLOCARRAY)
+void *
+reallocarray(void *old, size_t count, size_t size)
+{
+	if (size != 0 && count > SIZE_MAX / size) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	return (realloc(old, count * size));
+}
+#endif
