@@ -15,7 +15,9 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -181,6 +183,58 @@ compat_cond_deadline(struct timespec *deadline, int64_t ms)
 		deadline->tv_nsec -= 1000000000;
 	}
 }
+
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_SETPROCTITLE)
+/* Where argv's strings lie, end to end: what ps(1) shows (macOS too). */
+static char	*title_room;
+static size_t	 title_size;
+#endif
+
+void
+compat_setproctitle_init(int argc, char *argv[])
+{
+#ifdef HAVE_LIBBSD
+	setproctitle_init(argc, argv, environ);
+#elif !defined(HAVE_SETPROCTITLE)
+	char	*end;
+	int	 i;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (i = 1; i < argc && argv[i] == end; i++)
+		end = argv[i] + strlen(argv[i]) + 1;
+	title_room = argv[0];
+	title_size = (size_t)(end - argv[0]);
+#endif
+}
+
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_SETPROCTITLE)
+/*
+ * The title overwrites the arguments, the rest of their room zeroed: an
+ * API key given there is gone. A title longer than the room is cut. The
+ * caller has copied what it needs of argv first.
+ */
+void
+setproctitle(const char *format, ...)
+{
+	va_list	ap;
+	size_t	at = 0;
+
+	if (title_room == NULL)
+		return;
+	memset(title_room, 0, title_size);
+	if (format[0] == '-')
+		format++;
+	else
+		at = strlcpy(title_room, PACKAGE ": ", title_size);
+	if (at < title_size) {
+		va_start(ap, format);
+		vsnprintf(title_room + at, title_size - at, format, ap);
+		va_end(ap);
+	}
+}
+#endif
 
 /* The BSD functions below behave as OpenBSD's, and libbsd's, do. */
 #if !defined(HAVE_LIBBSD) && !defined(HAVE_STRLCPY)

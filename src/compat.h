@@ -41,6 +41,12 @@ int	 compat_sigtimedwait(const sigset_t *, const struct timespec *);
 int	 compat_cond_init(pthread_cond_t *);
 void	 compat_cond_deadline(struct timespec *, int64_t);
 
+/* Before setproctitle: libbsd's needs argv, compat.c's takes its room. */
+void	 compat_setproctitle_init(int, char *[]);
+#if !defined(HAVE_LIBBSD) && !defined(HAVE_SETPROCTITLE)
+void	 setproctitle(const char *, ...)
+	    __attribute__((__format__(__printf__, 1, 2)));
+#endif
 #if !defined(HAVE_LIBBSD) && !defined(HAVE_STRLCPY)
 size_t	 strlcpy(char *, const char *, size_t);
 #endif

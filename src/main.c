@@ -455,10 +455,7 @@ main(int argc, char *argv[])
 		warnx("out of memory");
 		return (EX_SOFTWARE);
 	}
-#ifdef HAVE_LIBBSD
-	/* libbsd needs to know where argv is before setproctitle(3). */
-	setproctitle_init(argc, argv, environ);
-#endif
+	compat_setproctitle_init(argc, argv);
 	setproctitle("-%s", PACKAGE);
 	status = options_parse(&options, argc, args, stdout, stderr);
 	free_args(args);
