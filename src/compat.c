@@ -3,10 +3,11 @@
  * SPDX-License-Identifier: AGPL-3.0-or-later
  */
 /*
- * compat.c: the platform's way to sync, to make a pipe and to wait for a
- * signal, and the BSD functions that neither its C library nor libbsd
- * gave (see compat.h). Only Linux is tested: every other branch here is
- * built on Linux by forcing configure's answers, not run where it belongs.
+ * compat.c: the platform's way to sync, to make a pipe, to wait for a
+ * signal or until a deadline, and the BSD functions that neither its C
+ * library nor libbsd gave (see compat.h). Only Linux is tested: every
+ * other branch but F_FULLFSYNC's is built and run there by forcing
+ * configure's answers (see README), not where it belongs.
  */
 #include "config.h"
 
@@ -113,7 +114,8 @@ pending_in(const sigset_t *set)
 	if (sigpending(&now) == -1)
 		return (-1);
 	for (signo = 1; signo < NSIG; signo++)
-		if (sigismember(set, signo) == 1 && sigismember(&now, signo) == 1)
+		if (sigismember(set, signo) == 1 &&
+		    sigismember(&now, signo) == 1)
 			return (signo);
 	return (0);
 }

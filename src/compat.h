@@ -5,7 +5,7 @@
 /*
  * compat.h: what differs between Linux, macOS and the BSDs, in one place.
  * config.h includes it last, so every module sees it; configure says
- * which half of each #if applies (see "PLATFORMS" in echopost(1) for what
+ * which half of each #if applies (see Platforms in echopost(1) for what
  * each platform's sync promises, and README for which are tested).
  *
  * The BSD functions come from the C library, else from libbsd, else from

@@ -211,7 +211,8 @@ spool_give_up(struct spool *s, uint64_t first, uint64_t last)
 		goto fail;
 	n = snprintf(line, sizeof line, "%" PRIu64 "-%" PRIu64 "\n", first,
 	    last);
-	if (write_all(fd, line, (size_t)n) == -1 || compat_sync_file(fd) == -1) {
+	if (write_all(fd, line, (size_t)n) == -1 ||
+	    compat_sync_file(fd) == -1) {
 		saved = errno;
 		close(fd);
 		errno = saved;
