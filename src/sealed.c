@@ -322,12 +322,14 @@ sealed_finish(struct sealed_writer *w, uint64_t end, const char *name)
 
 	if (w->block.count > 0 && store_block(w) == -1)
 		status = -1;
-	else if (gdbm_store(w->db, sealed_name_key("key_order"), sealed_number_value(
-	    KEYS_OF_BLOCKS_SEVEN_BIT, order), GDBM_REPLACE) != 0 ||
-	    gdbm_store(w->db, sealed_name_key("block_records"), sealed_number_value(
-	    BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
-	    gdbm_store(w->db, sealed_name_key("end"), sealed_number_value(end, buf),
-	    GDBM_REPLACE) != 0 || gdbm_sync(w->db) != 0) {
+	else if (gdbm_store(w->db, sealed_name_key("key_order"),
+	    sealed_number_value(KEYS_OF_BLOCKS_SEVEN_BIT, order),
+	    GDBM_REPLACE) != 0 ||
+	    gdbm_store(w->db, sealed_name_key("block_records"),
+	    sealed_number_value(BLOCK_RECORDS, records), GDBM_REPLACE) != 0 ||
+	    gdbm_store(w->db, sealed_name_key("end"),
+	    sealed_number_value(end, buf), GDBM_REPLACE) != 0 ||
+	    gdbm_sync(w->db) != 0) {
 		errno = sealed_gdbm_errno(w->db);
 		status = -1;
 	}
