@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -142,9 +143,9 @@ journal_create(struct journal **jp, int dirfd, const char *name,
 
 /*
  * Make a spare: a file of size bytes, all zeros (size rounded up to
- * SPARE_CHUNK), on disk, for journal_adopt(). A spare of that size left by an earlier run
- * is taken as it is: nothing but a header is ever written to a spare
- * before it is adopted.
+ * SPARE_CHUNK), on disk, for journal_adopt(). A spare of that size left
+ * by an earlier run is taken as it is: nothing but a header is ever
+ * written to a spare before it is adopted.
  */
 int
 journal_prepare(int dirfd, const char *name, off_t size)

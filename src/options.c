@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,10 +25,14 @@
 #include "options.h"
 #include "util.h"
 
-#define KEY_BASE	256	/* getopt's code for option_table[i]: KEY_BASE + i */
+#define KEY_BASE	256	/* getopt's code of option_table[i]: + i */
 #define HELP_COLUMN	26	/* where --help's explanations start */
 #define HELP_WIDTH	79	/* the longest line of it */
 #define WHY_SIZE	128
+
+/* A row's "given" of 0 means none: no flag can sit at offset 0. */
+_Static_assert(offsetof(struct options, mode) == 0,
+    "struct options must begin with its mode");
 
 static bool
 takes_value(const struct option_row *row)

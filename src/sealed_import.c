@@ -90,7 +90,11 @@ key_range(GDBM_FILE db, enum key_order order, struct sealed_range *range,
 		next = gdbm_nextkey(db, key);
 		free(key.dptr);
 	}
-	return (gdbm_errno == GDBM_ITEM_NOT_FOUND ? found : -1);
+	if (gdbm_errno != GDBM_ITEM_NOT_FOUND) {
+		errno = sealed_gdbm_errno(db);
+		return (-1);
+	}
+	return (found);
 }
 
 /*
@@ -103,8 +107,10 @@ recover_copy(GDBM_FILE db, const char *legacy)
 	gdbm_recovery	rcvr;
 
 	memset(&rcvr, 0, sizeof rcvr);
-	if (gdbm_recover(db, &rcvr, GDBM_RCVR_FORCE) != 0)
+	if (gdbm_recover(db, &rcvr, GDBM_RCVR_FORCE) != 0) {
+		errno = sealed_gdbm_errno(db);
 		return (-1);
+	}
 	log_event(LEVEL_WARN, "spool_recovered", "{s:s, s:I, s:I, s:I}",
 	    "path", legacy,
 	    "recovered_keys", (json_int_t)rcvr.recovered_keys,
@@ -121,10 +127,14 @@ recover_copy(GDBM_FILE db, const char *legacy)
 static int
 legacy_key_order(GDBM_FILE db, enum key_order *order)
 {
-	if (sealed_key_order(db, order) == -1)
+	if (sealed_key_order(db, order) == -1) {
+		errno = sealed_gdbm_errno(db);
 		return (-1);
-	if (*order == KEYS_OF_BLOCKS || *order == KEYS_OF_BLOCKS_SEVEN_BIT)
+	}
+	if (*order == KEYS_OF_BLOCKS || *order == KEYS_OF_BLOCKS_SEVEN_BIT) {
+		errno = EBADMSG;
 		return (-1);
+	}
 	return (0);
 }
 
@@ -156,7 +166,7 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	}
 	if ((db = sealed_open_gdbm(dirfd, work, work, O_RDWR, GDBM_WRITER,
 	    WRITE_BUCKETS)) == NULL) {
-		saved = gdbm_errno == GDBM_FILE_OPEN_ERROR ? errno : EBADMSG;
+		saved = errno;
 		unlinkat(dirfd, work, 0);
 		errno = saved;
 		return (-1);
@@ -164,9 +174,10 @@ sealed_import(int dirfd, const char *legacy, const char *work,
 	if (recover_copy(db, legacy) == -1 ||
 	    legacy_key_order(db, &order) == -1 ||
 	    (found = key_range(db, order, range, &last)) == -1) {
+		saved = errno;
 		gdbm_close(db);
 		unlinkat(dirfd, work, 0);
-		errno = EBADMSG;
+		errno = saved;
 		return (-1);
 	}
 	range->end = found ? last + 1 : 0;

@@ -129,8 +129,8 @@ spool_given_up_load(struct spool *s)
 	} else if ((f = fdopen(fd, "r")) == NULL)
 		close(fd);
 	if (f == NULL || parse_lines(s, f) == -1) {
-		cause_set(s->error, 0, "%s: %s: its records are sent as any "
-		    "other", spool_names_path(s, name, path), strerror(errno));
+		cause_set(s->error, errno, "its records are sent as any other, "
+		    "for %s is unreadable", spool_names_path(s, name, path));
 		if (!s->reader)
 			log_event(LEVEL_ERROR, "given_up_unreadable", "{s:s}",
 			    "error", s->error);

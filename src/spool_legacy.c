@@ -134,7 +134,7 @@ spool_legacy_import(struct spool *s)
 	int			 found;
 
 	if (spool_names_file(s, work, IMPORT_SUFFIX) == -1) {
-		cause_set(s->error, 0, "%s", strerror(errno));
+		cause_set(s->error, errno, "import %s", s->path);
 		return (-1);
 	}
 	range.end = first_journaled(s);
@@ -144,8 +144,9 @@ spool_legacy_import(struct spool *s)
 		return (-1);
 	}
 	if (found == -1)
-		spool_names_set_aside(s, s->name, "spool_damaged", "not a "
-		    "spool of echopost 1 that GDBM can read, even recovered");
+		spool_names_set_aside(s, s->name, "spool_damaged", "GDBM "
+		    "cannot read it, even recovered, or it holds blocks of "
+		    "records: not a spool of echopost 1");
 	if (found == 1) {
 		/* EEXIST: imported before a crash, not deleted yet. */
 		if (spool_names_sealed(s, range.first, range.end,

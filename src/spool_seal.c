@@ -41,8 +41,8 @@ int64_t	(*spool_quiet_clock)(void) = clock_monotonic_ms;
  * failed), -1 on error.
  */
 static int
-seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
-    uint64_t start)
+seal_journal(struct spool *s, struct sealed_writer *w, const char *work,
+    struct segment *seg, uint64_t start)
 {
 	struct journal_reader	*r;
 	const void		*data;
@@ -68,7 +68,8 @@ seal_journal(struct spool *s, struct sealed_writer *w, struct segment *seg,
 	    (found = journal_read(r, -1, &seq, &data, &size)) == 1) {
 		found = 0;
 		if (seq >= start && sealed_put(w, seq, data, size) == -1) {
-			cause_set(s->error, errno, "seal %s/%s", s->dir, name);
+			cause_set(s->error, errno, "seal %s/%s into %s", s->dir,
+			    name, work);
 			found = -2;
 		}
 	}
@@ -174,7 +175,7 @@ spool_seal_journals(struct spool *s)
 			    spool_names_path(s, work, path)) == -1)
 				return (mover_error(s, "create", work));
 		}
-		if ((status = seal_journal(s, w, seg, start)) == 0) {
+		if ((status = seal_journal(s, w, work, seg, start)) == 0) {
 			end = seg->end;
 			high = seg->number;
 			moved++;
@@ -188,9 +189,12 @@ spool_seal_journals(struct spool *s)
 	 * EEXIST: sealed before a crash that kept the journals, maybe before
 	 * its name was synced: the journals go only once it is.
 	 */
-	if (spool_names_sealed(s, start, end, name) == -1 ||
-	    (sealed_finish(w, end, name) == -1 && (errno != EEXIST ||
-	    fsync(s->dirfd) == -1)))
+	if (spool_names_sealed(s, start, end, name) == -1) {
+		sealed_abandon(w);
+		return (mover_error(s, "name", work));
+	}
+	if (sealed_finish(w, end, name) == -1 && (errno != EEXIST ||
+	    fsync(s->dirfd) == -1))
 		return (mover_error(s, "seal", name));
 	if (replace_journals(s, low, high, start, end) == -1)
 		return (mover_error(s, "seal", name));

@@ -364,15 +364,14 @@ read_journal(struct spool *s, size_t i, uint64_t seq, void **value,
  * is to be tried again, else 0, the records from seq to lost lost.
  */
 static int
-sealed_failed(struct spool *s, struct segment *seg, uint64_t seq,
-    uint64_t lost, bool opening)
+sealed_failed(struct spool *s, struct segment *seg, const char *name,
+    uint64_t seq, uint64_t lost, bool opening)
 {
-	char	name[NAME_SIZE];
 	int	error = errno, retry;
 
 	retry = transient_error(error) && (s->reader ||
 	    !read_given_up(s, seq));
-	if ((!retry || s->reader) && spool_segments_name(s, seg, name) == 0) {
+	if (!retry || s->reader) {
 		if (opening)
 			cause_set(s->error, error, "open %s/%s", s->dir, name);
 		else
@@ -413,7 +412,8 @@ read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
 	spool_names_path(s, name, path);
 	if (s->sealed == NULL) {
 		if (sealed_open(&s->sealed, s->dirfd, name, path) == -1)
-			return (sealed_failed(s, seg, seq, seg->end, true));
+			return (sealed_failed(s, seg, name, seq, seg->end,
+			    true));
 		s->sealed_index = i;
 	}
 	if ((found = sealed_get(s->sealed, seq, value, size)) == -1) {
@@ -421,7 +421,7 @@ read_sealed(struct spool *s, size_t i, uint64_t seq, void **value,
 		sealed_close(s->sealed);
 		s->sealed = NULL;
 		errno = error;
-		return (sealed_failed(s, seg, seq, seq + 1, false));
+		return (sealed_failed(s, seg, name, seq, seq + 1, false));
 	}
 	return (found);
 }

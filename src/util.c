@@ -24,22 +24,30 @@
 /*
  * The one way a message for the admin is built (echopost.h): fmt, then
  * ": " and strerror(error) unless error is 0. EBADMSG, the bottom layer's
- * word for bytes that do not check out, reads "damaged".
+ * word for bytes that do not check out, reads "damaged". The reason is
+ * kept whole, the text before it cut if it must be; errno is kept, for
+ * callers that go on to look at it.
  */
 void
 cause_set(char cause[CAUSE_SIZE], int error, const char *fmt, ...)
 {
-	va_list	ap;
-	int	n;
+	va_list		 ap;
+	const char	*reason;
+	size_t		 room = CAUSE_SIZE;
+	int		 saved = errno;
 
+	reason = error == EBADMSG ? "damaged" : strerror(error);
+	if (error != 0 && strlen(reason) + 3 < room)
+		room -= strlen(reason) + 2;
 	va_start(ap, fmt);
-	n = vsnprintf(cause, CAUSE_SIZE, fmt, ap);
+	if (vsnprintf(cause, room, fmt, ap) < 0)
+		strlcpy(cause, fmt, room);
 	va_end(ap);
-	if (n < 0)
-		n = snprintf(cause, CAUSE_SIZE, "%s", fmt);
-	if (error != 0 && n >= 0 && n < CAUSE_SIZE)
-		snprintf(cause + n, CAUSE_SIZE - n, ": %s", error == EBADMSG ?
-		    "damaged" : strerror(error));
+	if (error != 0) {
+		strlcat(cause, ": ", CAUSE_SIZE);
+		strlcat(cause, reason, CAUSE_SIZE);
+	}
+	errno = saved;
 }
 
 int64_t
