@@ -256,13 +256,18 @@ def read_events(path):
 
 
 def sockets_under(top):
-    """Every UNIX socket file under top, whatever its name."""
+    """Every UNIX socket file under top, whatever its name. A file
+    renamed away between the listing and its lstat (echopost.status.new)
+    is not one."""
     found = []
     for root, dirs, names in os.walk(top):
         for name in names:
             path = os.path.join(root, name)
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                found.append(path)
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    found.append(path)
+            except FileNotFoundError:
+                pass
     return found
 
 
