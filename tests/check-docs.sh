@@ -27,14 +27,21 @@ if [ ! -s "$code" ] || [ ! -s "$man" ]; then
 	exit 1
 fi
 status=0
-for name in $(comm -23 "$code" "$man"); do
-	echo "FAIL: the code logs $name, which the man page's table lacks"
-	status=1
-done
-for name in $(comm -13 "$code" "$man"); do
-	echo "FAIL: the man page lists $name, which the code never logs"
-	status=1
-done
+
+# differ KIND A WHERE_A B WHERE_B: the names in sorted files A and B, each
+# of them in both.
+differ() {
+	for name in $(comm -23 "$2" "$4"); do
+		echo "FAIL: $3 has the $1 $name, which $5 lacks"
+		status=1
+	done
+	for name in $(comm -13 "$2" "$4"); do
+		echo "FAIL: $5 has the $1 $name, which $3 lacks"
+		status=1
+	done
+}
+
+differ event "$code" "the code" "$man" "the man page's table"
 if [ -n "$(uniq -d "$man")" ]; then
 	echo "FAIL: the man page lists twice: $(uniq -d "$man")"
 	status=1
@@ -56,14 +63,7 @@ compare_options() {
 		status=1
 		return
 	fi
-	for name in $(comm -23 "$table" "$listed"); do
-		echo "FAIL: $1 lacks the option -$name"
-		status=1
-	done
-	for name in $(comm -13 "$table" "$listed"); do
-		echo "FAIL: $1 names -$name, which the option table lacks"
-		status=1
-	done
+	differ option "$table" "the option table" "$listed" "$1"
 }
 sed -n 's/^[[:space:]]*{ \.name = "\([a-z-]*\)".*/\1/p' \
     "$srcdir/src/options_table.c" | sort > "$table"
