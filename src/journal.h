@@ -37,7 +37,7 @@ struct journal_reader;
  * be kept as it is; no entry it may hold is numbered next or after. Where
  * its end could not be read, next is a bound: numbers from bound on may
  * never have been given (UINT64_MAX: none). cut: the bytes of a tail torn
- * by a crash after end.
+ * by a crash after end (not the zeros of a spare).
  */
 struct journal_survey {
 	uint64_t	 first;

@@ -150,7 +150,10 @@ journal_survey(int dirfd, const char *name, bool skip_unreadable,
 		survey->damaged = true;
 		number_damaged(r, survey, survey->end, sb.st_size, error);
 	}
-	survey->cut = survey->damaged ? 0 : sb.st_size - survey->end;
+	/* What follows a spare's entries is its zeros, not a torn tail. */
+	if (!survey->damaged && (!spare || torn_tail(r, survey->end,
+	    sb.st_size)))
+		survey->cut = sb.st_size - survey->end;
 	journal_reader_close(r);
 	return (0);
 }

@@ -181,14 +181,20 @@ ten_entries(void)
  */
 START_TEST(torn_commit_cut_off)
 {
-	unsigned char	torn[16 + 40];
+	struct journal_survey	survey;
+	unsigned char		torn[16 + 40];
+	off_t			size;
 
-	ten_entries();
+	size = ten_entries();
 	memset(torn, 0, sizeof torn);
 	torn[7] = 10;			/* entry 10 */
 	torn[11] = 200;			/* of 200 bytes, 40 of them here */
 	memset(torn + 16, 'x', 40);
 	append_bytes(torn, sizeof torn);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(!survey.damaged);
+	ck_assert_int_eq(survey.end, size);
+	ck_assert_int_eq(survey.cut, (off_t)sizeof torn);
 
 	resume_and_add(10, 20);
 	ck_assert_uint_eq(read_all(NAME, -1, 0), 20);
@@ -317,11 +323,15 @@ START_TEST(entry_cut_short_is_damage)
 }
 END_TEST
 
-/* A journal made from a spare: zeros after the entries end them. */
+/*
+ * A journal made from a spare: zeros after the entries end them, and
+ * are no torn tail (no journal_repaired after a clean stop).
+ */
 START_TEST(spare_reads_the_same)
 {
-	struct journal	*j;
-	struct stat	 sb;
+	struct journal_survey	 survey;
+	struct journal		*j;
+	struct stat		 sb;
 
 	ck_assert_int_eq(journal_prepare(dfd, SPARE, 1 << 20), 0);
 	ck_assert_int_eq(journal_adopt(&j, dfd, SPARE, NAME, 7), 0);
@@ -332,6 +342,10 @@ START_TEST(spare_reads_the_same)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_size, 1 << 20);
 	ck_assert_uint_eq(read_all(NAME, -1, 7), 493);
+	ck_assert_int_eq(journal_survey(dfd, NAME, false, &survey), 0);
+	ck_assert(!survey.damaged);
+	ck_assert_uint_eq(survey.next, 500);
+	ck_assert_int_eq(survey.cut, 0);
 
 	resume_and_add(500, 510);
 	ck_assert_uint_eq(read_all(NAME, -1, 7), 503);

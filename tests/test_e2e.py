@@ -34,9 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 
 from support import (  # noqa: E402
-    ECHOPOST, ECHOPOST_SEND, PID_FILE, REPO, RFC3339_UTC_RE, SESSION_RE,
-    POSITION, SLOW, SOCKET_NAME, STATUS_LOCK, SUN_PATH_MAX, EchoPostTest, Sent,
-    WRAPPED, spool_kept, spool_names,
+    ECHOPOST, ECHOPOST_SEND, JOURNAL_RE, PID_FILE, REPO, RFC3339_UTC_RE,
+    SESSION_RE, POSITION, SLOW, SOCKET_NAME, STATUS_LOCK, SUN_PATH_MAX,
+    EchoPostTest, Sent, WRAPPED, c_define, spool_kept, spool_names,
     files_under, load_stubs, log_text, read_events, read_json_lines,
     send_log, sockets_under, wait_until)
 
@@ -341,6 +341,42 @@ class RestartTest(EchoPostTest):
                          sorted((2, s.thread, s.seq) for s in sent2))
         self.assert_in_ack_order(sent1 + sent2, posts, slack=0)
         self.assertEqual(spool_names(self.dir), [])
+
+    def test_clean_stop_leaves_no_tail_to_repair(self):
+        # The newest journal made from a spare ends in the spare's zeros,
+        # which no crash tore: the start after a clean stop must not report
+        # a repair (journal_repaired tells the admin a crash cut bytes
+        # off), and delivers every log.
+        chunk = c_define("SPARE_CHUNK")
+        self.start_server("down")
+        first = self.start_echopost(journal_size=4096)
+        self.wait_socket(first)
+
+        def newest_is_spare():
+            journals = [n for n in spool_names(self.dir)
+                        if JOURNAL_RE.fullmatch(n)]
+            newest = max(journals, key=lambda n: int(n.rsplit(".", 1)[1]))
+            size = os.path.getsize(os.path.join(self.dir, newest))
+            return size % chunk == 0
+
+        stored = 0
+        # The forwarder makes a spare while it waits for the server; the
+        # next journal is made from it.
+        while stored < 10 or not newest_is_spare():
+            self.assertLess(stored, 200, "no journal was made from a spare")
+            self.store('{"seq": %d, "pad": "%s"}' % (stored, "p" * 400))
+            stored += 1
+            time.sleep(0.02)
+        self.assertEqual(self.stop_echopost(first), 0)
+
+        second = self.start_echopost(journal_size=4096)
+        self.wait_socket(second)
+        self.server.up()
+        self.assertEqual(self.wait_exit(second), 0)
+        self.assertNotIn("journal_repaired", self.names_of(second))
+        seqs = [json.loads(p["body"])["log_data"]["seq"]
+                for p in self.posts()]
+        self.assertEqual(sorted(seqs), list(range(stored)))
 
     def test_signal_keeps_spool_and_later_run_delivers_it(self):
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
