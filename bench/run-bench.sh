@@ -43,6 +43,10 @@
 #	BENCH_PRELOAD_CALLERS [32]	callers that fill a spool
 #	BENCH_PHASES [ingest replay startup idle recovery]
 #					the parts to run
+#	BENCH_PIN [yes]			with two CPUs or more, HTTP servers
+#					on the last CPU and their clients
+#					on the first; "no" leaves them to
+#					the scheduler
 
 set -u
 
@@ -76,6 +80,20 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 PYTHON3=${PYTHON3:-/usr/bin/python3}
 DELAY_SERVER=${DELAY_SERVER:-$here/delay-server.py}
+
+# A replay and the HTTP server it feeds share one core in some runs and
+# not in others, as the scheduler places them: on two CPUs the same binary
+# replays 100 000 records at 37 000 a second apart and 23 000 together,
+# with CPU time per record up by half. A benchmark that compares two builds
+# then measures the scheduler. So each HTTP server gets the last CPU and
+# each of its clients (echopost, curl-baseline, wrk) the first, as a
+# server on another host would be.
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ "${BENCH_PIN:-yes}" = yes ] && [ "$(nproc)" -ge 2 ]; then
+	SERVER_CPU=(taskset -c "$(($(nproc) - 1))")
+	CLIENT_CPU=(taskset -c 0)
+fi
 
 for tool in "$ECHOPOST" "$LAUNCH" "$LOADGEN" "$NOOP" "$BARE" \
     "$CURL_BASELINE"; do
@@ -264,7 +282,8 @@ http {
 }
 EOF
 	touch "$prefix/access.log"
-	"$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
+	"${SERVER_CPU[@]}" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" \
+	    -e "$prefix/error.log" ||
 	    { echo "run-bench: nginx did not start" >&2; exit 1; }
 	cp "$prefix/nginx.pid" "$tmp/pids/nginx.$name"
 }
@@ -438,7 +457,8 @@ drain() {
 	local name=$1 spool=$2 count=$3 url=$4 dir=$tmp/$1 sent
 	shift 4
 	cp -a "$spool" "$dir"
-	launch_bg "$name" -T 900 -- "$ECHOPOST" --replay-only \
+	launch_bg "$name" -T 900 -- "${CLIENT_CPU[@]}" "$ECHOPOST" \
+	    --replay-only \
 	    -datanadhi "$dir" -health-url "$url" --log-level warn "$@"
 	launch_wait "$name"
 	sent=$(delivered "$dir")
@@ -455,7 +475,8 @@ drain() {
 wrk_rate() {
 	local name=$1 connections=$2 url=$3 threads=1
 	[ "$connections" -gt 1 ] && threads=2
-	run "$WRK" -t "$threads" -c "$connections" -d "${BENCH_SECONDS}s" \
+	run "${CLIENT_CPU[@]}" "$WRK" -t "$threads" -c "$connections" \
+	    -d "${BENCH_SECONDS}s" \
 	    -s "$tmp/post.lua" "$url" > "$tmp/raw/$name.txt"
 	printf '{"records_per_s": %s}\n' "$(sed -n \
 	    's/^Requests\/sec: *//p' "$tmp/raw/$name.txt")" \
@@ -466,7 +487,7 @@ wrk_rate() {
 # bodies with that many in flight; raw/name.rate.json has its rate.
 curl_rate() {
 	local name=$1 connections=$2 url=$3
-	run timeout 900 "$CURL_BASELINE" -c "$connections" \
+	run timeout 900 "${CLIENT_CPU[@]}" "$CURL_BASELINE" -c "$connections" \
 	    -n "$BENCH_RECORDS" -s "$BENCH_SIZE" "$url" \
 	    > "$tmp/raw/$name.json"
 	printf '{"records_per_s": %s}\n' "$(jget "$tmp/raw/$name.json" \
@@ -491,7 +512,7 @@ post_script() {
 }
 
 delay_server_start() {
-	"$PYTHON3" "$DELAY_SERVER" "$1" "$BENCH_DELAY_MS" &
+	"${SERVER_CPU[@]}" "$PYTHON3" "$DELAY_SERVER" "$1" "$BENCH_DELAY_MS" &
 	echo "$!" > "$tmp/pids/delay-server"
 	wait_for 10 listening "$1" ||
 	    { echo "run-bench: delay-server did not start" >&2; exit 1; }
@@ -626,7 +647,7 @@ big() {
 	before=$(delivered "$dir")
 	say "big spool: replay for ${BENCH_SECONDS}s"
 	launch_bg big-replay -q -s "$dir/$SOCK" -t "$BENCH_SECONDS" -T 120 \
-	    -- "$ECHOPOST" -datanadhi "$dir" -health-url \
+	    -- "${CLIENT_CPU[@]}" "$ECHOPOST" -datanadhi "$dir" -health-url \
 	    "http://127.0.0.1:$port" --log-level warn
 	launch_wait big-replay
 	echo $(($(delivered "$dir") - before)) > "$tmp/raw/big-replay.sent"
@@ -910,6 +931,10 @@ phase() {
 started=$(now)
 say "run-bench: $ECHOPOST ($(commit | paste -sd' ' -)), temporary" \
     "files in $tmp"
+if [ ${#CLIENT_CPU[@]} -gt 0 ]; then
+	say "run-bench: HTTP servers on CPU $(($(nproc) - 1)), their" \
+	    "clients on CPU 0 (BENCH_PIN=no: anywhere)"
+fi
 busy=$(busy_percent)
 [ "$busy" -gt 10 ] && say "run-bench: WARNING: the machine is already" \
     "${busy}% busy; the figures will show it"
