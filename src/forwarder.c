@@ -354,6 +354,7 @@ forwarder_main(void *arg)
 	replay(f);
 	pthread_mutex_lock(&f->lock);
 	f->done = true;
+	pthread_cond_broadcast(&f->wake);
 	pthread_mutex_unlock(&f->lock);
 	return (NULL);
 }
@@ -437,12 +438,21 @@ forwarder_wants_drain(struct forwarder *f)
 	return (wants);
 }
 
+/*
+ * Whether the forwarder has ended, waiting up to wait_ms for it: main
+ * exits as soon as it ends, not at its next look.
+ */
 bool
-forwarder_done(struct forwarder *f)
+forwarder_done(struct forwarder *f, int64_t wait_ms)
 {
-	bool	done;
+	struct timespec	deadline;
+	bool		done;
 
+	compat_cond_deadline(&deadline, wait_ms);
 	pthread_mutex_lock(&f->lock);
+	while (!f->done && wait_ms > 0 &&
+	    pthread_cond_timedwait(&f->wake, &f->lock, &deadline) != ETIMEDOUT)
+		;
 	done = f->done;
 	pthread_mutex_unlock(&f->lock);
 	return (done);

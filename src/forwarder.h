@@ -39,7 +39,7 @@ struct forwarder *forwarder_start(const struct options *, bool,
 		    struct spool *, struct session *, char [CAUSE_SIZE]);
 bool		 forwarder_wants_drain(struct forwarder *);
 void		 forwarder_listener_closed(struct forwarder *);
-bool		 forwarder_done(struct forwarder *);
+bool		 forwarder_done(struct forwarder *, int64_t);
 void		 forwarder_stop(struct forwarder *);
 enum forwarder_result forwarder_join(struct forwarder *, uint64_t *,
 		    uint64_t *);

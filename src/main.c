@@ -11,7 +11,8 @@
  *	SIGINT, SIGTERM, SIGHUP -> stop listening -> keep the spool -> exit 0
  *
  * Signals are blocked in every thread and taken with sigtimedwait(2) here,
- * between polls of the listener: no handler, nothing async-signal-unsafe.
+ * between polls of the listener or waits for the forwarder (at most
+ * POLL_MS): no handler, nothing async-signal-unsafe.
  */
 #include "config.h"
 
@@ -232,15 +233,14 @@ start_forwarder(struct run *run)
 	return (0);
 }
 
+/* A stop signal that is pending, or 0: it does not wait. */
 static int
-take_signal(int64_t wait_ms)
+take_signal(void)
 {
-	struct timespec	wait;
+	struct timespec	now = { 0, 0 };
 	int		signo;
 
-	wait.tv_sec = wait_ms / 1000;
-	wait.tv_nsec = (wait_ms % 1000) * 1000000;
-	signo = compat_sigtimedwait(&stop_signals, &wait);
+	signo = compat_sigtimedwait(&stop_signals, &now);
 	if (signo > 0)
 		log_event(LEVEL_INFO, "signal", "{s:s}", "signal",
 		    strsignal(signo));
@@ -258,11 +258,11 @@ serve(struct run *run)
 		if (listener_poll(run->listener, POLL_MS) == -1)
 			return ("listener failed");
 		listener_keep_socket(run->listener);
-		if (take_signal(0) != 0)
+		if (take_signal() != 0)
 			return ("signal");
 		if (forwarder_wants_drain(run->forwarder))
 			return (DRAINED);
-		if (forwarder_done(run->forwarder))
+		if (forwarder_done(run->forwarder, 0))
 			return ("replay given up");
 	}
 }
@@ -284,8 +284,8 @@ run_agent(struct run *run)
 		run->listener = NULL;
 	}
 	forwarder_listener_closed(run->forwarder);
-	while (!forwarder_done(run->forwarder))
-		if (take_signal(POLL_MS) != 0)
+	while (!forwarder_done(run->forwarder, POLL_MS))
+		if (take_signal() != 0)
 			forwarder_stop(run->forwarder);
 	result = forwarder_join(run->forwarder, &rejected, &run->quarantined);
 	run->forwarder = NULL;
