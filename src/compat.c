@@ -3,11 +3,11 @@
  * SPDX-License-Identifier: AGPL-3.0-or-later
  */
 /*
- * compat.c: the platform's way to sync, to make a pipe, to wait for a
- * signal or until a deadline, and the BSD functions that neither its C
- * library nor libbsd gave (see compat.h). Only Linux is tested: every
- * other branch but F_FULLFSYNC's is built and run there by forcing
- * configure's answers (see README), not where it belongs.
+ * compat.c: the platform's way to sync, to make a pipe, to take a
+ * pending signal, to wait until a deadline, and the BSD functions that
+ * neither its C library nor libbsd gave (see compat.h). Only Linux is
+ * tested: every other branch but F_FULLFSYNC's is built and run there by
+ * forcing configure's answers (see README), not where it belongs.
  */
 #include "config.h"
 
@@ -122,28 +122,25 @@ pending_in(const sigset_t *set)
 #endif
 
 /*
- * Without sigtimedwait (macOS) the caller blocks the signals of set in
- * every thread, so that one sent stays pending: look, sleep the whole
- * wait, look again. A signal is seen up to one wait late.
+ * The caller blocks the signals of set in every thread, so that one sent
+ * stays pending until it is taken here. Without sigtimedwait (macOS),
+ * sigpending says whether one is, and sigwait takes it.
  */
 int
-compat_sigtimedwait(const sigset_t *set, const struct timespec *wait)
+compat_signal_take(const sigset_t *set)
 {
 #ifdef HAVE_SIGTIMEDWAIT
-	return (sigtimedwait(set, NULL, wait));
+	struct timespec	now = { 0, 0 };
+	int		signo;
+
+	if ((signo = sigtimedwait(set, NULL, &now)) == -1 && errno == EAGAIN)
+		return (0);
+	return (signo);
 #else
 	int	signo, error;
 
-	signo = pending_in(set);
-	if (signo == 0 && (wait->tv_sec > 0 || wait->tv_nsec > 0)) {
-		if (nanosleep(wait, NULL) == -1 && errno != EINTR)
-			return (-1);
-		signo = pending_in(set);
-	}
-	if (signo == 0)
-		errno = EAGAIN;
-	if (signo <= 0)
-		return (-1);
+	if ((signo = pending_in(set)) <= 0)
+		return (signo);
 	if ((error = sigwait(set, &signo)) != 0) {
 		errno = error;
 		return (-1);

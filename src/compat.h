@@ -30,8 +30,8 @@ int	 compat_sync_file(int);
 /* pipe2(2); without it, pipe and fcntl, with a window before CLOEXEC. */
 int	 compat_pipe2(int [2], int);
 
-/* sigtimedwait(2) without the siginfo; without it, a poll of sigpending. */
-int	 compat_sigtimedwait(const sigset_t *, const struct timespec *);
+/* A pending signal of set, taken, without waiting: 0 if none, -1 on error. */
+int	 compat_signal_take(const sigset_t *);
 
 /*
  * A condition variable for timed waits, and a deadline ms from now on its

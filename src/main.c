@@ -237,11 +237,9 @@ start_forwarder(struct run *run)
 static int
 take_signal(void)
 {
-	struct timespec	now = { 0, 0 };
-	int		signo;
+	int	signo;
 
-	signo = compat_sigtimedwait(&stop_signals, &now);
-	if (signo > 0)
+	if ((signo = compat_signal_take(&stop_signals)) > 0)
 		log_event(LEVEL_INFO, "signal", "{s:s}", "signal",
 		    strsignal(signo));
 	return (signo > 0 ? signo : 0);
