@@ -260,11 +260,13 @@ class GiveUpTest(AdminTest):
         self.assertEqual(marked, [False, True, False, True, True, False])
 
         # --replay-only: records given up are not the server's refusals
-        # (exit 65), the run exits 0.
+        # (exit 65), the run exits 0. One request at a time, so that the
+        # records kept arrive in their order.
         self.server.up()
         proc = self.start_echopost(["--replay-only", "-datanadhi", self.dir,
                                     "-health-url", self.server.url,
-                                    "--health-interval", "50ms"])
+                                    "--health-interval", "50ms",
+                                    "--replay-concurrency", "1"])
         self.assertEqual(self.wait_exit(proc), 0, self.stderr_of(proc))
         kept = [texts[i] for i in (0, 2, 5)]
         self.assertEqual(self.delivered_payloads(), self.canonical(kept))
