@@ -381,8 +381,8 @@ set_up(struct forwarder *f, char cause[CAUSE_SIZE])
 	if (compat_cond_init(&f->wake) != 0 ||
 	    pthread_mutex_init(&f->lock, NULL) != 0)
 		return (-1);
-	/* Room to go on while the oldest waits, and to see a run. */
-	f->window_size = 2 * (size_t)f->options->concurrency + ENDPOINT_RUN;
+	f->window_size = WINDOW_PER_REQUEST * (size_t)f->options->concurrency +
+	    ENDPOINT_RUN;
 	cause_set(cause, 0, "out of memory");
 	if ((f->window = calloc(f->window_size, sizeof *f->window)) == NULL ||
 	    (f->shown_delivery_url = delivery_url(f->options->shown_url)) == NULL)

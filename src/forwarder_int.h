@@ -28,6 +28,11 @@
 
 /* So many records in a row refused alike: the endpoint, not the logs. */
 #define ENDPOINT_RUN		8
+/*
+ * Records read ahead per request allowed in flight: room to go on while
+ * the oldest waits. The window holds that many per request, and a run.
+ */
+#define WINDOW_PER_REQUEST	2
 
 enum entry_state {
 	ENTRY_QUEUED,		/* to send, or to quarantine */

@@ -183,12 +183,14 @@ def default_concurrency():
 
 def order_slack():
     """How far out of arrival order a record may reach the server: twice
-    the replay's window (2 x concurrency + ENDPOINT_RUN records,
-    forwarder.c). A record is sent only while every record a window older
-    is settled, and a failed request is sent again before anything new;
-    so what reaches the server between a record and one stored before it
-    are the failed records of one window and the records of the next."""
-    return 2 * (2 * default_concurrency() + c_define("ENDPOINT_RUN"))
+    the replay's window (forwarder.c's set_up). A record is sent only
+    while every record a window older is settled, and a failed request is
+    sent again before anything new; so what reaches the server between a
+    record and one stored before it are the failed records of one window
+    and the records of the next."""
+    window = (c_define("WINDOW_PER_REQUEST") * default_concurrency() +
+              c_define("ENDPOINT_RUN"))
+    return 2 * window
 
 
 SOCKET_POLL = 0.05
